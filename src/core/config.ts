@@ -1,0 +1,225 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+import { UserError } from './errors.ts';
+
+/**
+ * The node's configuration: one schema, one place for defaults.
+ * Layers, later wins: defaults → YAML file → environment (`RETURNCAM_*`) → flags.
+ */
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 30s, 15m, 72h, 7d)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const iceServer = z.strictObject({
+  urls: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
+
+const port = z.number().int().min(0).max(65535);
+
+export const nodeConfigSchema = z.strictObject({
+  node: z
+    .strictObject({
+      /** Identifies this node in evidence manifests and fleet status. */
+      id: z.string().min(1).default('local'),
+      /** Where the database, keys and recordings live. */
+      dataDir: z.string().min(1).default('./data'),
+      /** Base URL put into links; defaults to http://HOST:PORT. */
+      publicUrl: z.url().optional(),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(8080),
+    })
+    .prefault({}),
+  admin: z
+    .strictObject({
+      /** Admin bearer token; generated into DATA/admin.token when absent. */
+      token: z.string().min(16).optional(),
+      /** Answer admin requests from non-loopback clients too. */
+      allowRemote: z.boolean().default(false),
+    })
+    .prefault({}),
+  tokens: z
+    .strictObject({
+      /** HMAC key for case links (base64 or hex, ≥ 32 bytes); generated into DATA/token.key when absent. */
+      secret: z.string().min(32).optional(),
+      buyerTtl: duration.default(72 * 3_600_000),
+      staffTtl: duration.default(14 * 86_400_000),
+    })
+    .prefault({}),
+  media: z
+    .strictObject({
+      /** Public address to announce in ICE candidates (NAT'd hosts). */
+      announcedIp: z.string().optional(),
+      /** UDP ports for media, inclusive. */
+      portRange: z
+        .tuple([port.min(1), port.min(1)])
+        .refine(([a, b]) => a <= b, 'first port must not exceed the second')
+        .optional(),
+      /** ICE servers handed to peers. Empty by default: nodes may have no internet. */
+      iceServers: z.array(iceServer).default([]),
+      /** Offer a 127.0.0.1 candidate (local demos and tests). */
+      loopbackCandidate: z.boolean().default(true),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      sdpBytes: z.number().int().min(1024).default(64 * 1024),
+      jsonBytes: z.number().int().min(1024).default(64 * 1024),
+      messageChars: z.number().int().min(1).default(4000),
+      snapshotBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(10 * 1024 * 1024),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+      json: z.boolean().default(false),
+    })
+    .prefault({}),
+});
+
+export type NodeConfig = z.output<typeof nodeConfigSchema>;
+export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Obj, over: Obj): Obj {
+  const out: Obj = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+  }
+  return out;
+}
+
+/** Formats schema issues as `path: message` lines, prefixed by where the value came from. */
+export function formatIssues(source: string, error: z.ZodError): string {
+  const lines = error.issues.map((i) => {
+    const path = i.path.join('.') || '(top level)';
+    if (i.code === 'unrecognized_keys') {
+      const where = i.path.length ? `${i.path.join('.')}.` : '';
+      return `  ${i.keys.map((k) => `${where}${k}`).join(', ')}: unknown key`;
+    }
+    return `  ${path}: ${i.message}`;
+  });
+  return `${source} is not valid:\n${lines.join('\n')}`;
+}
+
+/** `http.port` → `RETURNCAM_HTTP_PORT`; `node.dataDir` → `RETURNCAM_NODE_DATA_DIR`. */
+export function envName(path: string[]): string {
+  return `RETURNCAM_${path.map((p) => p.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  for (;;) {
+    const def = (s as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType } })
+      .def;
+    if (['default', 'optional', 'prefault'].includes(def.type) && def.innerType) s = def.innerType;
+    else if (def.type === 'pipe' && def.in) s = def.in;
+    else return s;
+  }
+}
+
+/** Every leaf of the schema with its path, so environment overrides cover each key without a list. */
+function leaves(schema: z.ZodType, prefix: string[] = []): { path: string[]; schema: z.ZodType }[] {
+  const s = unwrap(schema);
+  if (s instanceof z.ZodObject) {
+    return Object.entries(s.shape).flatMap(([k, v]) => leaves(v as z.ZodType, [...prefix, k]));
+  }
+  return [{ path: prefix, schema: s }];
+}
+
+/** Reads `RETURNCAM_*` overrides. Values are parsed as YAML scalars/lists (`8080`, `true`, `[a, b]`). */
+export function envOverrides(env: NodeJS.ProcessEnv): Obj {
+  const out: Obj = {};
+  for (const { path, schema } of leaves(nodeConfigSchema)) {
+    const raw = env[envName(path)];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    // string keys (tokens, hosts, ids) take the text as it is, even when it looks like a number
+    if (!(schema instanceof z.ZodString)) {
+      try {
+        value = parseYaml(raw);
+      } catch {
+        value = raw;
+      }
+    }
+    let cur = out;
+    for (const p of path.slice(0, -1)) {
+      cur[p] = isObj(cur[p]) ? cur[p] : {};
+      cur = cur[p] as Obj;
+    }
+    cur[path.at(-1)!] = value;
+  }
+  return out;
+}
+
+export function readConfigFile(file: string): Obj {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new UserError(`config ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isObj(doc)) throw new UserError(`config ${file} must be a YAML mapping at the top level`);
+  return doc;
+}
+
+export interface LoadConfigOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: NodeConfigInput;
+}
+
+/** Builds the effective config from all layers and validates it once against the schema. */
+export function loadNodeConfig(opts: LoadConfigOptions = {}): NodeConfig {
+  const fileLayer = opts.file ? readConfigFile(opts.file) : {};
+  const fileCheck = nodeConfigSchema.safeParse(fileLayer);
+  if (!fileCheck.success) throw new UserError(formatIssues(`config ${opts.file}`, fileCheck.error));
+  const envLayer = envOverrides(opts.env ?? process.env);
+  const merged = deepMerge(deepMerge(fileLayer, envLayer), (opts.overrides ?? {}) as Obj);
+  const result = nodeConfigSchema.safeParse(merged);
+  if (!result.success) {
+    throw new UserError(formatIssues('configuration (file, RETURNCAM_* environment and flags)', result.error));
+  }
+  const cfg = result.data;
+  if (opts.file) {
+    // a relative dataDir in a config file is relative to the file, not to wherever the node was started
+    const fromFile = (fileLayer.node as Obj | undefined)?.dataDir;
+    const overridden = envLayer.node && (envLayer.node as Obj).dataDir;
+    if (typeof fromFile === 'string' && !overridden && !opts.overrides?.node?.dataDir) {
+      cfg.node.dataDir = resolve(opts.file, '..', fromFile);
+    }
+  }
+  cfg.node.dataDir = resolve(cfg.node.dataDir);
+  return cfg;
+}

@@ -1,0 +1,167 @@
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import type { NodeConfig } from '../core/config.ts';
+import { errorMessage, HttpError, UserError } from '../core/errors.ts';
+import { Logger } from '../core/log.ts';
+import { VERSION } from '../core/version.ts';
+import { CaseService } from './cases/CaseService.ts';
+import { RoomManager } from './media/RoomManager.ts';
+import { createMetrics } from './metrics.ts';
+import { registerRoutes } from './http/routes.ts';
+import { Router, sendError } from './http/router.ts';
+import { decodeKey, randomHexKey, randomToken, readOrCreateSecret } from './secrets.ts';
+import { Store } from './store/Store.ts';
+
+export interface MediaNodeOptions {
+  config: NodeConfig;
+  log?: Logger;
+}
+
+/**
+ * One media node: the store, cases, media rooms and the HTTP listener that fronts them.
+ * `MediaNode.start()` returns once it listens; `close()` ends sessions, flushes and closes the
+ * database. `close()` is idempotent.
+ */
+export class MediaNode {
+  readonly store: Store;
+  readonly cases: CaseService;
+  readonly rooms: RoomManager;
+  readonly metrics: Registry;
+  readonly adminToken: string;
+  readonly log: Logger;
+  private readonly server: Server;
+  private readonly sse = new Set<ServerResponse>();
+  private closing: Promise<void> | undefined;
+  private listeningUrl = '';
+
+  private constructor(readonly config: NodeConfig, log: Logger) {
+    this.log = log;
+    const dataDir = config.node.dataDir;
+    try {
+      mkdirSync(join(dataDir, 'recordings'), { recursive: true });
+    } catch (err) {
+      throw new UserError(`cannot create the data directory ${dataDir}: ${errorMessage(err)}`);
+    }
+    this.adminToken = config.admin.token ?? readOrCreateSecret(dataDir, 'admin.token', randomToken()).value;
+    const tokenSecret = decodeKey(
+      config.tokens.secret ?? readOrCreateSecret(dataDir, 'token.key', randomHexKey()).value,
+      config.tokens.secret ? 'tokens.secret' : `${dataDir}/token.key`,
+    );
+    this.store = new Store(join(dataDir, 'returncam.db'));
+    this.cases = new CaseService({
+      store: this.store,
+      dataDir,
+      tokenSecret,
+      publicUrl: () => config.node.publicUrl?.replace(/\/$/, '') ?? this.listeningUrl,
+      ttl: { buyer: config.tokens.buyerTtl, staff: config.tokens.staffTtl },
+    });
+    const stale = this.cases.endOpenSessions('node stopped without closing them');
+    if (stale) log.info('marked sessions left open by the last run as ended', { count: stale });
+    this.rooms = new RoomManager({ media: config.media, log: log.child({ part: 'media' }) });
+    this.rooms.onSessionEnded.subscribe((s) => {
+      try {
+        this.cases.sessionEnded({ id: s.sessionId, caseId: s.caseId, role: s.role, direction: s.direction }, s.reason);
+      } catch (err) {
+        log.warn('could not record the end of a session', { sessionId: s.sessionId, error: errorMessage(err) });
+      }
+    });
+    this.metrics = createMetrics({
+      counters: () => this.rooms.counters,
+      rooms: () => this.rooms.stats(),
+      sseClients: () => this.sse.size,
+    });
+    const router = new Router();
+    registerRoutes(router, {
+      config,
+      cases: this.cases,
+      rooms: this.rooms,
+      metrics: this.metrics,
+      adminToken: this.adminToken,
+      version: VERSION,
+      startedAt: Date.now(),
+      sse: this.sse,
+    });
+    this.server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://node');
+      } catch {
+        sendError(res, new HttpError(400, 'bad_url', 'the request URL cannot be parsed'));
+        return;
+      }
+      const method = req.method ?? 'GET';
+      Promise.resolve()
+        .then(() => {
+          const { handler, params } = router.match(method, url.pathname);
+          return handler({ req, res, url, params });
+        })
+        .catch((err: unknown) => {
+          if (err instanceof HttpError) {
+            sendError(res, err);
+            return;
+          }
+          log.error('request failed', { method, path: url.pathname, error: errorMessage(err), stack: (err as Error)?.stack });
+          sendError(res, new HttpError(500, 'internal', 'the node hit an unexpected error; it has been logged'));
+        });
+    });
+    this.server.on('clientError', (err, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const code = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify({ error: { code: 'bad_request', message: `malformed HTTP request: ${err.message}` } });
+      socket.end(
+        `HTTP/1.1 ${code} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
+  }
+
+  static async start(opts: MediaNodeOptions): Promise<MediaNode> {
+    const log = opts.log ?? new Logger(opts.config.log.level, {}, process.stderr, opts.config.log.json);
+    const node = new MediaNode(opts.config, log);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        node.server.once('error', reject);
+        node.server.listen(opts.config.http.port, opts.config.http.host, () => {
+          node.server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      await node.rooms.close();
+      node.store.closeDb();
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') {
+        throw new UserError(`port ${opts.config.http.port} on ${opts.config.http.host} is in use; pick another with --port`);
+      }
+      if (e.code === 'EADDRNOTAVAIL') throw new UserError(`this machine has no address ${opts.config.http.host}; check --host`);
+      throw err;
+    }
+    const addr = node.server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    node.listeningUrl = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
+    return node;
+  }
+
+  /** Where the node listens, e.g. http://127.0.0.1:8080 */
+  get url(): string {
+    return this.listeningUrl;
+  }
+
+  /** Ends media sessions and event streams, stops listening, flushes and closes the database. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.rooms.close();
+      for (const res of this.sse) res.end();
+      this.sse.clear();
+      await new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeAllConnections();
+      });
+      this.cases.endOpenSessions('node stopped');
+      this.store.closeDb();
+    })();
+    return this.closing;
+  }
+}

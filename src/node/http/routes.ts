@@ -1,0 +1,282 @@
+import { readFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import type { NodeConfig } from '../../core/config.ts';
+import { HttpError } from '../../core/errors.ts';
+import { type CaseService, PAGE_EVENT_TYPES } from '../cases/CaseService.ts';
+import type { RoomManager } from '../media/RoomManager.ts';
+import type { ChainedEvent } from '../store/eventChain.ts';
+import type { Role } from '../store/Store.ts';
+import { type Ctx, isLoopback, readBody, readJson, type Router, sendJson } from './router.ts';
+import {
+  consentBody,
+  decisionBody,
+  linkBody,
+  messageBody,
+  newCaseBody,
+  parseBody,
+  revokeBody,
+  statusQuery,
+} from './schemas.ts';
+import { bearerToken } from './router.ts';
+import { parseDuration } from '../../core/duration.ts';
+import { timingSafeEqual } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import { servePage, serveStatic } from './pages.ts';
+
+export interface AppDeps {
+  config: NodeConfig;
+  cases: CaseService;
+  rooms: RoomManager;
+  metrics: Registry;
+  adminToken: string;
+  version: string;
+  startedAt: number;
+  sse: Set<ServerResponse>;
+}
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, POST, DELETE, PATCH, OPTIONS',
+  'Access-Control-Allow-Headers': 'Authorization, Content-Type, If-Match, Last-Event-ID',
+  'Access-Control-Expose-Headers': 'Location, ETag, Link, Accept-Post',
+  'Access-Control-Max-Age': '600',
+};
+
+function checkAdmin(ctx: Ctx, deps: AppDeps): void {
+  if (!deps.config.admin.allowRemote && !isLoopback(ctx.req.socket.remoteAddress)) {
+    throw new HttpError(403, 'admin_remote', 'the admin API answers only local clients (set admin.allowRemote to change this)');
+  }
+  const token = bearerToken(ctx.req);
+  if (!token) throw new HttpError(401, 'token_missing', 'the admin API needs Authorization: Bearer <admin token>');
+  const a = Buffer.from(token);
+  const b = Buffer.from(deps.adminToken);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) {
+    throw new HttpError(401, 'token_bad_admin', 'the admin token is wrong (see DATA/admin.token on the node)');
+  }
+}
+
+/** A case as the pages see it: buyers get no staff-only notes. */
+function caseForRole(c: ReturnType<CaseService['getCase']>, role: Role) {
+  if (role === 'staff') return c;
+  const { decisionNote: _d, note: _n, ...rest } = c;
+  return rest;
+}
+
+function pageEvent(e: ChainedEvent, role: Role): string {
+  let data = e.data;
+  if (role === 'buyer' && e.type === 'case.decided') {
+    const { note: _n, ...rest } = data;
+    data = rest;
+  }
+  return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ seq: e.seq, at: e.at, type: e.type, data })}\n\n`;
+}
+
+export function registerRoutes(router: Router, deps: AppDeps): void {
+  const { cases, rooms, config } = deps;
+  const limits = config.limits;
+
+  router.on('GET', '/healthz', ({ res }) =>
+    sendJson(res, 200, {
+      status: 'ok',
+      version: deps.version,
+      nodeId: config.node.id,
+      uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
+    }),
+  );
+
+  router.on('GET', '/metrics', async ({ res }) => {
+    const text = await deps.metrics.metrics();
+    res.writeHead(200, { 'Content-Type': deps.metrics.contentType });
+    res.end(text);
+  });
+
+  // ---- admin API ----
+  router.on('POST', '/api/admin/cases', async (ctx) => {
+    checkAdmin(ctx, deps);
+    const body = parseBody(newCaseBody, await readJson(ctx.req, limits.jsonBytes));
+    const created = cases.create(body);
+    sendJson(ctx.res, 201, created, { Location: `/api/admin/cases/${created.case.id}` });
+  });
+  router.on('GET', '/api/admin/cases', (ctx) => {
+    checkAdmin(ctx, deps);
+    const raw = ctx.url.searchParams.get('status') ?? undefined;
+    const status = statusQuery.safeParse(raw);
+    if (!status.success) throw new HttpError(400, 'bad_request', `status: use open, inspecting, decided or closed (got ${raw})`);
+    sendJson(ctx.res, 200, { cases: cases.list(status.data) });
+  });
+  router.on('GET', '/api/admin/cases/:id', (ctx) => {
+    checkAdmin(ctx, deps);
+    sendJson(ctx.res, 200, cases.details(ctx.params.id!));
+  });
+  router.on('POST', '/api/admin/cases/:id/decision', async (ctx) => {
+    checkAdmin(ctx, deps);
+    const body = parseBody(decisionBody, await readJson(ctx.req, limits.jsonBytes));
+    sendJson(ctx.res, 200, { case: cases.decide(ctx.params.id!, body) });
+  });
+  router.on('POST', '/api/admin/cases/:id/close', async (ctx) => {
+    checkAdmin(ctx, deps);
+    const c = cases.close(ctx.params.id!);
+    await rooms.closeRoom(c.id);
+    sendJson(ctx.res, 200, { case: c });
+  });
+  router.on('POST', '/api/admin/cases/:id/links', async (ctx) => {
+    checkAdmin(ctx, deps);
+    const body = parseBody(linkBody, await readJson(ctx.req, limits.jsonBytes));
+    const link = cases.issueLink(ctx.params.id!, body.role, body.ttl ? parseDuration(body.ttl) : undefined);
+    sendJson(ctx.res, 201, { link });
+  });
+  router.on('POST', '/api/admin/cases/:id/revoke', async (ctx) => {
+    checkAdmin(ctx, deps);
+    const body = parseBody(revokeBody, await readJson(ctx.req, limits.jsonBytes));
+    const revoked = cases.revoke(ctx.params.id!, body.role);
+    for (const sid of cases.liveSessions(ctx.params.id!, body.role)) rooms.endSession(ctx.params.id!, sid);
+    sendJson(ctx.res, 200, { revoked });
+  });
+
+  // ---- case API for the pages ----
+  router.on('GET', '/api/cases/:id', (ctx) => {
+    const who = cases.authorize(ctx.params.id!, bearerToken(ctx.req, ctx.url));
+    const c = cases.getCase(ctx.params.id!);
+    sendJson(ctx.res, 200, {
+      case: caseForRole(c, who.role),
+      role: who.role,
+      linkExpiresAt: who.expiresAt,
+      iceServers: config.media.iceServers,
+    });
+  });
+  router.on('POST', '/api/cases/:id/messages', async (ctx) => {
+    const id = ctx.params.id!;
+    const who = cases.authorize(id, bearerToken(ctx.req), { write: true });
+    const body = parseBody(messageBody(limits.messageChars), await readJson(ctx.req, limits.jsonBytes));
+    const { message, created } = cases.postMessage(id, who, body);
+    sendJson(ctx.res, created ? 201 : 200, { message });
+  });
+  router.on('POST', '/api/cases/:id/consent', async (ctx) => {
+    const id = ctx.params.id!;
+    const who = cases.authorize(id, bearerToken(ctx.req), { write: true, role: 'buyer' });
+    parseBody(consentBody, await readJson(ctx.req, limits.jsonBytes));
+    cases.consent(id, who);
+    sendJson(ctx.res, 201, { ok: true });
+  });
+  router.on('POST', '/api/cases/:id/decision', async (ctx) => {
+    const id = ctx.params.id!;
+    const who = cases.authorize(id, bearerToken(ctx.req), { write: true, role: 'staff' });
+    const body = parseBody(decisionBody, await readJson(ctx.req, limits.jsonBytes));
+    sendJson(ctx.res, 200, { case: cases.decide(id, body, `staff:${who.linkId}`) });
+  });
+  router.on('POST', '/api/cases/:id/snapshots', async (ctx) => {
+    const id = ctx.params.id!;
+    const who = cases.authorize(id, bearerToken(ctx.req), { write: true, role: 'staff' });
+    const image = await readBody(ctx.req, limits.snapshotBytes, ['image/jpeg', 'image/png']);
+    const snapshot = cases.addSnapshot(id, who, image);
+    sendJson(ctx.res, 201, { snapshot: { ...snapshot, url: `/api/cases/${id}/snapshots/${snapshot.id}` } });
+  });
+  router.on('GET', '/api/cases/:id/snapshots', (ctx) => {
+    const id = ctx.params.id!;
+    cases.authorize(id, bearerToken(ctx.req, ctx.url), { role: 'staff' });
+    const snapshots = cases.snapshots(id).map((s) => ({ ...s, url: `/api/cases/${id}/snapshots/${s.id}` }));
+    sendJson(ctx.res, 200, { snapshots });
+  });
+  router.on('GET', '/api/cases/:id/snapshots/:sid', async (ctx) => {
+    const id = ctx.params.id!;
+    cases.authorize(id, bearerToken(ctx.req, ctx.url), { role: 'staff' });
+    const { record, file } = cases.snapshotFile(id, ctx.params.sid!);
+    const body = await readFile(file);
+    ctx.res.writeHead(200, { 'Content-Type': record.mime, 'Content-Length': body.length, 'Cache-Control': 'private, max-age=3600' });
+    ctx.res.end(body);
+  });
+  router.on('GET', '/api/cases/:id/events', (ctx) => {
+    const id = ctx.params.id!;
+    const who = cases.authorize(id, bearerToken(ctx.req, ctx.url));
+    const header = ctx.req.headers['last-event-id'] ?? ctx.url.searchParams.get('since') ?? '0';
+    const since = Number(Array.isArray(header) ? header[0] : header);
+    if (!Number.isInteger(since) || since < 0) {
+      throw new HttpError(400, 'bad_request', 'Last-Event-ID must be a whole number (the id of the last event seen)');
+    }
+    const { res } = ctx;
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+      ...CORS,
+    });
+    res.write('retry: 2000\n\n');
+    // subscribe before replaying so nothing falls between the two; drop duplicates by seq
+    let lastSent = since;
+    const send = (e: ChainedEvent) => {
+      if (e.seq <= lastSent || !PAGE_EVENT_TYPES.has(e.type)) {
+        lastSent = Math.max(lastSent, e.seq);
+        return;
+      }
+      lastSent = e.seq;
+      res.write(pageEvent(e, who.role));
+    };
+    const stop = cases.onEvent(id, send);
+    for (const e of cases.events(id, since)) send(e);
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    deps.sse.add(res);
+    const end = () => {
+      clearInterval(ping);
+      stop();
+      deps.sse.delete(res);
+    };
+    res.on('close', end);
+  });
+
+  // ---- media: WHIP / WHEP ----
+  for (const kind of ['whip', 'whep'] as const) {
+    router.on('OPTIONS', `/${kind}/:caseId`, ({ res }) => {
+      res.writeHead(204, { ...CORS, 'Accept-Post': 'application/sdp' });
+      res.end();
+    });
+    router.on('OPTIONS', `/${kind}/:caseId/:sessionId`, ({ res }) => {
+      res.writeHead(204, CORS);
+      res.end();
+    });
+    router.on('POST', `/${kind}/:caseId`, async (ctx) => {
+      const caseId = ctx.params.caseId!;
+      const who = cases.authorize(caseId, bearerToken(ctx.req), { write: true });
+      const sdp = (await readBody(ctx.req, limits.sdpBytes, ['application/sdp'])).toString('utf8');
+      if (!sdp.startsWith('v=0')) throw new HttpError(400, 'bad_sdp', 'the body is not an SDP offer (it must start with v=0)');
+      const direction = kind === 'whip' ? 'publish' : 'subscribe';
+      const { sessionId, answerSdp } =
+        kind === 'whip' ? await rooms.publish(caseId, who.role, sdp) : await rooms.subscribe(caseId, who.role, sdp);
+      cases.sessionStarted({ id: sessionId, caseId, role: who.role, direction, linkId: who.linkId });
+      ctx.res.writeHead(201, {
+        ...CORS,
+        'Content-Type': 'application/sdp',
+        Location: `/${kind}/${caseId}/${sessionId}`,
+        ETag: `"${sessionId}"`,
+      });
+      ctx.res.end(answerSdp);
+    });
+    router.on('DELETE', `/${kind}/:caseId/:sessionId`, (ctx) => {
+      const caseId = ctx.params.caseId!;
+      cases.authorize(caseId, bearerToken(ctx.req));
+      if (!rooms.endSession(caseId, ctx.params.sessionId!)) {
+        throw new HttpError(404, 'session_not_found', `no live session ${ctx.params.sessionId} in case ${caseId}`);
+      }
+      ctx.res.writeHead(200, CORS);
+      ctx.res.end();
+    });
+    router.on('PATCH', `/${kind}/:caseId/:sessionId`, () => {
+      throw new HttpError(405, 'trickle_unsupported', 'trickle ICE is not used: the answer already carries every candidate', {
+        Allow: 'DELETE',
+        ...CORS,
+      });
+    });
+  }
+
+  // ---- pages ----
+  router.on('GET', '/', ({ res }) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end('returncam media node. Open a buyer or staff link to join a case.\n');
+  });
+  router.on('GET', '/b/:caseId', (ctx) => servePage(ctx, 'buyer'));
+  router.on('GET', '/s/:caseId', (ctx) => servePage(ctx, 'staff'));
+  router.on('GET', '/static/:file', (ctx) => serveStatic(ctx, ctx.params.file!));
+  router.on('GET', '/static/:dir/:file', (ctx) => serveStatic(ctx, `${ctx.params.dir}/${ctx.params.file}`));
+}
+
+export { CORS };

@@ -1,0 +1,82 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** Numbers the media path bumps in place (no allocation per packet); read at scrape time. */
+export interface MediaCountersView {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  nacksFromSubscribers: number;
+  nacksToPublishers: number;
+  plisFromSubscribers: number;
+  plisToPublishers: number;
+  retransmits: number;
+}
+
+export interface MetricsSources {
+  counters: () => MediaCountersView;
+  rooms: () => { rooms: number; publishers: number; subscribers: number };
+  sseClients: () => number;
+}
+
+/** Counters that only go up, exposed from a value the node keeps itself. */
+function sourcedCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  let last = 0;
+  const c = new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const v = read();
+      if (v > last) c.inc(v - last);
+      last = v;
+    },
+  });
+}
+
+export function createMetrics(src: MetricsSources): Registry {
+  const registry = new Registry();
+  const m = () => src.counters();
+  sourcedCounter(registry, 'returncam_rtp_packets_in_total', 'RTP packets received from publishers', () => m().packetsIn);
+  sourcedCounter(registry, 'returncam_rtp_bytes_in_total', 'RTP payload bytes received from publishers', () => m().bytesIn);
+  sourcedCounter(registry, 'returncam_rtp_packets_out_total', 'RTP packets forwarded to subscribers', () => m().packetsOut);
+  sourcedCounter(registry, 'returncam_rtp_bytes_out_total', 'RTP payload bytes forwarded to subscribers', () => m().bytesOut);
+  sourcedCounter(registry, 'returncam_nacks_received_total', 'Generic NACKs received from subscribers', () => m().nacksFromSubscribers);
+  sourcedCounter(registry, 'returncam_nacks_sent_total', 'Generic NACKs sent to publishers', () => m().nacksToPublishers);
+  sourcedCounter(registry, 'returncam_plis_received_total', 'PLIs received from subscribers', () => m().plisFromSubscribers);
+  sourcedCounter(registry, 'returncam_plis_sent_total', 'PLIs sent to publishers', () => m().plisToPublishers);
+  sourcedCounter(registry, 'returncam_rtp_retransmits_total', 'Packets resent to subscribers from history', () => m().retransmits);
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge('returncam_active_cases', 'Cases with a live media room', () => src.rooms().rooms);
+  gauge('returncam_publishers', 'Connected publisher sessions', () => src.rooms().publishers);
+  gauge('returncam_subscribers', 'Connected subscriber sessions', () => src.rooms().subscribers);
+  gauge('returncam_peers', 'Connected WebRTC peers', () => {
+    const r = src.rooms();
+    return r.publishers + r.subscribers;
+  });
+  gauge('returncam_sse_clients', 'Open event streams', () => src.sseClients());
+  let lastCpu = process.cpuUsage();
+  let lastAt = process.hrtime.bigint();
+  sourcedCounter(registry, 'process_cpu_seconds_total', 'User and system CPU time spent, seconds', () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  });
+  gauge('returncam_process_cpu_ratio', 'CPU used since the last scrape, as a fraction of one core', () => {
+    const u = process.cpuUsage(lastCpu);
+    const now = process.hrtime.bigint();
+    const ratio = (u.user + u.system) / 1e3 / (Number(now - lastAt) / 1e6 || 1);
+    lastCpu = process.cpuUsage();
+    lastAt = now;
+    return ratio;
+  });
+  gauge('process_resident_memory_bytes', 'Resident memory size in bytes', () => process.memoryUsage.rss());
+  return registry;
+}
