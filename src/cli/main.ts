@@ -30,7 +30,12 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.exitCode === 0
+      )
+        return 0;
       if (err.code === 'commander.help') return 0;
       return 2;
     }
@@ -38,7 +43,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`returncam: ${err.message}\n`);
       return 1;
     }
-    process.stderr.write(`returncam: internal error (please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
+    process.stderr.write(
+      `returncam: internal error (please report it):\n${(err as Error)?.stack ?? String(err)}\n`,
+    );
     return 1;
   }
 }

@@ -13,7 +13,10 @@ import { UserError } from './errors.ts';
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 30s, 15m, 72h, 7d)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${v}" is not a duration (use e.g. 30s, 15m, 72h, 7d)`,
+    });
     return z.NEVER;
   }
   return ms;
@@ -77,8 +80,16 @@ export const nodeConfigSchema = z.strictObject({
     .prefault({}),
   limits: z
     .strictObject({
-      sdpBytes: z.number().int().min(1024).default(64 * 1024),
-      jsonBytes: z.number().int().min(1024).default(64 * 1024),
+      sdpBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(64 * 1024),
+      jsonBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(64 * 1024),
       messageChars: z.number().int().min(1).default(4000),
       snapshotBytes: z
         .number()
@@ -181,7 +192,9 @@ export function readConfigFile(file: string): Obj {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new UserError(
+      `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
   }
   let doc: unknown;
   try {
@@ -209,7 +222,9 @@ export function loadNodeConfig(opts: LoadConfigOptions = {}): NodeConfig {
   const merged = deepMerge(deepMerge(fileLayer, envLayer), (opts.overrides ?? {}) as Obj);
   const result = nodeConfigSchema.safeParse(merged);
   if (!result.success) {
-    throw new UserError(formatIssues('configuration (file, RETURNCAM_* environment and flags)', result.error));
+    throw new UserError(
+      formatIssues('configuration (file, RETURNCAM_* environment and flags)', result.error),
+    );
   }
   const cfg = result.data;
   if (opts.file) {

@@ -2,7 +2,8 @@
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 export function parseDuration(input: string | number): number | undefined {
-  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input * 1000 : undefined;
+  if (typeof input === 'number')
+    return Number.isFinite(input) && input >= 0 ? input * 1000 : undefined;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
   if (!m) return undefined;
   return Math.round(Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1000));

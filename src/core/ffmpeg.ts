@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { execSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 
 let cached: string | undefined;
 

@@ -8,10 +8,10 @@ import { errorMessage, HttpError, UserError } from '../core/errors.ts';
 import { Logger } from '../core/log.ts';
 import { VERSION } from '../core/version.ts';
 import { CaseService } from './cases/CaseService.ts';
+import { Router, sendError } from './http/router.ts';
+import { registerRoutes } from './http/routes.ts';
 import { RoomManager } from './media/RoomManager.ts';
 import { createMetrics } from './metrics.ts';
-import { registerRoutes } from './http/routes.ts';
-import { Router, sendError } from './http/router.ts';
 import { decodeKey, randomHexKey, randomToken, readOrCreateSecret } from './secrets.ts';
 import { Store } from './store/Store.ts';
 
@@ -37,7 +37,10 @@ export class MediaNode {
   private closing: Promise<void> | undefined;
   private listeningUrl = '';
 
-  private constructor(readonly config: NodeConfig, log: Logger) {
+  private constructor(
+    readonly config: NodeConfig,
+    log: Logger,
+  ) {
     this.log = log;
     const dataDir = config.node.dataDir;
     try {
@@ -45,7 +48,8 @@ export class MediaNode {
     } catch (err) {
       throw new UserError(`cannot create the data directory ${dataDir}: ${errorMessage(err)}`);
     }
-    this.adminToken = config.admin.token ?? readOrCreateSecret(dataDir, 'admin.token', randomToken()).value;
+    this.adminToken =
+      config.admin.token ?? readOrCreateSecret(dataDir, 'admin.token', randomToken()).value;
     const tokenSecret = decodeKey(
       config.tokens.secret ?? readOrCreateSecret(dataDir, 'token.key', randomHexKey()).value,
       config.tokens.secret ? 'tokens.secret' : `${dataDir}/token.key`,
@@ -63,9 +67,15 @@ export class MediaNode {
     this.rooms = new RoomManager({ media: config.media, log: log.child({ part: 'media' }) });
     this.rooms.onSessionEnded.subscribe((s) => {
       try {
-        this.cases.sessionEnded({ id: s.sessionId, caseId: s.caseId, role: s.role, direction: s.direction }, s.reason);
+        this.cases.sessionEnded(
+          { id: s.sessionId, caseId: s.caseId, role: s.role, direction: s.direction },
+          s.reason,
+        );
       } catch (err) {
-        log.warn('could not record the end of a session', { sessionId: s.sessionId, error: errorMessage(err) });
+        log.warn('could not record the end of a session', {
+          sessionId: s.sessionId,
+          error: errorMessage(err),
+        });
       }
     });
     this.metrics = createMetrics({
@@ -84,33 +94,50 @@ export class MediaNode {
       startedAt: Date.now(),
       sse: this.sse,
     });
-    this.server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
-      let url: URL;
-      try {
-        url = new URL(req.url ?? '/', 'http://node');
-      } catch {
-        sendError(res, new HttpError(400, 'bad_url', 'the request URL cannot be parsed'));
-        return;
-      }
-      const method = req.method ?? 'GET';
-      Promise.resolve()
-        .then(() => {
-          const { handler, params } = router.match(method, url.pathname);
-          return handler({ req, res, url, params });
-        })
-        .catch((err: unknown) => {
-          if (err instanceof HttpError) {
-            sendError(res, err);
-            return;
-          }
-          log.error('request failed', { method, path: url.pathname, error: errorMessage(err), stack: (err as Error)?.stack });
-          sendError(res, new HttpError(500, 'internal', 'the node hit an unexpected error; it has been logged'));
-        });
-    });
+    this.server = createServer(
+      { maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 },
+      (req, res) => {
+        let url: URL;
+        try {
+          url = new URL(req.url ?? '/', 'http://node');
+        } catch {
+          sendError(res, new HttpError(400, 'bad_url', 'the request URL cannot be parsed'));
+          return;
+        }
+        const method = req.method ?? 'GET';
+        Promise.resolve()
+          .then(() => {
+            const { handler, params } = router.match(method, url.pathname);
+            return handler({ req, res, url, params });
+          })
+          .catch((err: unknown) => {
+            if (err instanceof HttpError) {
+              sendError(res, err);
+              return;
+            }
+            log.error('request failed', {
+              method,
+              path: url.pathname,
+              error: errorMessage(err),
+              stack: (err as Error)?.stack,
+            });
+            sendError(
+              res,
+              new HttpError(
+                500,
+                'internal',
+                'the node hit an unexpected error; it has been logged',
+              ),
+            );
+          });
+      },
+    );
     this.server.on('clientError', (err, socket) => {
       if (!socket.writable) return socket.destroy();
       const code = (err as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-      const body = JSON.stringify({ error: { code: 'bad_request', message: `malformed HTTP request: ${err.message}` } });
+      const body = JSON.stringify({
+        error: { code: 'bad_request', message: `malformed HTTP request: ${err.message}` },
+      });
       socket.end(
         `HTTP/1.1 ${code} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
@@ -118,7 +145,8 @@ export class MediaNode {
   }
 
   static async start(opts: MediaNodeOptions): Promise<MediaNode> {
-    const log = opts.log ?? new Logger(opts.config.log.level, {}, process.stderr, opts.config.log.json);
+    const log =
+      opts.log ?? new Logger(opts.config.log.level, {}, process.stderr, opts.config.log.json);
     const node = new MediaNode(opts.config, log);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -133,9 +161,12 @@ export class MediaNode {
       node.store.closeDb();
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') {
-        throw new UserError(`port ${opts.config.http.port} on ${opts.config.http.host} is in use; pick another with --port`);
+        throw new UserError(
+          `port ${opts.config.http.port} on ${opts.config.http.host} is in use; pick another with --port`,
+        );
       }
-      if (e.code === 'EADDRNOTAVAIL') throw new UserError(`this machine has no address ${opts.config.http.host}; check --host`);
+      if (e.code === 'EADDRNOTAVAIL')
+        throw new UserError(`this machine has no address ${opts.config.http.host}; check --host`);
       throw err;
     }
     const addr = node.server.address() as AddressInfo;

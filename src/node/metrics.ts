@@ -37,15 +37,60 @@ function sourcedCounter(registry: Registry, name: string, help: string, read: ()
 export function createMetrics(src: MetricsSources): Registry {
   const registry = new Registry();
   const m = () => src.counters();
-  sourcedCounter(registry, 'returncam_rtp_packets_in_total', 'RTP packets received from publishers', () => m().packetsIn);
-  sourcedCounter(registry, 'returncam_rtp_bytes_in_total', 'RTP payload bytes received from publishers', () => m().bytesIn);
-  sourcedCounter(registry, 'returncam_rtp_packets_out_total', 'RTP packets forwarded to subscribers', () => m().packetsOut);
-  sourcedCounter(registry, 'returncam_rtp_bytes_out_total', 'RTP payload bytes forwarded to subscribers', () => m().bytesOut);
-  sourcedCounter(registry, 'returncam_nacks_received_total', 'Generic NACKs received from subscribers', () => m().nacksFromSubscribers);
-  sourcedCounter(registry, 'returncam_nacks_sent_total', 'Generic NACKs sent to publishers', () => m().nacksToPublishers);
-  sourcedCounter(registry, 'returncam_plis_received_total', 'PLIs received from subscribers', () => m().plisFromSubscribers);
-  sourcedCounter(registry, 'returncam_plis_sent_total', 'PLIs sent to publishers', () => m().plisToPublishers);
-  sourcedCounter(registry, 'returncam_rtp_retransmits_total', 'Packets resent to subscribers from history', () => m().retransmits);
+  sourcedCounter(
+    registry,
+    'returncam_rtp_packets_in_total',
+    'RTP packets received from publishers',
+    () => m().packetsIn,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_rtp_bytes_in_total',
+    'RTP payload bytes received from publishers',
+    () => m().bytesIn,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_rtp_packets_out_total',
+    'RTP packets forwarded to subscribers',
+    () => m().packetsOut,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_rtp_bytes_out_total',
+    'RTP payload bytes forwarded to subscribers',
+    () => m().bytesOut,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_nacks_received_total',
+    'Generic NACKs received from subscribers',
+    () => m().nacksFromSubscribers,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_nacks_sent_total',
+    'Generic NACKs sent to publishers',
+    () => m().nacksToPublishers,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_plis_received_total',
+    'PLIs received from subscribers',
+    () => m().plisFromSubscribers,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_plis_sent_total',
+    'PLIs sent to publishers',
+    () => m().plisToPublishers,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_rtp_retransmits_total',
+    'Packets resent to subscribers from history',
+    () => m().retransmits,
+  );
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,
@@ -65,18 +110,29 @@ export function createMetrics(src: MetricsSources): Registry {
   gauge('returncam_sse_clients', 'Open event streams', () => src.sseClients());
   let lastCpu = process.cpuUsage();
   let lastAt = process.hrtime.bigint();
-  sourcedCounter(registry, 'process_cpu_seconds_total', 'User and system CPU time spent, seconds', () => {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1e6;
-  });
-  gauge('returncam_process_cpu_ratio', 'CPU used since the last scrape, as a fraction of one core', () => {
-    const u = process.cpuUsage(lastCpu);
-    const now = process.hrtime.bigint();
-    const ratio = (u.user + u.system) / 1e3 / (Number(now - lastAt) / 1e6 || 1);
-    lastCpu = process.cpuUsage();
-    lastAt = now;
-    return ratio;
-  });
-  gauge('process_resident_memory_bytes', 'Resident memory size in bytes', () => process.memoryUsage.rss());
+  sourcedCounter(
+    registry,
+    'process_cpu_seconds_total',
+    'User and system CPU time spent, seconds',
+    () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    },
+  );
+  gauge(
+    'returncam_process_cpu_ratio',
+    'CPU used since the last scrape, as a fraction of one core',
+    () => {
+      const u = process.cpuUsage(lastCpu);
+      const now = process.hrtime.bigint();
+      const ratio = (u.user + u.system) / 1e3 / (Number(now - lastAt) / 1e6 || 1);
+      lastCpu = process.cpuUsage();
+      lastAt = now;
+      return ratio;
+    },
+  );
+  gauge('process_resident_memory_bytes', 'Resident memory size in bytes', () =>
+    process.memoryUsage.rss(),
+  );
   return registry;
 }

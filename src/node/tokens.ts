@@ -17,7 +17,11 @@ export interface TokenClaims {
 
 export type TokenCheck =
   | { ok: true; claims: TokenClaims }
-  | { ok: false; code: 'token_malformed' | 'token_bad_signature' | 'token_expired'; message: string };
+  | {
+      ok: false;
+      code: 'token_malformed' | 'token_bad_signature' | 'token_expired';
+      message: string;
+    };
 
 const PREFIX = 'v1';
 
@@ -41,18 +45,30 @@ export function signToken(secret: Buffer, claims: TokenClaims): string {
 export function verifyToken(secret: Buffer, token: string, now = Date.now()): TokenCheck {
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX || !parts[1] || !parts[2]) {
-    return { ok: false, code: 'token_malformed', message: 'the link token is malformed; open the full link again' };
+    return {
+      ok: false,
+      code: 'token_malformed',
+      message: 'the link token is malformed; open the full link again',
+    };
   }
   const expected = Buffer.from(sign(secret, `${parts[0]}.${parts[1]}`));
   const given = Buffer.from(parts[2]);
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
-    return { ok: false, code: 'token_bad_signature', message: 'the link token was altered or is not from this node' };
+    return {
+      ok: false,
+      code: 'token_bad_signature',
+      message: 'the link token was altered or is not from this node',
+    };
   }
   let raw: { c?: unknown; r?: unknown; l?: unknown; e?: unknown };
   try {
     raw = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
   } catch {
-    return { ok: false, code: 'token_malformed', message: 'the link token is malformed; open the full link again' };
+    return {
+      ok: false,
+      code: 'token_malformed',
+      message: 'the link token is malformed; open the full link again',
+    };
   }
   if (
     typeof raw.c !== 'string' ||
@@ -60,7 +76,11 @@ export function verifyToken(secret: Buffer, token: string, now = Date.now()): To
     typeof raw.l !== 'string' ||
     typeof raw.e !== 'number'
   ) {
-    return { ok: false, code: 'token_malformed', message: 'the link token is malformed; open the full link again' };
+    return {
+      ok: false,
+      code: 'token_malformed',
+      message: 'the link token is malformed; open the full link again',
+    };
   }
   if (raw.e <= now) {
     return {

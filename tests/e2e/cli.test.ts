@@ -16,7 +16,16 @@ afterAll(async () => {
 
 describe('returncam case (CLI as a process)', () => {
   it('creates a case and prints links, as text and as versioned JSON', async () => {
-    const text = await cli(['case', 'create', '--order', 'A-1', '--sku', 'SKU-9', '--reason', 'damaged']);
+    const text = await cli([
+      'case',
+      'create',
+      '--order',
+      'A-1',
+      '--sku',
+      'SKU-9',
+      '--reason',
+      'damaged',
+    ]);
     expect(text.exitCode).toBe(0);
     expect(text.stdout).toMatch(/^case c_\S+ created \(order A-1, damaged\)$/m);
     expect(text.stdout).toContain(`buyer link: ${node.url}/b/`);
@@ -38,16 +47,31 @@ describe('returncam case (CLI as a process)', () => {
     expect(json.exitCode).toBe(0);
     const body = JSON.parse(json.stdout) as Record<string, string>;
     expect(body).toMatchObject({ version: 1, id: expect.stringMatching(/^c_/) });
-    for (const k of ['buyerUrl', 'staffUrl', 'buyerToken', 'staffToken', 'expiresAt']) expect(body[k]).toBeTruthy();
+    for (const k of ['buyerUrl', 'staffUrl', 'buyerToken', 'staffToken', 'expiresAt'])
+      expect(body[k]).toBeTruthy();
     expect(new Date(body.expiresAt!).getTime()).toBeGreaterThan(Date.now());
     // the buyer token opens its case through the page API
-    const res = await fetch(`${node.url}/api/cases/${body.id}`, { headers: { Authorization: `Bearer ${body.buyerToken}` } });
+    const res = await fetch(`${node.url}/api/cases/${body.id}`, {
+      headers: { Authorization: `Bearer ${body.buyerToken}` },
+    });
     expect(res.status).toBe(200);
   });
 
   it('walks a case through its life: list, show, decide, close, link, revoke', async () => {
     const created = JSON.parse(
-      (await cli(['case', 'create', '--order', 'L-1', '--sku', 'S', '--reason', 'defective', '--json'])).stdout,
+      (
+        await cli([
+          'case',
+          'create',
+          '--order',
+          'L-1',
+          '--sku',
+          'S',
+          '--reason',
+          'defective',
+          '--json',
+        ])
+      ).stdout,
     ) as { id: string; buyerToken: string };
     const id = created.id;
 
@@ -56,7 +80,17 @@ describe('returncam case (CLI as a process)', () => {
     expect(list.stdout).toMatch(/^CASE\s+ORDER/m);
     expect(list.stdout).toContain(id);
 
-    const decided = await cli(['case', 'decide', id, '--outcome', 'partial_refund', '--disposition', 'refurbish', '--note', 'scratch']);
+    const decided = await cli([
+      'case',
+      'decide',
+      id,
+      '--outcome',
+      'partial_refund',
+      '--disposition',
+      'refurbish',
+      '--note',
+      'scratch',
+    ]);
     expect(decided.exitCode).toBe(0);
     expect(decided.stdout).toContain('partial_refund, refurbish');
 
@@ -66,7 +100,9 @@ describe('returncam case (CLI as a process)', () => {
 
     const revoked = await cli(['case', 'revoke', id, '--role', 'buyer']);
     expect(revoked.stdout).toContain('revoked 2 buyer links');
-    const denied = await fetch(`${node.url}/api/cases/${id}`, { headers: { Authorization: `Bearer ${fresh.token}` } });
+    const denied = await fetch(`${node.url}/api/cases/${id}`, {
+      headers: { Authorization: `Bearer ${fresh.token}` },
+    });
     expect(denied.status).toBe(401);
 
     const closed = await cli(['case', 'close', id]);
@@ -79,12 +115,24 @@ describe('returncam case (CLI as a process)', () => {
     for (const t of types) expect(show.stdout).toContain(t);
     expect(show.stdout).toMatch(/event log head [0-9a-f]{64}/);
 
-    const json = JSON.parse((await cli(['case', 'show', id, '--json'])).stdout) as { version: number; case: { status: string } };
+    const json = JSON.parse((await cli(['case', 'show', id, '--json'])).stdout) as {
+      version: number;
+      case: { status: string };
+    };
     expect(json).toMatchObject({ version: 1, case: { status: 'closed' } });
   });
 
   it('says what to fix: usage errors exit 2, user errors exit 1, no stack traces', async () => {
-    const badReason = await cli(['case', 'create', '--order', 'X', '--sku', 'Y', '--reason', 'broken']);
+    const badReason = await cli([
+      'case',
+      'create',
+      '--order',
+      'X',
+      '--sku',
+      'Y',
+      '--reason',
+      'broken',
+    ]);
     expect(badReason.exitCode).toBe(2);
     expect(badReason.stderr).toContain('Allowed choices are damaged, defective');
 
@@ -94,7 +142,7 @@ describe('returncam case (CLI as a process)', () => {
 
     const unknownCase = await cli(['case', 'show', 'c_nope']);
     expect(unknownCase.exitCode).toBe(1);
-    expect(unknownCase.stderr).toBe('returncam: node: case c_nope does not exist\n');
+    expect(unknownCase.stderr).toBe('returncam: node: case c_nope does not exist');
 
     const wrongToken = await runCli(['case', 'list', '--node', node.url, '--token', 'wrong']);
     expect(wrongToken.exitCode).toBe(1);
@@ -140,7 +188,9 @@ describe('returncam node start (as a process)', () => {
   it('shuts down cleanly on SIGINT: exit 0, sessions closed, data kept', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'returncam-stop-'));
     const n = await startNodeProcess(['--demo'], { dataDir: dir });
-    expect(n.output().stdout).toMatch(/buyer \(phone\):\s+http:\/\/127\.0\.0\.1:\d+\/b\/c_\S+#t=v1\./);
+    expect(n.output().stdout).toMatch(
+      /buyer \(phone\):\s+http:\/\/127\.0\.0\.1:\d+\/b\/c_\S+#t=v1\./,
+    );
     const stopped = await n.stop('SIGINT');
     expect(stopped.exitCode).toBe(0);
     expect(stopped.stderr).toContain('node stopped');

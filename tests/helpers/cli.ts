@@ -21,7 +21,9 @@ export interface RunningNode {
   dataDir: string;
   proc: ResultPromise;
   output: () => { stdout: string; stderr: string };
-  stop: (signal?: NodeJS.Signals) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
+  stop: (
+    signal?: NodeJS.Signals,
+  ) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
 }
 
 /** Starts `returncam node start` as a process on a free port and waits for its `listening URL` line. */
@@ -30,12 +32,16 @@ export async function startNodeProcess(
   opts: { cwd?: string; env?: Record<string, string>; dataDir?: string; bin?: string } = {},
 ): Promise<RunningNode> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'returncam-cli-'));
-  const proc = execa(opts.bin ?? BIN, ['node', 'start', '--port', '0', '--data', dataDir, ...args], {
-    reject: false,
-    cwd: opts.cwd,
-    env: { CI: '1', ...opts.env },
-    buffer: true,
-  });
+  const proc = execa(
+    opts.bin ?? BIN,
+    ['node', 'start', '--port', '0', '--data', dataDir, ...args],
+    {
+      reject: false,
+      cwd: opts.cwd,
+      env: { CI: '1', ...opts.env },
+      buffer: true,
+    },
+  );
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (d: Buffer) => {
@@ -45,7 +51,10 @@ export async function startNodeProcess(
     stderr += d.toString();
   });
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`node did not start in 20 s:\n${stdout}\n${stderr}`)), 20_000);
+    const timer = setTimeout(
+      () => rej(new Error(`node did not start in 20 s:\n${stdout}\n${stderr}`)),
+      20_000,
+    );
     const check = () => {
       const m = /^listening (http:\/\/\S+)$/m.exec(stdout);
       if (m) {

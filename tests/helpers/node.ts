@@ -49,7 +49,11 @@ export async function startTestNode(overrides: NodeConfigInput = {}): Promise<Te
 /** Reads a server-sent event stream until `until` says stop or the time runs out. */
 export async function readSse(
   url: string,
-  opts: { headers?: Record<string, string>; until: (events: SseEvent[]) => boolean; timeoutMs?: number },
+  opts: {
+    headers?: Record<string, string>;
+    until: (events: SseEvent[]) => boolean;
+    timeoutMs?: number;
+  },
 ): Promise<SseEvent[]> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), opts.timeoutMs ?? 5000);

@@ -1,6 +1,6 @@
-import { request as httpRequest } from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,10 @@ let t: TestNode;
 
 interface Created {
   case: { id: string; status: string };
-  links: { buyer: { token: string; url: string; expiresAt: number }; staff: { token: string; url: string } };
+  links: {
+    buyer: { token: string; url: string; expiresAt: number };
+    staff: { token: string; url: string };
+  };
 }
 
 async function createCase(body: Record<string, unknown> = {}): Promise<Created> {
@@ -76,7 +79,9 @@ describe('admin API', () => {
   it('refuses requests without or with a wrong admin token', async () => {
     const none = await fetch(`${t.url}/api/admin/cases`);
     expect(await errorOf(none)).toMatchObject({ status: 401, code: 'token_missing' });
-    const wrong = await fetch(`${t.url}/api/admin/cases`, { headers: { Authorization: 'Bearer nope' } });
+    const wrong = await fetch(`${t.url}/api/admin/cases`, {
+      headers: { Authorization: 'Bearer nope' },
+    });
     expect(await errorOf(wrong)).toMatchObject({ status: 401, code: 'token_bad_admin' });
   });
   it('writes the generated admin token with mode 0600', async () => {
@@ -146,7 +151,10 @@ describe('link tokens', () => {
     expect(await errorOf(res)).toMatchObject({ status: 403, code: 'token_wrong_case' });
     const whip = await fetch(`${t.url}/whip/${b.case.id}`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${a.links.buyer.token}`, 'Content-Type': 'application/sdp' },
+      headers: {
+        Authorization: `Bearer ${a.links.buyer.token}`,
+        'Content-Type': 'application/sdp',
+      },
       body: 'v=0\r\n',
     });
     expect(whip.status).toBe(403);
@@ -221,7 +229,9 @@ describe('chat and events', () => {
     expect((await post(c.links.staff.token, 's-2', 'thanks')).status).toBe(201);
 
     const sse = `${t.url}/api/cases/${c.case.id}/events?access_token=${encodeURIComponent(c.links.buyer.token)}`;
-    const all = await readSse(sse, { until: (ev) => ev.filter((e) => e.event === 'message.posted').length >= 3 });
+    const all = await readSse(sse, {
+      until: (ev) => ev.filter((e) => e.event === 'message.posted').length >= 3,
+    });
     const texts = all
       .filter((e) => e.event === 'message.posted')
       .map((e) => (JSON.parse(e.data) as { data: { text: string; kind: string } }).data);
@@ -242,10 +252,9 @@ describe('chat and events', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect((await post(c.links.staff.token, 's-3', 'arrived live')).status).toBe(201);
     const caught = (await live).filter((e) => e.event === 'message.posted');
-    expect(caught.map((e) => (JSON.parse(e.data) as { data: { text: string } }).data.text)).toEqual([
-      'thanks',
-      'arrived live',
-    ]);
+    expect(caught.map((e) => (JSON.parse(e.data) as { data: { text: string } }).data.text)).toEqual(
+      ['thanks', 'arrived live'],
+    );
   });
 
   it('refuses chat on a closed case and keeps what was stored', async () => {
@@ -267,7 +276,17 @@ describe('chat and events', () => {
     const c = await createCase();
     const dir = mkdtempSync(join(tmpdir(), 'returncam-snap-'));
     const jpg = join(dir, 'frame.jpg');
-    execFileSync(ffmpegPath(), ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=640x360', '-frames:v', '1', jpg]);
+    execFileSync(ffmpegPath(), [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=640x360',
+      '-frames:v',
+      '1',
+      jpg,
+    ]);
     const image = readFileSync(jpg);
     const res = await asUser(c.links.staff.token, `/api/cases/${c.case.id}/snapshots`, {
       method: 'POST',
@@ -275,7 +294,9 @@ describe('chat and events', () => {
       body: image,
     });
     expect(res.status).toBe(201);
-    const { snapshot } = (await res.json()) as { snapshot: { sha256: string; width: number; height: number; url: string } };
+    const { snapshot } = (await res.json()) as {
+      snapshot: { sha256: string; width: number; height: number; url: string };
+    };
     expect(snapshot).toMatchObject({ width: 640, height: 360 });
     const { createHash } = await import('node:crypto');
     expect(snapshot.sha256).toBe(createHash('sha256').update(image).digest('hex'));
@@ -294,7 +315,9 @@ describe('chat and events', () => {
     });
     expect(buyer.status).toBe(403);
     expect(t.node.cases.snapshots(c.case.id)).toHaveLength(1);
-    expect(t.node.cases.events(c.case.id).filter((e) => e.type === 'snapshot.taken')).toHaveLength(1);
+    expect(t.node.cases.events(c.case.id).filter((e) => e.type === 'snapshot.taken')).toHaveLength(
+      1,
+    );
   });
 });
 
@@ -322,7 +345,10 @@ describe('bad input', () => {
   const msgPath = () => `/api/cases/${c.case.id}/messages`;
 
   it('malformed JSON is a 400 saying so', async () => {
-    const res = await asUser(c.links.buyer.token, msgPath(), { method: 'POST', body: '{"clientId": "a",' });
+    const res = await asUser(c.links.buyer.token, msgPath(), {
+      method: 'POST',
+      body: '{"clientId": "a",',
+    });
     expect(await errorOf(res)).toMatchObject({ status: 400, code: 'bad_json' });
   });
   it('a huge JSON body is a 413', async () => {
@@ -373,7 +399,9 @@ describe('bad input', () => {
     expect((await whip('v=0\r\n', 'application/json')).status).toBe(415);
     const garbage = await whip('v=0\r\nm=video this is not an m-line\r\n');
     expect(garbage.status).toBe(400);
-    expect(((await garbage.json()) as { error: { message: string } }).error.message.length).toBeGreaterThan(10);
+    expect(
+      ((await garbage.json()) as { error: { message: string } }).error.message.length,
+    ).toBeGreaterThan(10);
   });
   it('answers CORS preflight for WHIP as browsers need', async () => {
     const res = await fetch(`${t.url}/whip/${c.case.id}`, { method: 'OPTIONS' });
@@ -383,15 +411,21 @@ describe('bad input', () => {
     expect(res.headers.get('accept-post')).toBe('application/sdp');
   });
   it('oversized headers and garbage requests get a 4xx and the node keeps serving', async () => {
-    const huge = await rawRequest(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
+    const huge = await rawRequest(
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`,
+    );
     expect(huge.status).toBe(431);
     const garbage = await rawRequest('NOT HTTP AT ALL\r\n\r\n');
     expect(garbage.status).toBe(400);
     const bad = await new Promise<number>((resolve) => {
-      const req = httpRequest(`${t.url}/api/cases/${c.case.id}`, { headers: { Authorization: 'Basic abc' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpRequest(
+        `${t.url}/api/cases/${c.case.id}`,
+        { headers: { Authorization: 'Basic abc' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.end();
     });
     expect(bad).toBe(401);

@@ -31,7 +31,10 @@ describe('node config', () => {
   });
 
   it('layers file < env < flags', () => {
-    const f = file('layers.yaml', 'http:\n  port: 9000\n  host: 0.0.0.0\ntokens:\n  buyerTtl: 1h\n');
+    const f = file(
+      'layers.yaml',
+      'http:\n  port: 9000\n  host: 0.0.0.0\ntokens:\n  buyerTtl: 1h\n',
+    );
     const cfg = loadNodeConfig({
       file: f,
       env: { RETURNCAM_HTTP_PORT: '9100', RETURNCAM_NODE_ID: '0042' },
@@ -66,7 +69,9 @@ describe('node config', () => {
   });
 
   it('reports a missing file clearly', () => {
-    expect(() => loadNodeConfig({ file: join(tmp, 'nope.yaml'), env: {} })).toThrow('cannot read config');
+    expect(() => loadNodeConfig({ file: join(tmp, 'nope.yaml'), env: {} })).toThrow(
+      'cannot read config',
+    );
   });
 
   it('names env variables after key paths', () => {

@@ -1,11 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { type ChainedEvent, eventHash, GENESIS_HASH, verifyChain } from '../../src/node/store/eventChain.ts';
+import {
+  type ChainedEvent,
+  eventHash,
+  GENESIS_HASH,
+  verifyChain,
+} from '../../src/node/store/eventChain.ts';
 
 function chain(n: number): ChainedEvent[] {
   const out: ChainedEvent[] = [];
   let prev = GENESIS_HASH;
   for (let seq = 1; seq <= n; seq++) {
-    const base = { caseId: 'c_x', seq, at: 1_700_000_000_000 + seq, type: 't', actor: 'admin', data: { n: seq }, prevHash: prev };
+    const base = {
+      caseId: 'c_x',
+      seq,
+      at: 1_700_000_000_000 + seq,
+      type: 't',
+      actor: 'admin',
+      data: { n: seq },
+      prevHash: prev,
+    };
     const e = { ...base, hash: eventHash(base) };
     out.push(e);
     prev = e.hash;
@@ -30,7 +43,15 @@ describe('event hash chain', () => {
     expect(problems.map((p) => p.seq)).toContain(firstBadSeq);
   });
   it('hash is independent of key order', () => {
-    const a = { caseId: 'c', seq: 1, at: 1, type: 't', actor: 'a', data: { x: 1, y: 2 }, prevHash: GENESIS_HASH };
+    const a = {
+      caseId: 'c',
+      seq: 1,
+      at: 1,
+      type: 't',
+      actor: 'a',
+      data: { x: 1, y: 2 },
+      prevHash: GENESIS_HASH,
+    };
     const b = { ...a, data: { y: 2, x: 1 } };
     expect(eventHash(a)).toBe(eventHash(b));
   });

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { loadNodeConfig, type NodeConfigInput } from '../../core/config.ts';
 import { UserError } from '../../core/errors.ts';
-import { MediaNode } from '../../node/MediaNode.ts';
 import { ensureDemoCase } from '../../node/cases/demo.ts';
+import { MediaNode } from '../../node/MediaNode.ts';
 import { out, status } from '../output.ts';
 
 interface StartFlags {
@@ -16,7 +16,8 @@ interface StartFlags {
 function portFlag(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`--port must be a whole number 0-65535 (got ${v})`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UserError(`--port must be a whole number 0-65535 (got ${v})`);
   return n;
 }
 
@@ -38,18 +39,22 @@ export function registerNodeCommands(program: Command): void {
       if (port !== undefined || flags.host) overrides.http = { port, host: flags.host };
       const config = loadNodeConfig({ file: flags.config, overrides });
       const started = await MediaNode.start({ config });
-      status(`returncam node ${config.node.id} listening on ${started.url} (data in ${config.node.dataDir})`);
-      // a line for scripts and tests to wait on, with the real port when --port 0 was given
-      out(`listening ${started.url}`);
+      status(
+        `returncam node ${config.node.id} listening on ${started.url} (data in ${config.node.dataDir})`,
+      );
       if (flags.demo) {
         const demo = ensureDemoCase(started.cases);
         out('');
-        out(`Demo case ${demo.caseId} (order ${demo.orderId}) is ready. Open each link in its own browser tab:`);
+        out(
+          `Demo case ${demo.caseId} (order ${demo.orderId}) is ready. Open each link in its own browser tab:`,
+        );
         out(`  buyer (phone):   ${demo.buyerUrl}`);
         out(`  staff (desktop): ${demo.staffUrl}`);
         out('');
         out('Press Ctrl-C to stop the node.');
       }
+      // the line scripts and tests wait on, last, with the real port when --port 0 was given
+      out(`listening ${started.url}`);
       await waitForShutdown(started);
     });
 }

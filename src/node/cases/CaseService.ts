@@ -5,16 +5,16 @@ import { sha256Hex } from '../../core/canonical.ts';
 import { HttpError } from '../../core/errors.ts';
 import { imageSize } from '../../core/imageSize.ts';
 import type { ChainedEvent } from '../store/eventChain.ts';
-import {
-  type CaseRecord,
-  type Disposition,
-  type LinkRecord,
-  type MessageRecord,
-  type Outcome,
-  type Reason,
-  type Role,
-  type SessionRecord,
-  type SnapshotRecord,
+import type {
+  CaseRecord,
+  Disposition,
+  LinkRecord,
+  MessageRecord,
+  Outcome,
+  Reason,
+  Role,
+  SessionRecord,
+  SnapshotRecord,
   Store,
 } from '../store/Store.ts';
 import { signToken, type TokenClaims, verifyToken } from '../tokens.ts';
@@ -133,7 +133,10 @@ export class CaseService {
     return c;
   }
 
-  create(input: NewCaseInput, actor = 'admin'): { case: CaseRecord; links: Record<Role, IssuedLink> } {
+  create(
+    input: NewCaseInput,
+    actor = 'admin',
+  ): { case: CaseRecord; links: Record<Role, IssuedLink> } {
     const id = newId('c');
     const now = Date.now();
     let links: Record<Role, IssuedLink> | undefined;
@@ -180,12 +183,19 @@ export class CaseService {
     append('link.issued', { role, linkId: id, expiresAt });
     const token = signToken(this.opts.tokenSecret, { caseId, role, linkId: id, expiresAt });
     const page = role === 'buyer' ? 'b' : 's';
-    return { id, role, token, expiresAt, url: `${this.opts.publicUrl()}/${page}/${caseId}#t=${token}` };
+    return {
+      id,
+      role,
+      token,
+      expiresAt,
+      url: `${this.opts.publicUrl()}/${page}/${caseId}#t=${token}`,
+    };
   }
 
   issueLink(caseId: string, role: Role, ttl?: number, actor = 'admin'): IssuedLink {
     const c = this.getCase(caseId);
-    if (c.status === 'closed') throw new HttpError(409, 'case_closed', `case ${caseId} is closed; links cannot be issued`);
+    if (c.status === 'closed')
+      throw new HttpError(409, 'case_closed', `case ${caseId} is closed; links cannot be issued`);
     let link: IssuedLink | undefined;
     this.record(
       (append) => {
@@ -217,7 +227,12 @@ export class CaseService {
     actor = 'admin',
   ): CaseRecord {
     const c = this.getCase(caseId);
-    if (c.status === 'closed') throw new HttpError(409, 'case_closed', `case ${caseId} is closed; it cannot be decided again`);
+    if (c.status === 'closed')
+      throw new HttpError(
+        409,
+        'case_closed',
+        `case ${caseId} is closed; it cannot be decided again`,
+      );
     this.record(
       (append) => {
         this.store.decide({
@@ -227,8 +242,17 @@ export class CaseService {
           note: d.note ?? null,
           at: Date.now(),
         });
-        append('case.decided', { outcome: d.outcome, disposition: d.disposition ?? null, note: d.note ?? null, previous: c.outcome });
-        append('case.status', { status: 'decided', outcome: d.outcome, disposition: d.disposition ?? null });
+        append('case.decided', {
+          outcome: d.outcome,
+          disposition: d.disposition ?? null,
+          note: d.note ?? null,
+          previous: c.outcome,
+        });
+        append('case.status', {
+          status: 'decided',
+          outcome: d.outcome,
+          disposition: d.disposition ?? null,
+        });
       },
       caseId,
       actor,
@@ -272,27 +296,46 @@ export class CaseService {
    * Who is asking: checks the token's signature, expiry, revocation and that it names this case.
    * `write` also refuses closed cases.
    */
-  authorize(caseId: string, token: string | undefined, opts: { write?: boolean; role?: Role } = {}): TokenClaims {
+  authorize(
+    caseId: string,
+    token: string | undefined,
+    opts: { write?: boolean; role?: Role } = {},
+  ): TokenClaims {
     if (!token) {
-      throw new HttpError(401, 'token_missing', 'this request needs the link token (Authorization: Bearer …)', {
-        'WWW-Authenticate': 'Bearer',
-      });
+      throw new HttpError(
+        401,
+        'token_missing',
+        'this request needs the link token (Authorization: Bearer …)',
+        {
+          'WWW-Authenticate': 'Bearer',
+        },
+      );
     }
     const check = verifyToken(this.opts.tokenSecret, token);
-    if (!check.ok) throw new HttpError(401, check.code, check.message, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    if (!check.ok)
+      throw new HttpError(401, check.code, check.message, {
+        'WWW-Authenticate': 'Bearer error="invalid_token"',
+      });
     const { claims } = check;
     if (claims.caseId !== caseId) {
       throw new HttpError(403, 'token_wrong_case', 'this link belongs to another case');
     }
     const link = this.store.getLink(claims.linkId);
-    if (!link || link.caseId !== caseId) throw new HttpError(401, 'token_unknown', 'this link is not known to this node');
+    if (!link || link.caseId !== caseId)
+      throw new HttpError(401, 'token_unknown', 'this link is not known to this node');
     if (link.revokedAt !== null) {
-      throw new HttpError(401, 'token_revoked', 'this link was revoked; ask support for a new one', {
-        'WWW-Authenticate': 'Bearer error="invalid_token"',
-      });
+      throw new HttpError(
+        401,
+        'token_revoked',
+        'this link was revoked; ask support for a new one',
+        {
+          'WWW-Authenticate': 'Bearer error="invalid_token"',
+        },
+      );
     }
     const c = this.getCase(caseId);
-    if (opts.write && c.status === 'closed') throw new HttpError(409, 'case_closed', 'this case is closed');
+    if (opts.write && c.status === 'closed')
+      throw new HttpError(409, 'case_closed', 'this case is closed');
     if (opts.role && claims.role !== opts.role) {
       throw new HttpError(403, 'wrong_role', `only ${opts.role} links may do this`);
     }
@@ -343,7 +386,11 @@ export class CaseService {
   }
 
   consent(caseId: string, who: TokenClaims): void {
-    this.record((append) => append('consent.given', { role: who.role, recording: true }), caseId, `${who.role}:${who.linkId}`);
+    this.record(
+      (append) => append('consent.given', { role: who.role, recording: true }),
+      caseId,
+      `${who.role}:${who.linkId}`,
+    );
   }
 
   /**
@@ -382,7 +429,14 @@ export class CaseService {
           this.store.insertSnapshot(snap);
           append(
             'snapshot.taken',
-            { id, sha256: snap.sha256, width: snap.width, height: snap.height, bytes: snap.bytes, mime: snap.mime },
+            {
+              id,
+              sha256: snap.sha256,
+              width: snap.width,
+              height: snap.height,
+              bytes: snap.bytes,
+              mime: snap.mime,
+            },
             snap.at,
           );
         },
@@ -402,7 +456,8 @@ export class CaseService {
 
   snapshotFile(caseId: string, id: string): { record: SnapshotRecord; file: string } {
     const record = this.store.getSnapshot(caseId, id);
-    if (!record) throw new HttpError(404, 'snapshot_not_found', `case ${caseId} has no snapshot ${id}`);
+    if (!record)
+      throw new HttpError(404, 'snapshot_not_found', `case ${caseId} has no snapshot ${id}`);
     return { record, file: join(this.opts.dataDir, record.path) };
   }
 
@@ -411,14 +466,21 @@ export class CaseService {
   }
 
   /** A media session began: log it, stamp first-joined, and move an open case to inspecting. */
-  sessionStarted(s: { id: string; caseId: string; role: Role; direction: 'publish' | 'subscribe'; linkId: string | null }): void {
+  sessionStarted(s: {
+    id: string;
+    caseId: string;
+    role: Role;
+    direction: 'publish' | 'subscribe';
+    linkId: string | null;
+  }): void {
     const c = this.getCase(s.caseId);
     this.record(
       (append) => {
         const now = Date.now();
         this.store.insertSession({ ...s, startedAt: now });
         append('participant.joined', { role: s.role, direction: s.direction, sessionId: s.id });
-        if (s.role === 'buyer' && s.direction === 'publish') this.store.setFirstJoined(s.caseId, now);
+        if (s.role === 'buyer' && s.direction === 'publish')
+          this.store.setFirstJoined(s.caseId, now);
         if (c.status === 'open' && s.direction === 'publish') {
           this.store.setStatus(s.caseId, 'inspecting');
           append('case.status', { status: 'inspecting', outcome: null, disposition: null });
@@ -429,11 +491,19 @@ export class CaseService {
     );
   }
 
-  sessionEnded(s: { id: string; caseId: string; role: Role; direction: 'publish' | 'subscribe' }, reason: string): void {
+  sessionEnded(
+    s: { id: string; caseId: string; role: Role; direction: 'publish' | 'subscribe' },
+    reason: string,
+  ): void {
     this.record(
       (append) => {
         if (this.store.endSession(s.id, Date.now(), reason)) {
-          append('participant.left', { role: s.role, direction: s.direction, sessionId: s.id, reason });
+          append('participant.left', {
+            role: s.role,
+            direction: s.direction,
+            sessionId: s.id,
+            reason,
+          });
         }
       },
       s.caseId,

@@ -3,8 +3,15 @@ import type { CaseService } from './CaseService.ts';
 const DEMO_ORDER = 'DEMO-1001';
 
 /** The quick start's case: reuses an open demo case if there is one, with fresh links each start. */
-export function ensureDemoCase(cases: CaseService): { caseId: string; orderId: string; buyerUrl: string; staffUrl: string } {
-  const existing = cases.list().find((c) => c.orderId === DEMO_ORDER && c.status !== 'closed' && c.status !== 'decided');
+export function ensureDemoCase(cases: CaseService): {
+  caseId: string;
+  orderId: string;
+  buyerUrl: string;
+  staffUrl: string;
+} {
+  const existing = cases
+    .list()
+    .find((c) => c.orderId === DEMO_ORDER && c.status !== 'closed' && c.status !== 'decided');
   if (existing) {
     const buyer = cases.issueLink(existing.id, 'buyer');
     const staff = cases.issueLink(existing.id, 'staff');

@@ -46,14 +46,18 @@ export class AdminClient {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
-      throw new UserError(`cannot reach the node at ${this.base} (${cause}); is it running? (returncam node start, or --node URL)`);
+      throw new UserError(
+        `cannot reach the node at ${this.base} (${cause}); is it running? (returncam node start, or --node URL)`,
+      );
     }
     const text = await res.text();
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
-      throw new UserError(`the node at ${this.base} answered ${res.status} with something that is not JSON`);
+      throw new UserError(
+        `the node at ${this.base} answered ${res.status} with something that is not JSON`,
+      );
     }
     if (!res.ok) {
       const msg = (json as { error?: { message?: string } }).error?.message ?? res.statusText;
@@ -81,7 +85,10 @@ export class AdminClient {
     return this.call('GET', `/api/admin/cases/${encodeURIComponent(id)}`);
   }
 
-  decide(id: string, d: { outcome: Outcome; disposition?: Disposition; note?: string }): Promise<{ case: CaseRecord }> {
+  decide(
+    id: string,
+    d: { outcome: Outcome; disposition?: Disposition; note?: string },
+  ): Promise<{ case: CaseRecord }> {
     return this.call('POST', `/api/admin/cases/${encodeURIComponent(id)}/decision`, d);
   }
 
@@ -90,7 +97,10 @@ export class AdminClient {
   }
 
   issueLink(id: string, role: Role, ttl?: string): Promise<{ link: IssuedLink }> {
-    return this.call('POST', `/api/admin/cases/${encodeURIComponent(id)}/links`, { role, ...(ttl ? { ttl } : {}) });
+    return this.call('POST', `/api/admin/cases/${encodeURIComponent(id)}/links`, {
+      role,
+      ...(ttl ? { ttl } : {}),
+    });
   }
 
   revoke(id: string, role: Role): Promise<{ revoked: number }> {

@@ -58,15 +58,25 @@ export class Router {
       allowed.push(r.method);
     }
     if (allowed.length) {
-      throw new HttpError(405, 'method_not_allowed', `${method} is not allowed on ${pathname}; use ${allowed.join(', ')}`, {
-        Allow: allowed.join(', '),
-      });
+      throw new HttpError(
+        405,
+        'method_not_allowed',
+        `${method} is not allowed on ${pathname}; use ${allowed.join(', ')}`,
+        {
+          Allow: allowed.join(', '),
+        },
+      );
     }
     throw new HttpError(404, 'not_found', `nothing at ${pathname}`);
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',
@@ -91,17 +101,29 @@ export function mediaType(req: IncomingMessage): string {
 }
 
 /** Reads the whole body, refusing (413) past `limit` bytes and (415) other content types. */
-export async function readBody(req: IncomingMessage, limit: number, types?: readonly string[]): Promise<Buffer> {
+export async function readBody(
+  req: IncomingMessage,
+  limit: number,
+  types?: readonly string[],
+): Promise<Buffer> {
   if (types) {
     const t = mediaType(req);
     if (!types.includes(t)) {
-      throw new HttpError(415, 'unsupported_media_type', `send Content-Type: ${types.join(' or ')} (got ${t || 'none'})`);
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        `send Content-Type: ${types.join(' or ')} (got ${t || 'none'})`,
+      );
     }
   }
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
-    throw new HttpError(413, 'body_too_large', `the body is ${declared} bytes; the limit is ${limit}`);
+    throw new HttpError(
+      413,
+      'body_too_large',
+      `the body is ${declared} bytes; the limit is ${limit}`,
+    );
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -118,7 +140,8 @@ export async function readBody(req: IncomingMessage, limit: number, types?: read
 
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const body = await readBody(req, limit, ['application/json']);
-  if (body.length === 0) throw new HttpError(400, 'bad_json', 'the request body is empty; send a JSON object');
+  if (body.length === 0)
+    throw new HttpError(400, 'bad_json', 'the request body is empty; send a JSON object');
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {
@@ -130,7 +153,8 @@ export function bearerToken(req: IncomingMessage, url?: URL): string | undefined
   const h = req.headers.authorization;
   if (h) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
-    if (!m) throw new HttpError(401, 'token_malformed', 'use the header Authorization: Bearer <token>');
+    if (!m)
+      throw new HttpError(401, 'token_malformed', 'use the header Authorization: Bearer <token>');
     return m[1];
   }
   return url?.searchParams.get('access_token') ?? undefined;

@@ -1,12 +1,24 @@
+import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
 import type { NodeConfig } from '../../core/config.ts';
+import { parseDuration } from '../../core/duration.ts';
 import { HttpError } from '../../core/errors.ts';
 import { type CaseService, PAGE_EVENT_TYPES } from '../cases/CaseService.ts';
 import type { RoomManager } from '../media/RoomManager.ts';
 import type { ChainedEvent } from '../store/eventChain.ts';
 import type { Role } from '../store/Store.ts';
-import { type Ctx, isLoopback, readBody, readJson, type Router, sendJson } from './router.ts';
+import { servePage, serveStatic } from './pages.ts';
+import {
+  bearerToken,
+  type Ctx,
+  isLoopback,
+  type Router,
+  readBody,
+  readJson,
+  sendJson,
+} from './router.ts';
 import {
   consentBody,
   decisionBody,
@@ -17,11 +29,6 @@ import {
   revokeBody,
   statusQuery,
 } from './schemas.ts';
-import { bearerToken } from './router.ts';
-import { parseDuration } from '../../core/duration.ts';
-import { timingSafeEqual } from 'node:crypto';
-import type { Registry } from 'prom-client';
-import { servePage, serveStatic } from './pages.ts';
 
 export interface AppDeps {
   config: NodeConfig;
@@ -44,14 +51,27 @@ const CORS = {
 
 function checkAdmin(ctx: Ctx, deps: AppDeps): void {
   if (!deps.config.admin.allowRemote && !isLoopback(ctx.req.socket.remoteAddress)) {
-    throw new HttpError(403, 'admin_remote', 'the admin API answers only local clients (set admin.allowRemote to change this)');
+    throw new HttpError(
+      403,
+      'admin_remote',
+      'the admin API answers only local clients (set admin.allowRemote to change this)',
+    );
   }
   const token = bearerToken(ctx.req);
-  if (!token) throw new HttpError(401, 'token_missing', 'the admin API needs Authorization: Bearer <admin token>');
+  if (!token)
+    throw new HttpError(
+      401,
+      'token_missing',
+      'the admin API needs Authorization: Bearer <admin token>',
+    );
   const a = Buffer.from(token);
   const b = Buffer.from(deps.adminToken);
   if (a.length !== b.length || !timingSafeEqual(a, b)) {
-    throw new HttpError(401, 'token_bad_admin', 'the admin token is wrong (see DATA/admin.token on the node)');
+    throw new HttpError(
+      401,
+      'token_bad_admin',
+      'the admin token is wrong (see DATA/admin.token on the node)',
+    );
   }
 }
 
@@ -101,7 +121,12 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
     checkAdmin(ctx, deps);
     const raw = ctx.url.searchParams.get('status') ?? undefined;
     const status = statusQuery.safeParse(raw);
-    if (!status.success) throw new HttpError(400, 'bad_request', `status: use open, inspecting, decided or closed (got ${raw})`);
+    if (!status.success)
+      throw new HttpError(
+        400,
+        'bad_request',
+        `status: use open, inspecting, decided or closed (got ${raw})`,
+      );
     sendJson(ctx.res, 200, { cases: cases.list(status.data) });
   });
   router.on('GET', '/api/admin/cases/:id', (ctx) => {
@@ -122,14 +147,19 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
   router.on('POST', '/api/admin/cases/:id/links', async (ctx) => {
     checkAdmin(ctx, deps);
     const body = parseBody(linkBody, await readJson(ctx.req, limits.jsonBytes));
-    const link = cases.issueLink(ctx.params.id!, body.role, body.ttl ? parseDuration(body.ttl) : undefined);
+    const link = cases.issueLink(
+      ctx.params.id!,
+      body.role,
+      body.ttl ? parseDuration(body.ttl) : undefined,
+    );
     sendJson(ctx.res, 201, { link });
   });
   router.on('POST', '/api/admin/cases/:id/revoke', async (ctx) => {
     checkAdmin(ctx, deps);
     const body = parseBody(revokeBody, await readJson(ctx.req, limits.jsonBytes));
     const revoked = cases.revoke(ctx.params.id!, body.role);
-    for (const sid of cases.liveSessions(ctx.params.id!, body.role)) rooms.endSession(ctx.params.id!, sid);
+    for (const sid of cases.liveSessions(ctx.params.id!, body.role))
+      rooms.endSession(ctx.params.id!, sid);
     sendJson(ctx.res, 200, { revoked });
   });
 
@@ -147,7 +177,10 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
   router.on('POST', '/api/cases/:id/messages', async (ctx) => {
     const id = ctx.params.id!;
     const who = cases.authorize(id, bearerToken(ctx.req), { write: true });
-    const body = parseBody(messageBody(limits.messageChars), await readJson(ctx.req, limits.jsonBytes));
+    const body = parseBody(
+      messageBody(limits.messageChars),
+      await readJson(ctx.req, limits.jsonBytes),
+    );
     const { message, created } = cases.postMessage(id, who, body);
     sendJson(ctx.res, created ? 201 : 200, { message });
   });
@@ -169,12 +202,16 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
     const who = cases.authorize(id, bearerToken(ctx.req), { write: true, role: 'staff' });
     const image = await readBody(ctx.req, limits.snapshotBytes, ['image/jpeg', 'image/png']);
     const snapshot = cases.addSnapshot(id, who, image);
-    sendJson(ctx.res, 201, { snapshot: { ...snapshot, url: `/api/cases/${id}/snapshots/${snapshot.id}` } });
+    sendJson(ctx.res, 201, {
+      snapshot: { ...snapshot, url: `/api/cases/${id}/snapshots/${snapshot.id}` },
+    });
   });
   router.on('GET', '/api/cases/:id/snapshots', (ctx) => {
     const id = ctx.params.id!;
     cases.authorize(id, bearerToken(ctx.req, ctx.url), { role: 'staff' });
-    const snapshots = cases.snapshots(id).map((s) => ({ ...s, url: `/api/cases/${id}/snapshots/${s.id}` }));
+    const snapshots = cases
+      .snapshots(id)
+      .map((s) => ({ ...s, url: `/api/cases/${id}/snapshots/${s.id}` }));
     sendJson(ctx.res, 200, { snapshots });
   });
   router.on('GET', '/api/cases/:id/snapshots/:sid', async (ctx) => {
@@ -182,7 +219,11 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
     cases.authorize(id, bearerToken(ctx.req, ctx.url), { role: 'staff' });
     const { record, file } = cases.snapshotFile(id, ctx.params.sid!);
     const body = await readFile(file);
-    ctx.res.writeHead(200, { 'Content-Type': record.mime, 'Content-Length': body.length, 'Cache-Control': 'private, max-age=3600' });
+    ctx.res.writeHead(200, {
+      'Content-Type': record.mime,
+      'Content-Length': body.length,
+      'Cache-Control': 'private, max-age=3600',
+    });
     ctx.res.end(body);
   });
   router.on('GET', '/api/cases/:id/events', (ctx) => {
@@ -191,7 +232,11 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
     const header = ctx.req.headers['last-event-id'] ?? ctx.url.searchParams.get('since') ?? '0';
     const since = Number(Array.isArray(header) ? header[0] : header);
     if (!Number.isInteger(since) || since < 0) {
-      throw new HttpError(400, 'bad_request', 'Last-Event-ID must be a whole number (the id of the last event seen)');
+      throw new HttpError(
+        400,
+        'bad_request',
+        'Last-Event-ID must be a whole number (the id of the last event seen)',
+      );
     }
     const { res } = ctx;
     res.writeHead(200, {
@@ -238,11 +283,24 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       const caseId = ctx.params.caseId!;
       const who = cases.authorize(caseId, bearerToken(ctx.req), { write: true });
       const sdp = (await readBody(ctx.req, limits.sdpBytes, ['application/sdp'])).toString('utf8');
-      if (!sdp.startsWith('v=0')) throw new HttpError(400, 'bad_sdp', 'the body is not an SDP offer (it must start with v=0)');
+      if (!sdp.startsWith('v=0'))
+        throw new HttpError(
+          400,
+          'bad_sdp',
+          'the body is not an SDP offer (it must start with v=0)',
+        );
       const direction = kind === 'whip' ? 'publish' : 'subscribe';
       const { sessionId, answerSdp } =
-        kind === 'whip' ? await rooms.publish(caseId, who.role, sdp) : await rooms.subscribe(caseId, who.role, sdp);
-      cases.sessionStarted({ id: sessionId, caseId, role: who.role, direction, linkId: who.linkId });
+        kind === 'whip'
+          ? await rooms.publish(caseId, who.role, sdp)
+          : await rooms.subscribe(caseId, who.role, sdp);
+      cases.sessionStarted({
+        id: sessionId,
+        caseId,
+        role: who.role,
+        direction,
+        linkId: who.linkId,
+      });
       ctx.res.writeHead(201, {
         ...CORS,
         'Content-Type': 'application/sdp',
@@ -255,16 +313,25 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       const caseId = ctx.params.caseId!;
       cases.authorize(caseId, bearerToken(ctx.req));
       if (!rooms.endSession(caseId, ctx.params.sessionId!)) {
-        throw new HttpError(404, 'session_not_found', `no live session ${ctx.params.sessionId} in case ${caseId}`);
+        throw new HttpError(
+          404,
+          'session_not_found',
+          `no live session ${ctx.params.sessionId} in case ${caseId}`,
+        );
       }
       ctx.res.writeHead(200, CORS);
       ctx.res.end();
     });
     router.on('PATCH', `/${kind}/:caseId/:sessionId`, () => {
-      throw new HttpError(405, 'trickle_unsupported', 'trickle ICE is not used: the answer already carries every candidate', {
-        Allow: 'DELETE',
-        ...CORS,
-      });
+      throw new HttpError(
+        405,
+        'trickle_unsupported',
+        'trickle ICE is not used: the answer already carries every candidate',
+        {
+          Allow: 'DELETE',
+          ...CORS,
+        },
+      );
     });
   }
 
@@ -276,7 +343,9 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
   router.on('GET', '/b/:caseId', (ctx) => servePage(ctx, 'buyer'));
   router.on('GET', '/s/:caseId', (ctx) => servePage(ctx, 'staff'));
   router.on('GET', '/static/:file', (ctx) => serveStatic(ctx, ctx.params.file!));
-  router.on('GET', '/static/:dir/:file', (ctx) => serveStatic(ctx, `${ctx.params.dir}/${ctx.params.file}`));
+  router.on('GET', '/static/:dir/:file', (ctx) =>
+    serveStatic(ctx, `${ctx.params.dir}/${ctx.params.file}`),
+  );
 }
 
 export { CORS };

@@ -306,7 +306,12 @@ export class Store {
     return this.db.transaction(fn)();
   }
 
-  insertCase(c: Pick<CaseRecord, 'id' | 'orderId' | 'sku' | 'marketplace' | 'warehouseId' | 'reason' | 'note' | 'createdAt'>): void {
+  insertCase(
+    c: Pick<
+      CaseRecord,
+      'id' | 'orderId' | 'sku' | 'marketplace' | 'warehouseId' | 'reason' | 'note' | 'createdAt'
+    >,
+  ): void {
     this.stmt.insertCase.run(c);
   }
 
@@ -316,9 +321,12 @@ export class Store {
   }
 
   listCases(filter: { status?: CaseStatus; limit?: number } = {}): CaseRecord[] {
-    return (this.stmt.listCases.all({ status: filter.status ?? null, limit: filter.limit ?? 1000 }) as Row[]).map(
-      toCase,
-    );
+    return (
+      this.stmt.listCases.all({
+        status: filter.status ?? null,
+        limit: filter.limit ?? 1000,
+      }) as Row[]
+    ).map(toCase);
   }
 
   setStatus(id: string, status: CaseStatus): void {
@@ -329,7 +337,13 @@ export class Store {
     return this.stmt.setFirstJoined.run(at, id).changes > 0;
   }
 
-  decide(d: { id: string; outcome: Outcome; disposition: Disposition | null; note: string | null; at: number }): void {
+  decide(d: {
+    id: string;
+    outcome: Outcome;
+    disposition: Disposition | null;
+    note: string | null;
+    at: number;
+  }): void {
     this.stmt.decide.run(d);
   }
 

@@ -32,8 +32,10 @@ export function verifyChain(events: readonly ChainedEvent[]): ChainProblem[] {
   let expectSeq = 1;
   for (const e of events) {
     if (e.seq !== expectSeq) problems.push({ seq: e.seq, problem: `expected event #${expectSeq}` });
-    if (e.prevHash !== prev) problems.push({ seq: e.seq, problem: 'prevHash does not match the event before it' });
-    if (eventHash(e) !== e.hash) problems.push({ seq: e.seq, problem: 'content does not match its hash' });
+    if (e.prevHash !== prev)
+      problems.push({ seq: e.seq, problem: 'prevHash does not match the event before it' });
+    if (eventHash(e) !== e.hash)
+      problems.push({ seq: e.seq, problem: 'content does not match its hash' });
     prev = e.hash;
     expectSeq = e.seq + 1;
   }
