@@ -1,0 +1,336 @@
+import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
+import { errorMessage } from '../../core/errors.ts';
+import { type Logger, silentLogger } from '../../core/log.ts';
+import { NackTracker } from './NackTracker.ts';
+import {
+  buildNack,
+  buildPli,
+  isRtcp,
+  isVp8Keyframe,
+  parseRtp,
+  parseVp8Descriptor,
+  seededRandom,
+} from './rtp.ts';
+import {
+  deleteSession,
+  gathered,
+  postOffer,
+  randomSsrc,
+  type SignallingOptions,
+} from './signalling.ts';
+import type { SentFrame } from './WhipPublisher.ts';
+
+export const SUBSCRIBER_VP8_PT = 96;
+export const SUBSCRIBER_RTX_PT = 97;
+export const SUBSCRIBER_OPUS_PT = 111;
+
+export interface WhepSubscriberOptions extends SignallingOptions {
+  /** Drop this share (0..1) of incoming video RTP before reassembly, to exercise NACK. */
+  dropRate?: number;
+  /** Seed of the drop PRNG (reproducible runs). */
+  seed?: number;
+  /** Offer RTX for video retransmissions (default true). */
+  rtx?: boolean;
+  /** Time between NACKs for the same packet (default 30 ms: loopback round trip + margin). */
+  nackRetryMs?: number;
+  /** NACKs per missing packet before giving up (default 10). */
+  nackMaxTries?: number;
+  /** How long ICE + DTLS may take after the answer. */
+  connectTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** One complete video frame: when its last missing packet arrived (epoch ms, sub-ms). */
+export interface ReceivedFrame {
+  rtpTimestamp: number;
+  receivedAt: number;
+  keyframe: boolean;
+}
+
+export interface WhepSubscriberResults {
+  /** Distinct video frames of which at least one packet arrived. */
+  framesReceived: number;
+  /** Frames with every packet from the first (S bit) to the marker. */
+  completeFrames: number;
+  /** Video RTP packets accepted (retransmissions included, duplicates and drops excluded). */
+  packetsReceived: number;
+  audioPackets: number;
+  /** RTCP generic NACK messages sent. */
+  nacksSent: number;
+  /** Sequence numbers asked for, counting repeats. */
+  nackedPackets: number;
+  /** Packets that filled a gap (via RTX or a resend on the media SSRC). */
+  retransmitsReceived: number;
+  /** Packets that arrived in RTX. */
+  rtxPackets: number;
+  duplicatePackets: number;
+  /** Packets dropped on purpose (`dropRate`). */
+  droppedPackets: number;
+  /** Missing packets given up on. */
+  lostPackets: number;
+  keyframeRequestsSent: number;
+  /** Receive time of each complete frame minus its send time, when the sender's record is given. */
+  frameLatenciesMs?: number[];
+}
+
+interface FrameState {
+  firstSeq: number | undefined;
+  lastSeq: number | undefined;
+  packets: number;
+  keyframe: boolean;
+  complete: boolean;
+}
+
+const MAX_TRACKED_FRAMES = 512;
+
+function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * A synthetic WHEP subscriber on node-datachannel: receives RTP, reassembles VP8 frames (complete
+ * = every sequence number from the frame's first packet to its marker), counts per track, and
+ * repairs loss itself: libdatachannel generates no NACKs on the receive side, so this client
+ * sends RFC 4585 generic NACKs (as SRTCP through the track) and unwraps RTX. Optional seeded
+ * artificial loss (`dropRate`) makes the node's retransmission path observable.
+ */
+export class WhepSubscriber {
+  readonly receivedFrames: ReceivedFrame[] = [];
+  private readonly log: Logger;
+  private readonly rtcpSsrc = randomSsrc();
+  private readonly random: () => number;
+  private readonly dropRate: number;
+  private readonly nack: NackTracker;
+  private readonly frames = new Map<number, FrameState>();
+  private readonly stats: Omit<WhepSubscriberResults, 'frameLatenciesMs' | 'lostPackets'> = {
+    framesReceived: 0,
+    completeFrames: 0,
+    packetsReceived: 0,
+    audioPackets: 0,
+    nacksSent: 0,
+    nackedPackets: 0,
+    retransmitsReceived: 0,
+    rtxPackets: 0,
+    duplicatePackets: 0,
+    droppedPackets: 0,
+    keyframeRequestsSent: 0,
+  };
+  private pc: PeerConnection | undefined;
+  // Every native object is kept referenced from JS: a collected Track silently stops delivery.
+  private readonly keep: unknown[] = [];
+  private videoTrack: Track | undefined;
+  private mediaSsrc: number | undefined;
+  private nackTimer: NodeJS.Timeout | undefined;
+  private lastPliAt = Number.NEGATIVE_INFINITY;
+  private sessionUrl: string | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: WhepSubscriberOptions) {
+    this.log = options.log ?? silentLogger;
+    this.dropRate = Math.min(1, Math.max(0, options.dropRate ?? 0));
+    this.random = seededRandom(options.seed ?? 1);
+    this.nack = new NackTracker({
+      retryMs: options.nackRetryMs ?? 30,
+      maxTries: options.nackMaxTries ?? 10,
+      maxAgeMs: 1000,
+    });
+  }
+
+  /** Subscribes; resolves once the media path is up (media may not flow yet). */
+  async start(): Promise<void> {
+    if (this.pc || this.closing) throw new Error('WHEP subscriber: start() may be called once');
+    const pc = new nodeDataChannel.PeerConnection('whep-subscriber', { iceServers: [] });
+    this.pc = pc;
+    pc.onTrack((track) => this.keep.push(track));
+
+    const video = new nodeDataChannel.Video('video', 'RecvOnly');
+    video.addVP8Codec(SUBSCRIBER_VP8_PT);
+    if (this.options.rtx !== false) video.addRTXCodec(SUBSCRIBER_RTX_PT, SUBSCRIBER_VP8_PT, 90000);
+    const videoTrack = pc.addTrack(video);
+    videoTrack.onMessage((msg) => this.onVideo(msg));
+
+    const audio = new nodeDataChannel.Audio('audio', 'RecvOnly');
+    audio.addOpusCodec(SUBSCRIBER_OPUS_PT);
+    const audioTrack = pc.addTrack(audio);
+    audioTrack.onMessage((msg) => {
+      if (!isRtcp(msg)) this.stats.audioPackets++;
+    });
+
+    this.videoTrack = videoTrack;
+    this.keep.push(video, videoTrack, audio, audioTrack);
+
+    const opened = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('WHEP subscriber: media did not connect in time')),
+        this.options.connectTimeoutMs ?? 10_000,
+      );
+      videoTrack.onOpen(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      pc.onStateChange((state) => {
+        if (state === 'failed' || state === 'closed') {
+          clearTimeout(timer);
+          reject(new Error(`WHEP subscriber: connection ${state} before media started`));
+        }
+      });
+    });
+    opened.catch(() => {});
+
+    pc.setLocalDescription();
+    await gathered(pc, 5_000);
+    const offer = pc.localDescription();
+    if (!offer) throw new Error('WHEP subscriber: no local offer');
+    const { answerSdp, sessionUrl } = await postOffer('whep', this.options, offer.sdp);
+    this.sessionUrl = sessionUrl;
+    pc.setRemoteDescription(answerSdp, 'answer');
+    await opened;
+    this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
+  }
+
+  /** Counters so far; with the publisher's `sentFrames`, also per-frame latency. */
+  results(sent?: readonly SentFrame[]): WhepSubscriberResults {
+    const out: WhepSubscriberResults = { ...this.stats, lostPackets: this.nack.lost };
+    if (sent) {
+      const sentAt = new Map<number, number>();
+      for (const frame of sent) sentAt.set(frame.rtpTimestamp, frame.sentAt);
+      out.frameLatenciesMs = [];
+      for (const frame of this.receivedFrames) {
+        const at = sentAt.get(frame.rtpTimestamp);
+        if (at !== undefined) out.frameLatenciesMs.push(frame.receivedAt - at);
+      }
+    }
+    return out;
+  }
+
+  /** libdatachannel's connection state (`new` before start). */
+  get connectionState(): string {
+    return this.pc?.state() ?? 'new';
+  }
+
+  get location(): string | undefined {
+    return this.sessionUrl;
+  }
+
+  /** Ask the sender for a keyframe (PLI). */
+  requestKeyframe(): boolean {
+    if (!this.videoTrack || this.mediaSsrc === undefined) return false;
+    const ok = this.sendRtcp(buildPli(this.rtcpSsrc, this.mediaSsrc));
+    if (ok) this.stats.keyframeRequestsSent++;
+    return ok;
+  }
+
+  /** DELETEs the session (unless `skipDelete`) and closes the connection. Idempotent. */
+  close(options: { skipDelete?: boolean } = {}): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.nackTimer) clearInterval(this.nackTimer);
+      this.nackTimer = undefined;
+      if (this.sessionUrl && !options.skipDelete) {
+        await deleteSession(this.sessionUrl, this.options);
+      }
+      try {
+        this.pc?.close();
+      } catch (err) {
+        this.log.warn('subscriber close failed', { error: errorMessage(err) });
+      }
+    })();
+    return this.closing;
+  }
+
+  private onVideo(msg: Buffer): void {
+    if (this.closing || isRtcp(msg)) return;
+    const rtp = parseRtp(msg);
+    if (!rtp) return;
+    let seq = rtp.sequenceNumber;
+    let payloadStart = rtp.payloadOffset;
+    let viaRtx = false;
+    if (rtp.payloadType === SUBSCRIBER_RTX_PT && this.options.rtx !== false) {
+      if (rtp.payloadEnd - rtp.payloadOffset < 2) return; // RTX padding probe
+      seq = msg.readUInt16BE(rtp.payloadOffset);
+      payloadStart += 2;
+      viaRtx = true;
+    } else if (rtp.payloadType !== SUBSCRIBER_VP8_PT) {
+      return;
+    } else {
+      this.mediaSsrc = rtp.ssrc;
+    }
+    if (this.dropRate > 0 && this.random() < this.dropRate) {
+      this.stats.droppedPackets++;
+      return;
+    }
+    const now = performance.now();
+    const arrival = this.nack.received(seq, now);
+    if (arrival === 'duplicate') {
+      this.stats.duplicatePackets++;
+      return;
+    }
+    if (viaRtx) this.stats.rtxPackets++;
+    if (arrival === 'recovered') this.stats.retransmitsReceived++;
+    this.stats.packetsReceived++;
+    this.assemble(seq, rtp.timestamp, rtp.marker, msg.subarray(payloadStart, rtp.payloadEnd));
+  }
+
+  private assemble(seq: number, timestamp: number, marker: boolean, payload: Buffer): void {
+    let frame = this.frames.get(timestamp);
+    if (!frame) {
+      frame = {
+        firstSeq: undefined,
+        lastSeq: undefined,
+        packets: 0,
+        keyframe: false,
+        complete: false,
+      };
+      this.frames.set(timestamp, frame);
+      this.stats.framesReceived++;
+      if (this.frames.size > MAX_TRACKED_FRAMES) {
+        for (const key of this.frames.keys()) {
+          this.frames.delete(key);
+          if (this.frames.size <= MAX_TRACKED_FRAMES * 0.75) break;
+        }
+      }
+    }
+    if (frame.complete) return;
+    frame.packets++;
+    const descriptor = parseVp8Descriptor(payload);
+    if (descriptor?.start && descriptor.partitionIndex === 0) {
+      frame.firstSeq = seq;
+      frame.keyframe = isVp8Keyframe(payload.subarray(descriptor.headerSize));
+    }
+    if (marker) frame.lastSeq = seq;
+    if (frame.firstSeq === undefined || frame.lastSeq === undefined) return;
+    const expected = ((frame.lastSeq - frame.firstSeq) & 0xffff) + 1;
+    if (frame.packets !== expected) return;
+    frame.complete = true;
+    this.stats.completeFrames++;
+    this.receivedFrames.push({
+      rtpTimestamp: timestamp,
+      receivedAt: wallClock(),
+      keyframe: frame.keyframe,
+    });
+  }
+
+  private sendDueNacks(): void {
+    if (this.closing || this.mediaSsrc === undefined || this.nack.missingCount === 0) return;
+    const { nack, gaveUp } = this.nack.due(performance.now());
+    if (nack.length > 0 && this.sendRtcp(buildNack(this.rtcpSsrc, this.mediaSsrc, nack))) {
+      this.stats.nacksSent++;
+      this.stats.nackedPackets += nack.length;
+    }
+    if (gaveUp > 0) {
+      const now = performance.now();
+      if (now - this.lastPliAt > 500) {
+        this.lastPliAt = now;
+        this.requestKeyframe();
+      }
+    }
+  }
+
+  private sendRtcp(packet: Buffer): boolean {
+    try {
+      return this.videoTrack?.sendMessageBinary(packet) ?? false;
+    } catch (err) {
+      this.log.warn('subscriber RTCP send failed', { error: errorMessage(err) });
+      return false;
+    }
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * Minimal RTP/RTCP building and parsing for the synthetic clients: RTP headers (RFC 3550), the
+ * VP8 payload format (RFC 7741), generic NACK and PLI feedback (RFC 4585), RTX (RFC 4588).
+ * Pure functions, no I/O.
+ */
+
+export const RTP_HEADER_SIZE = 12;
+/** Payload bytes per RTP packet: fits a 1200-byte packet with SRTP overhead on any path. */
+export const DEFAULT_MAX_PAYLOAD = 1100;
+
+export interface RtpHeaderFields {
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  marker: boolean;
+}
+
+export interface ParsedRtp extends RtpHeaderFields {
+  /** Offset of the payload in the packet. */
+  payloadOffset: number;
+  /** End of the payload (padding excluded). */
+  payloadEnd: number;
+}
+
+/** Writes a 12-byte RTP header (no CSRC, no extension) followed by `payload`. */
+export function buildRtp(fields: RtpHeaderFields, payload: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(RTP_HEADER_SIZE + payload.length);
+  buf[0] = 0x80;
+  buf[1] = (fields.marker ? 0x80 : 0) | (fields.payloadType & 0x7f);
+  buf.writeUInt16BE(fields.sequenceNumber & 0xffff, 2);
+  buf.writeUInt32BE(fields.timestamp >>> 0, 4);
+  buf.writeUInt32BE(fields.ssrc >>> 0, 8);
+  buf.set(payload, RTP_HEADER_SIZE);
+  return buf;
+}
+
+/** True when the packet is RTCP (RFC 5761 demultiplexing: packet type 192–223). */
+export function isRtcp(buf: Uint8Array): boolean {
+  if (buf.length < 2) return false;
+  const pt = buf[1]!;
+  return pt >= 192 && pt <= 223;
+}
+
+/** Parses an RTP header, skipping CSRCs and header extensions; undefined if malformed. */
+export function parseRtp(buf: Buffer): ParsedRtp | undefined {
+  if (buf.length < RTP_HEADER_SIZE || buf[0]! >> 6 !== 2) return undefined;
+  const csrcCount = buf[0]! & 0x0f;
+  let offset = RTP_HEADER_SIZE + csrcCount * 4;
+  if (buf[0]! & 0x10) {
+    if (buf.length < offset + 4) return undefined;
+    const words = buf.readUInt16BE(offset + 2);
+    offset += 4 + words * 4;
+  }
+  let end = buf.length;
+  if (buf[0]! & 0x20) end -= buf[buf.length - 1]!;
+  if (offset > end) return undefined;
+  return {
+    payloadType: buf[1]! & 0x7f,
+    marker: (buf[1]! & 0x80) !== 0,
+    sequenceNumber: buf.readUInt16BE(2),
+    timestamp: buf.readUInt32BE(4),
+    ssrc: buf.readUInt32BE(8),
+    payloadOffset: offset,
+    payloadEnd: end,
+  };
+}
+
+/** Difference `a - b` of two 16-bit sequence numbers, in [-32768, 32767]. */
+export function seqDiff(a: number, b: number): number {
+  const d = (a - b) & 0xffff;
+  return d >= 0x8000 ? d - 0x10000 : d;
+}
+
+/**
+ * RFC 7741 VP8 packetizer: splits one frame into payloads, each with a payload descriptor
+ * carrying a 15-bit PictureID; S=1 and PID=0 on the first packet of the frame.
+ */
+export class Vp8Packetizer {
+  private pictureId: number;
+
+  constructor(
+    private readonly maxPayload = DEFAULT_MAX_PAYLOAD,
+    initialPictureId = 0,
+  ) {
+    this.pictureId = initialPictureId & 0x7fff;
+  }
+
+  packetize(frame: Uint8Array): Buffer[] {
+    const descriptorSize = 4;
+    const room = this.maxPayload - descriptorSize;
+    if (room <= 0) throw new Error(`VP8 packetizer: max payload ${this.maxPayload} is too small`);
+    const count = Math.max(1, Math.ceil(frame.length / room));
+    // Even split, so the last packet is not a runt.
+    const size = Math.ceil(frame.length / count);
+    const out: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const chunk = frame.subarray(i * size, Math.min(frame.length, (i + 1) * size));
+      const payload = Buffer.allocUnsafe(descriptorSize + chunk.length);
+      payload[0] = 0x80 | (i === 0 ? 0x10 : 0); // X=1, S on the first packet, PID=0
+      payload[1] = 0x80; // I=1: PictureID present
+      payload[2] = 0x80 | (this.pictureId >> 8); // M=1: 15-bit PictureID
+      payload[3] = this.pictureId & 0xff;
+      payload.set(chunk, descriptorSize);
+      out.push(payload);
+    }
+    this.pictureId = (this.pictureId + 1) & 0x7fff;
+    return out;
+  }
+}
+
+export interface Vp8Descriptor {
+  /** First packet of a partition (S bit). */
+  start: boolean;
+  partitionIndex: number;
+  pictureId?: number;
+  /** Offset of the VP8 payload after the descriptor. */
+  headerSize: number;
+}
+
+/** Parses an RFC 7741 payload descriptor; undefined if truncated. */
+export function parseVp8Descriptor(payload: Uint8Array): Vp8Descriptor | undefined {
+  if (payload.length < 1) return undefined;
+  const b0 = payload[0]!;
+  let offset = 1;
+  let pictureId: number | undefined;
+  if (b0 & 0x80) {
+    if (payload.length < 2) return undefined;
+    const b1 = payload[1]!;
+    offset = 2;
+    if (b1 & 0x80) {
+      if (payload.length < offset + 1) return undefined;
+      if (payload[offset]! & 0x80) {
+        if (payload.length < offset + 2) return undefined;
+        pictureId = ((payload[offset]! & 0x7f) << 8) | payload[offset + 1]!;
+        offset += 2;
+      } else {
+        pictureId = payload[offset]! & 0x7f;
+        offset += 1;
+      }
+    }
+    if (b1 & 0x40) offset += 1; // TL0PICIDX
+    if (b1 & 0x30) offset += 1; // TID / KEYIDX
+  }
+  if (offset > payload.length) return undefined;
+  return { start: (b0 & 0x10) !== 0, partitionIndex: b0 & 0x07, pictureId, headerSize: offset };
+}
+
+/** A VP8 frame (or the first bytes of its first partition) is a keyframe when P=0. */
+export function isVp8Keyframe(frameStart: Uint8Array): boolean {
+  return frameStart.length > 0 && (frameStart[0]! & 0x01) === 0;
+}
+
+/** RFC 4585 generic NACK for `lost` sequence numbers (any order, duplicates ignored). */
+export function buildNack(senderSsrc: number, mediaSsrc: number, lost: readonly number[]): Buffer {
+  const sorted = [...new Set(lost.map((s) => s & 0xffff))].sort((a, b) => seqDiff(a, b));
+  const fci: [number, number][] = [];
+  for (const seq of sorted) {
+    const last = fci[fci.length - 1];
+    if (last) {
+      const d = seqDiff(seq, last[0]);
+      if (d >= 1 && d <= 16) {
+        last[1] |= 1 << (d - 1);
+        continue;
+      }
+    }
+    fci.push([seq, 0]);
+  }
+  const buf = Buffer.alloc(12 + fci.length * 4);
+  buf[0] = 0x80 | 1; // V=2, FMT=1 (generic NACK)
+  buf[1] = 205; // RTPFB
+  buf.writeUInt16BE(buf.length / 4 - 1, 2);
+  buf.writeUInt32BE(senderSsrc >>> 0, 4);
+  buf.writeUInt32BE(mediaSsrc >>> 0, 8);
+  fci.forEach(([pid, blp], i) => {
+    buf.writeUInt16BE(pid, 12 + i * 4);
+    buf.writeUInt16BE(blp, 14 + i * 4);
+  });
+  return buf;
+}
+
+/** Sequence numbers a generic NACK asks for. */
+export function parseNackFci(fci: Uint8Array): number[] {
+  const out: number[] = [];
+  const view = Buffer.from(fci.buffer, fci.byteOffset, fci.byteLength);
+  for (let i = 0; i + 4 <= view.length; i += 4) {
+    const pid = view.readUInt16BE(i);
+    const blp = view.readUInt16BE(i + 2);
+    out.push(pid);
+    for (let bit = 0; bit < 16; bit++) if (blp & (1 << bit)) out.push((pid + bit + 1) & 0xffff);
+  }
+  return out;
+}
+
+/** RFC 4585 picture loss indication. */
+export function buildPli(senderSsrc: number, mediaSsrc: number): Buffer {
+  const buf = Buffer.alloc(12);
+  buf[0] = 0x80 | 1; // FMT=1 (PLI)
+  buf[1] = 206; // PSFB
+  buf.writeUInt16BE(2, 2);
+  buf.writeUInt32BE(senderSsrc >>> 0, 4);
+  buf.writeUInt32BE(mediaSsrc >>> 0, 8);
+  return buf;
+}
+
+export type RtcpFeedback =
+  | { kind: 'pli'; mediaSsrc: number }
+  | { kind: 'fir' }
+  | { kind: 'nack'; mediaSsrc: number; lost: number[] }
+  | { kind: 'other'; packetType: number };
+
+/** Splits a (compound) RTCP packet and names the feedback messages in it. */
+export function parseRtcpFeedback(buf: Buffer): RtcpFeedback[] {
+  const out: RtcpFeedback[] = [];
+  let offset = 0;
+  while (offset + 4 <= buf.length) {
+    const fmt = buf[offset]! & 0x1f;
+    const packetType = buf[offset + 1]!;
+    const length = (buf.readUInt16BE(offset + 2) + 1) * 4;
+    if (offset + length > buf.length) break;
+    if (packetType === 206 && fmt === 1 && length >= 12) {
+      out.push({ kind: 'pli', mediaSsrc: buf.readUInt32BE(offset + 8) });
+    } else if (packetType === 206 && fmt === 4) {
+      out.push({ kind: 'fir' });
+    } else if (packetType === 205 && fmt === 1 && length >= 12) {
+      out.push({
+        kind: 'nack',
+        mediaSsrc: buf.readUInt32BE(offset + 8),
+        lost: parseNackFci(buf.subarray(offset + 12, offset + length)),
+      });
+    } else {
+      out.push({ kind: 'other', packetType });
+    }
+    offset += length;
+  }
+  return out;
+}
+
+/** Seeded PRNG (mulberry32): reproducible artificial loss. Returns floats in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,88 @@
+/** Shared option, event and counter types of the media layer (rooms and forwarding on werift). */
+
+export type Role = 'buyer' | 'staff';
+export type SessionDirection = 'publish' | 'subscribe';
+export type MediaKind = 'audio' | 'video';
+
+export interface IceServerConfig {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface MediaOptions {
+  /** Extra host candidate address to announce (e.g. the public address of a NAT port forward). */
+  announcedIp?: string;
+  /** UDP port range for ICE sockets, inclusive. */
+  portRange?: [number, number];
+  /** STUN/TURN servers for the node's own gathering. Pass `[]` when offline. */
+  iceServers: IceServerConfig[];
+  /** Offer a 127.0.0.1 host candidate (local tests, same-host clients). */
+  loopbackCandidate: boolean;
+}
+
+/**
+ * Why a session ended: `closed` (DELETE / endSession), `replaced` (a newer publish for the same
+ * case and role), `ice_failed`, `dtls_failed`, `disconnected` (no media path for too long),
+ * `connect_timeout` (never connected), `room_closed`, `shutdown`.
+ */
+export type SessionEndReason =
+  | 'closed'
+  | 'replaced'
+  | 'ice_failed'
+  | 'dtls_failed'
+  | 'disconnected'
+  | 'connect_timeout'
+  | 'room_closed'
+  | 'shutdown';
+
+export interface SessionInfo {
+  caseId: string;
+  role: Role;
+  direction: SessionDirection;
+  sessionId: string;
+}
+
+export interface SessionEndedInfo extends SessionInfo {
+  reason: SessionEndReason;
+}
+
+/**
+ * Packet-path counters, plain numbers incremented in place. Bytes are RTP payload bytes.
+ * `nacksFromSubscribers` / `nacksToPublishers` count RTCP generic NACK messages;
+ * `retransmits` counts packets resent to subscribers from the node's own history.
+ */
+export interface MediaCounters {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  nacksFromSubscribers: number;
+  nacksToPublishers: number;
+  plisFromSubscribers: number;
+  plisToPublishers: number;
+  retransmits: number;
+}
+
+export function createMediaCounters(): MediaCounters {
+  return {
+    packetsIn: 0,
+    bytesIn: 0,
+    packetsOut: 0,
+    bytesOut: 0,
+    nacksFromSubscribers: 0,
+    nacksToPublishers: 0,
+    plisFromSubscribers: 0,
+    plisToPublishers: 0,
+    retransmits: 0,
+  };
+}
+
+/** A subscriber of role R receives what the other role publishes. */
+export function otherRole(role: Role): Role {
+  return role === 'buyer' ? 'staff' : 'buyer';
+}
+
+export function isRole(value: unknown): value is Role {
+  return value === 'buyer' || value === 'staff';
+}

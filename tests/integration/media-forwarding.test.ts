@@ -1,0 +1,276 @@
+import { join } from 'node:path';
+import nodeDataChannel from 'node-datachannel';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { collectResults } from '../../src/bench/clients/index.ts';
+import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
+import { deleteSession } from '../../src/bench/clients/signalling.ts';
+import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
+import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
+import type { SessionEndedInfo, SessionInfo } from '../../src/node/media/types.ts';
+import { type MediaTestServer, startMediaTestServer } from '../helpers/mediaServer.ts';
+
+const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Node's own UDP sockets (werift's ICE sockets; node-datachannel's are native and not counted). */
+const udpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
+
+const role = (r: 'buyer' | 'staff') => ({ 'X-Test-Role': r });
+
+describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHEP', () => {
+  let media: TestMedia;
+  let server: MediaTestServer;
+  const ended: SessionEndedInfo[] = [];
+  const iceConnected: SessionInfo[] = [];
+  const clients: { close(options?: { skipDelete?: boolean }): Promise<void> }[] = [];
+  /** Registers a client so that a failing test still closes it. */
+  const track = <T extends { close(options?: { skipDelete?: boolean }): Promise<void> }>(
+    client: T,
+  ): T => {
+    clients.push(client);
+    return client;
+  };
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+  });
+
+  beforeAll(async () => {
+    media = await ensureTestMedia(MEDIA_CACHE, {
+      seconds: 6,
+      fps: 30,
+      width: 640,
+      height: 360,
+      bitrateKbps: 600,
+    });
+    server = await startMediaTestServer();
+    server.rooms.onSessionEnded.subscribe((info) => ended.push(info));
+    server.rooms.onIceConnected.subscribe((info) => iceConnected.push(info));
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    nodeDataChannel.cleanup();
+  });
+
+  it('forwards 6 s of VP8 + Opus, repairs 5 % loss by NACK from its own history, refuses bad SDP meanwhile', async () => {
+    const base = { baseUrl: server.url, caseId: 'case-forward' };
+    // Subscribers first: the staff viewers wait for the buyer's media.
+    const clean = track(new WhepSubscriber({ ...base, headers: role('staff') }));
+    const lossy = track(
+      new WhepSubscriber({ ...base, headers: role('staff'), dropRate: 0.05, seed: 7 }),
+    );
+    await Promise.all([clean.start(), lossy.start()]);
+    const publisher = track(
+      new WhipPublisher({ ...base, headers: role('buyer'), media, loop: false }),
+    );
+    await publisher.start();
+    expect(server.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 2 });
+    expect(iceConnected.map((i) => `${i.role}:${i.direction}`).sort()).toEqual([
+      'buyer:publish',
+      'staff:subscribe',
+      'staff:subscribe',
+    ]);
+
+    // While that room streams, bad offers get a 400 that says what is wrong, and leave nothing behind.
+    const badOffers: [string, string, string, RegExp][] = [
+      ['whip', 'case-other', 'not an sdp', /does not start with "v=0"/],
+      [
+        'whip',
+        'case-other',
+        'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n',
+        /SDP offer has no audio or video m-line/,
+      ],
+      ['whep', 'case-forward', '', /SDP offer is empty/],
+    ];
+    for (const [kind, caseId, sdp, message] of badOffers) {
+      const res = await fetch(`${server.url}/${kind}/${caseId}`, {
+        method: 'POST',
+        headers: { ...role('buyer'), 'Content-Type': 'application/sdp' },
+        body: sdp,
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('bad_sdp');
+      expect(body.error.message).toMatch(message);
+    }
+    expect(server.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 2 });
+
+    await publisher.finished;
+    await sleep(500); // last frames and their retransmissions
+    const sent = publisher.results();
+    const got = collectResults(publisher, clean);
+    const repaired = lossy.results(publisher.sentFrames);
+    const counters = { ...server.rooms.counters };
+    console.info(
+      `forwarding: sent ${sent.framesSent} frames/${sent.videoPacketsSent} pkts; ` +
+        `clean ${got.completeFrames}/${got.framesReceived} complete, audio ${got.audioPackets}/${sent.audioPacketsSent}, ` +
+        `latency p50 ${percentile(got.frameLatenciesMs!, 50).toFixed(1)} ms p99 ${percentile(got.frameLatenciesMs!, 99).toFixed(1)} ms; ` +
+        `lossy ${repaired.completeFrames} complete, dropped ${repaired.droppedPackets}, nacks ${repaired.nacksSent}, ` +
+        `retransmits ${repaired.retransmitsReceived} (rtx ${repaired.rtxPackets}), lost ${repaired.lostPackets}; ` +
+        `node ${JSON.stringify(counters)}`,
+    );
+
+    expect(sent.framesSent).toBeGreaterThanOrEqual(175);
+    // Clean viewer: every frame, all the audio.
+    expect(got.completeFrames / sent.framesSent).toBeGreaterThanOrEqual(0.95);
+    expect(got.audioPackets / sent.audioPacketsSent).toBeGreaterThanOrEqual(0.95);
+    expect(got.nacksSent).toBe(0);
+    expect(percentile(got.frameLatenciesMs!, 50)).toBeLessThan(50);
+    // Lossy viewer: 5 % of packets dropped on arrival, repaired from the node's history.
+    expect(repaired.droppedPackets).toBeGreaterThan(0);
+    expect(repaired.completeFrames / sent.framesSent).toBeGreaterThanOrEqual(0.95);
+    expect(repaired.retransmitsReceived).toBeGreaterThan(0);
+    // Every gap the viewer saw was filled (a drop at the very end of the stream leaves no gap).
+    expect(repaired.lostPackets).toBe(0);
+    expect(repaired.audioPackets).toBeGreaterThan(0);
+    expect(counters.nacksFromSubscribers).toBeGreaterThan(0);
+    expect(counters.retransmits).toBeGreaterThanOrEqual(repaired.retransmitsReceived);
+    // One packet in from the publisher, one out per subscriber.
+    expect(counters.packetsOut).toBeGreaterThanOrEqual(counters.packetsIn * 2 - 20);
+    // A keyframe was asked of the publisher when it connected and when the viewers joined.
+    expect(counters.plisToPublishers).toBeGreaterThan(0);
+
+    await Promise.all([publisher.close(), clean.close(), lossy.close()]);
+    await waitFor('sessions to end', () => server.rooms.stats().rooms === 0);
+    expect(ended.filter((e) => e.caseId === 'case-forward').map((e) => e.reason)).toEqual([
+      'closed',
+      'closed',
+      'closed',
+    ]);
+  });
+
+  it('repairs loss on the publisher leg: the node NACKs the publisher and forwards the repair', async () => {
+    const base = { baseUrl: server.url, caseId: 'case-uplink-loss' };
+    const before = { ...server.rooms.counters };
+    const viewer = track(new WhepSubscriber({ ...base, headers: role('staff') }));
+    await viewer.start();
+    const publisher = track(
+      new WhipPublisher({ ...base, headers: role('buyer'), media, dropRate: 0.05, seed: 3 }),
+    );
+    await publisher.start();
+    await sleep(3000);
+    publisher.stopSending();
+    await sleep(400);
+
+    const sent = publisher.results();
+    const got = viewer.results();
+    const nacksToPublisher = server.rooms.counters.nacksToPublishers - before.nacksToPublishers;
+    console.info(
+      `uplink loss: withheld ${sent.droppedPackets} of ${sent.videoPacketsSent + sent.droppedPackets} pkts, ` +
+        `node sent ${nacksToPublisher} NACKs, publisher resent ${sent.retransmitsSent}; ` +
+        `viewer ${got.completeFrames}/${sent.framesSent} complete, lost ${got.lostPackets}`,
+    );
+    expect(sent.droppedPackets).toBeGreaterThan(0);
+    expect(nacksToPublisher).toBeGreaterThan(0);
+    expect(sent.retransmitsSent).toBeGreaterThan(0);
+    expect(got.completeFrames / sent.framesSent).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('keeps a viewer receiving when the publisher reconnects (same case and role)', async () => {
+    const base = { baseUrl: server.url, caseId: 'case-reconnect' };
+    const viewer = track(new WhepSubscriber({ ...base, headers: role('buyer') }));
+    await viewer.start();
+    const first = track(new WhipPublisher({ ...base, headers: role('staff'), media }));
+    await first.start();
+    await sleep(1500);
+    const fromFirst = viewer.results().completeFrames;
+    expect(fromFirst).toBeGreaterThan(30);
+
+    const second = track(new WhipPublisher({ ...base, headers: role('staff'), media }));
+    await second.start();
+    // The first publisher's session was replaced and closed by the node.
+    await waitFor('the first publisher to be replaced', () =>
+      ended.some((e) => e.caseId === base.caseId && e.reason === 'replaced'),
+    );
+    expect(await deleteSession(first.location!, base)).toBe(404);
+    await first.close({ skipDelete: true });
+    await sleep(2000);
+    second.stopSending();
+    await sleep(300);
+
+    const switchedAt = second.sentFrames[0]!.sentAt;
+    const fromSecond = viewer.receivedFrames.filter((f) => f.receivedAt >= switchedAt).length;
+    const result = viewer.results();
+    console.info(
+      `reconnect: ${fromFirst} frames from the first publisher, ${fromSecond} complete of ` +
+        `${second.results().framesSent} sent by the second; viewer nacks ${result.nacksSent}, lost ${result.lostPackets}`,
+    );
+    expect(fromSecond / second.results().framesSent).toBeGreaterThanOrEqual(0.9);
+    // Sequence numbers stayed continuous across the switch: the viewer saw no gap to NACK.
+    expect(result.nacksSent).toBe(0);
+    expect(result.lostPackets).toBe(0);
+    expect(server.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 1 });
+    expect(
+      ended.filter((e) => e.caseId === base.caseId).map((e) => `${e.direction}:${e.reason}`),
+    ).toEqual(['publish:replaced']);
+
+    await Promise.all([second.close(), viewer.close()]);
+    await waitFor('sessions to end', () => server.rooms.stats().rooms === 0);
+  });
+
+  it('close() ends every session, is idempotent, and refuses new sessions', async () => {
+    const socketsBefore = udpSockets();
+    const own = await startMediaTestServer();
+    try {
+      const endedHere: SessionEndedInfo[] = [];
+      own.rooms.onSessionEnded.subscribe((info) => endedHere.push(info));
+      const base = { baseUrl: own.url, caseId: 'case-close' };
+      // Publisher first: the viewer joining later must get a keyframe request sent upstream.
+      const publisher = track(new WhipPublisher({ ...base, headers: role('buyer'), media }));
+      await publisher.start();
+      const viewer = track(new WhepSubscriber({ ...base, headers: role('staff') }));
+      await viewer.start();
+      await waitFor('frames to flow', () => viewer.results().completeFrames > 5);
+      // One PLI when the publisher connected, one (throttled to 500 ms) when the viewer joined.
+      await waitFor(
+        'a keyframe request for the new viewer',
+        () => own.rooms.counters.plisToPublishers >= 2,
+      );
+      await waitFor('the publisher to see it', () => publisher.results().keyframeRequests >= 2);
+      // A viewer's own PLI reaches the publisher too.
+      await sleep(600);
+      expect(viewer.requestKeyframe()).toBe(true);
+      await waitFor(
+        'the viewer PLI to be forwarded',
+        () => own.rooms.counters.plisFromSubscribers === 1,
+      );
+      await waitFor('the publisher to see it', () => publisher.results().keyframeRequests >= 3);
+      expect(udpSockets()).toBeGreaterThan(socketsBefore);
+
+      await Promise.all([own.rooms.close(), own.rooms.close()]);
+      expect(own.rooms.stats()).toEqual({ rooms: 0, publishers: 0, subscribers: 0 });
+      expect(endedHere.map((e) => e.reason)).toEqual(['shutdown', 'shutdown']);
+      // The node's peer connections are really gone: their UDP sockets are closed.
+      await waitFor('the node to close its UDP sockets', () => udpSockets() <= socketsBefore);
+      const res = await fetch(`${own.url}/whep/case-close`, {
+        method: 'POST',
+        headers: role('staff'),
+        body: 'v=0\r\n',
+      });
+      expect(res.status).toBe(503);
+
+      await Promise.all([
+        publisher.close({ skipDelete: true }),
+        viewer.close({ skipDelete: true }),
+      ]);
+    } finally {
+      await own.close();
+    }
+  });
+});
