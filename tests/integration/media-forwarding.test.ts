@@ -7,7 +7,7 @@ import { deleteSession } from '../../src/bench/clients/signalling.ts';
 import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import type { SessionEndedInfo, SessionInfo } from '../../src/node/media/types.ts';
-import { type MediaTestServer, startMediaTestServer } from '../helpers/mediaServer.ts';
+import { startTestNode, type TestNode } from '../helpers/node.ts';
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
@@ -30,11 +30,21 @@ function percentile(values: number[], p: number): number {
 /** Node's own UDP sockets (werift's ICE sockets; node-datachannel's are native and not counted). */
 const udpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
 
-const role = (r: 'buyer' | 'staff') => ({ 'X-Test-Role': r });
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
-describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHEP', () => {
+/** A real case on the node, with its buyer and staff credentials as headers. */
+function newCase(t: TestNode) {
+  const c = t.node.cases.create({ orderId: 'ORD-MEDIA', sku: 'SKU-1', reason: 'damaged' });
+  return {
+    caseId: c.case.id,
+    buyer: bearer(c.links.buyer.token),
+    staff: bearer(c.links.staff.token),
+  };
+}
+
+describe('media forwarding through a real node: node-datachannel clients over WHIP/WHEP', () => {
   let media: TestMedia;
-  let server: MediaTestServer;
+  let server: TestNode;
   const ended: SessionEndedInfo[] = [];
   const iceConnected: SessionInfo[] = [];
   const clients: { close(options?: { skipDelete?: boolean }): Promise<void> }[] = [];
@@ -58,9 +68,9 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
       height: 360,
       bitrateKbps: 600,
     });
-    server = await startMediaTestServer();
-    server.rooms.onSessionEnded.subscribe((info) => ended.push(info));
-    server.rooms.onIceConnected.subscribe((info) => iceConnected.push(info));
+    server = await startTestNode();
+    server.node.rooms.onSessionEnded.subscribe((info) => ended.push(info));
+    server.node.rooms.onIceConnected.subscribe((info) => iceConnected.push(info));
   });
 
   afterAll(async () => {
@@ -69,18 +79,16 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
   });
 
   it('forwards 6 s of VP8 + Opus, repairs 5 % loss by NACK from its own history, refuses bad SDP meanwhile', async () => {
-    const base = { baseUrl: server.url, caseId: 'case-forward' };
+    const c = newCase(server);
+    const other = newCase(server);
+    const base = { baseUrl: server.url, caseId: c.caseId };
     // Subscribers first: the staff viewers wait for the buyer's media.
-    const clean = track(new WhepSubscriber({ ...base, headers: role('staff') }));
-    const lossy = track(
-      new WhepSubscriber({ ...base, headers: role('staff'), dropRate: 0.05, seed: 7 }),
-    );
+    const clean = track(new WhepSubscriber({ ...base, headers: c.staff }));
+    const lossy = track(new WhepSubscriber({ ...base, headers: c.staff, dropRate: 0.05, seed: 7 }));
     await Promise.all([clean.start(), lossy.start()]);
-    const publisher = track(
-      new WhipPublisher({ ...base, headers: role('buyer'), media, loop: false }),
-    );
+    const publisher = track(new WhipPublisher({ ...base, headers: c.buyer, media, loop: false }));
     await publisher.start();
-    expect(server.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 2 });
+    expect(server.node.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 2 });
     expect(iceConnected.map((i) => `${i.role}:${i.direction}`).sort()).toEqual([
       'buyer:publish',
       'staff:subscribe',
@@ -88,20 +96,20 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
     ]);
 
     // While that room streams, bad offers get a 400 that says what is wrong, and leave nothing behind.
-    const badOffers: [string, string, string, RegExp][] = [
-      ['whip', 'case-other', 'not an sdp', /does not start with "v=0"/],
+    const badOffers: [string, ReturnType<typeof newCase>, string, RegExp][] = [
+      ['whip', other, 'not an sdp', /must start with v=0/],
       [
         'whip',
-        'case-other',
+        other,
         'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n',
         /SDP offer has no audio or video m-line/,
       ],
-      ['whep', 'case-forward', '', /SDP offer is empty/],
+      ['whep', c, '', /must start with v=0/],
     ];
-    for (const [kind, caseId, sdp, message] of badOffers) {
-      const res = await fetch(`${server.url}/${kind}/${caseId}`, {
+    for (const [kind, target, sdp, message] of badOffers) {
+      const res = await fetch(`${server.url}/${kind}/${target.caseId}`, {
         method: 'POST',
-        headers: { ...role('buyer'), 'Content-Type': 'application/sdp' },
+        headers: { ...target.buyer, 'Content-Type': 'application/sdp' },
         body: sdp,
       });
       expect(res.status).toBe(400);
@@ -109,14 +117,14 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
       expect(body.error.code).toBe('bad_sdp');
       expect(body.error.message).toMatch(message);
     }
-    expect(server.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 2 });
+    expect(server.node.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 2 });
 
     await publisher.finished;
     await sleep(500); // last frames and their retransmissions
     const sent = publisher.results();
     const got = collectResults(publisher, clean);
     const repaired = lossy.results(publisher.sentFrames);
-    const counters = { ...server.rooms.counters };
+    const counters = { ...server.node.rooms.counters };
     console.info(
       `forwarding: sent ${sent.framesSent} frames/${sent.videoPacketsSent} pkts; ` +
         `clean ${got.completeFrames}/${got.framesReceived} complete, audio ${got.audioPackets}/${sent.audioPacketsSent}, ` +
@@ -147,21 +155,37 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
     expect(counters.plisToPublishers).toBeGreaterThan(0);
 
     await Promise.all([publisher.close(), clean.close(), lossy.close()]);
-    await waitFor('sessions to end', () => server.rooms.stats().rooms === 0);
-    expect(ended.filter((e) => e.caseId === 'case-forward').map((e) => e.reason)).toEqual([
+    await waitFor('sessions to end', () => server.node.rooms.stats().rooms === 0);
+    expect(ended.filter((e) => e.caseId === c.caseId).map((e) => e.reason)).toEqual([
       'closed',
       'closed',
       'closed',
     ]);
+    // What support sees: both parties joined and left in the case's timeline, the case moved to
+    // inspecting when the buyer's camera arrived, and the node's metrics show the repair work.
+    const timeline = server.node.cases.events(c.caseId).map((e) => `${e.type}:${e.data.role}`);
+    expect(timeline.filter((e) => e === 'participant.joined:staff')).toHaveLength(2);
+    expect(timeline.filter((e) => e === 'participant.joined:buyer')).toHaveLength(1);
+    expect(timeline.filter((e) => e.startsWith('participant.left'))).toHaveLength(3);
+    const record = server.node.cases.getCase(c.caseId);
+    expect(record.status).toBe('inspecting');
+    expect(record.firstJoinedAt).toBeGreaterThan(0);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    expect(metric('returncam_nacks_received_total')).toBeGreaterThan(0);
+    expect(metric('returncam_rtp_packets_out_total')).toBeGreaterThan(
+      metric('returncam_rtp_packets_in_total'),
+    );
   });
 
   it('repairs loss on the publisher leg: the node NACKs the publisher and forwards the repair', async () => {
-    const base = { baseUrl: server.url, caseId: 'case-uplink-loss' };
-    const before = { ...server.rooms.counters };
-    const viewer = track(new WhepSubscriber({ ...base, headers: role('staff') }));
+    const c = newCase(server);
+    const base = { baseUrl: server.url, caseId: c.caseId };
+    const before = { ...server.node.rooms.counters };
+    const viewer = track(new WhepSubscriber({ ...base, headers: c.staff }));
     await viewer.start();
     const publisher = track(
-      new WhipPublisher({ ...base, headers: role('buyer'), media, dropRate: 0.05, seed: 3 }),
+      new WhipPublisher({ ...base, headers: c.buyer, media, dropRate: 0.05, seed: 3 }),
     );
     await publisher.start();
     await sleep(3000);
@@ -170,7 +194,8 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
 
     const sent = publisher.results();
     const got = viewer.results();
-    const nacksToPublisher = server.rooms.counters.nacksToPublishers - before.nacksToPublishers;
+    const nacksToPublisher =
+      server.node.rooms.counters.nacksToPublishers - before.nacksToPublishers;
     console.info(
       `uplink loss: withheld ${sent.droppedPackets} of ${sent.videoPacketsSent + sent.droppedPackets} pkts, ` +
         `node sent ${nacksToPublisher} NACKs, publisher resent ${sent.retransmitsSent}; ` +
@@ -183,22 +208,24 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
   });
 
   it('keeps a viewer receiving when the publisher reconnects (same case and role)', async () => {
-    const base = { baseUrl: server.url, caseId: 'case-reconnect' };
-    const viewer = track(new WhepSubscriber({ ...base, headers: role('buyer') }));
+    const c = newCase(server);
+    const base = { baseUrl: server.url, caseId: c.caseId };
+    const viewer = track(new WhepSubscriber({ ...base, headers: c.buyer }));
     await viewer.start();
-    const first = track(new WhipPublisher({ ...base, headers: role('staff'), media }));
+    const first = track(new WhipPublisher({ ...base, headers: c.staff, media }));
     await first.start();
     await sleep(1500);
     const fromFirst = viewer.results().completeFrames;
     expect(fromFirst).toBeGreaterThan(30);
 
-    const second = track(new WhipPublisher({ ...base, headers: role('staff'), media }));
+    // the same link again, as a page does after its network dropped
+    const second = track(new WhipPublisher({ ...base, headers: c.staff, media }));
     await second.start();
     // The first publisher's session was replaced and closed by the node.
     await waitFor('the first publisher to be replaced', () =>
       ended.some((e) => e.caseId === base.caseId && e.reason === 'replaced'),
     );
-    expect(await deleteSession(first.location!, base)).toBe(404);
+    expect(await deleteSession(first.location!, { ...base, headers: c.staff })).toBe(404);
     await first.close({ skipDelete: true });
     await sleep(2000);
     second.stopSending();
@@ -215,32 +242,33 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
     // Sequence numbers stayed continuous across the switch: the viewer saw no gap to NACK.
     expect(result.nacksSent).toBe(0);
     expect(result.lostPackets).toBe(0);
-    expect(server.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 1 });
+    expect(server.node.rooms.stats()).toEqual({ rooms: 1, publishers: 1, subscribers: 1 });
     expect(
       ended.filter((e) => e.caseId === base.caseId).map((e) => `${e.direction}:${e.reason}`),
     ).toEqual(['publish:replaced']);
 
     await Promise.all([second.close(), viewer.close()]);
-    await waitFor('sessions to end', () => server.rooms.stats().rooms === 0);
+    await waitFor('sessions to end', () => server.node.rooms.stats().rooms === 0);
   });
 
   it('close() ends every session, is idempotent, and refuses new sessions', async () => {
     const socketsBefore = udpSockets();
-    const own = await startMediaTestServer();
+    const own = await startTestNode();
     try {
       const endedHere: SessionEndedInfo[] = [];
-      own.rooms.onSessionEnded.subscribe((info) => endedHere.push(info));
-      const base = { baseUrl: own.url, caseId: 'case-close' };
+      own.node.rooms.onSessionEnded.subscribe((info) => endedHere.push(info));
+      const c = newCase(own);
+      const base = { baseUrl: own.url, caseId: c.caseId };
       // Publisher first: the viewer joining later must get a keyframe request sent upstream.
-      const publisher = track(new WhipPublisher({ ...base, headers: role('buyer'), media }));
+      const publisher = track(new WhipPublisher({ ...base, headers: c.buyer, media }));
       await publisher.start();
-      const viewer = track(new WhepSubscriber({ ...base, headers: role('staff') }));
+      const viewer = track(new WhepSubscriber({ ...base, headers: c.staff }));
       await viewer.start();
       await waitFor('frames to flow', () => viewer.results().completeFrames > 5);
       // One PLI when the publisher connected, one (throttled to 500 ms) when the viewer joined.
       await waitFor(
         'a keyframe request for the new viewer',
-        () => own.rooms.counters.plisToPublishers >= 2,
+        () => own.node.rooms.counters.plisToPublishers >= 2,
       );
       await waitFor('the publisher to see it', () => publisher.results().keyframeRequests >= 2);
       // A viewer's own PLI reaches the publisher too.
@@ -248,19 +276,19 @@ describe('media forwarding: werift node, node-datachannel clients, over WHIP/WHE
       expect(viewer.requestKeyframe()).toBe(true);
       await waitFor(
         'the viewer PLI to be forwarded',
-        () => own.rooms.counters.plisFromSubscribers === 1,
+        () => own.node.rooms.counters.plisFromSubscribers === 1,
       );
       await waitFor('the publisher to see it', () => publisher.results().keyframeRequests >= 3);
       expect(udpSockets()).toBeGreaterThan(socketsBefore);
 
-      await Promise.all([own.rooms.close(), own.rooms.close()]);
-      expect(own.rooms.stats()).toEqual({ rooms: 0, publishers: 0, subscribers: 0 });
+      await Promise.all([own.node.rooms.close(), own.node.rooms.close()]);
+      expect(own.node.rooms.stats()).toEqual({ rooms: 0, publishers: 0, subscribers: 0 });
       expect(endedHere.map((e) => e.reason)).toEqual(['shutdown', 'shutdown']);
       // The node's peer connections are really gone: their UDP sockets are closed.
       await waitFor('the node to close its UDP sockets', () => udpSockets() <= socketsBefore);
-      const res = await fetch(`${own.url}/whep/case-close`, {
+      const res = await fetch(`${own.url}/whep/${c.caseId}`, {
         method: 'POST',
-        headers: role('staff'),
+        headers: { ...c.staff, 'Content-Type': 'application/sdp' },
         body: 'v=0\r\n',
       });
       expect(res.status).toBe(503);
