@@ -1,0 +1,387 @@
+/**
+ * WHIP (publish) and WHEP (subscribe) sessions against the node, each on its own
+ * RTCPeerConnection, that reconnect by themselves: a failed, closed or long-disconnected
+ * connection is replaced by a new POST with the same token (the node drops the old session).
+ */
+import { ApiError, classifyError, FATAL_KINDS } from './api.js';
+
+const ICE_GATHER_TIMEOUT_MS = 3000;
+/** A session that has not connected this long after the answer is replaced. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** `disconnected` this long is treated as lost. */
+const DISCONNECTED_GRACE_MS = 2500;
+/** A WHIP/WHEP POST that takes longer is abandoned and retried. */
+const POST_TIMEOUT_MS = 15_000;
+const BACKOFF_MS = [200, 1000, 2000, 4000, 8000];
+
+/** Resolves once ICE gathering is complete (or after a timeout, with what was gathered). */
+export function iceGatheringDone(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === 'complete') done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+/**
+ * One WHIP or WHEP session.
+ * - `setup(pc)` adds transceivers/tracks to a fresh connection (called on every (re)connect);
+ * - `onState(state)` hears `connecting`, `connected`, `reconnecting`, `stopped`;
+ * - `onFatal(kind, err)` hears errors retrying cannot fix (expired link, closed case…);
+ * - `onTrouble(err, attempt)` hears each failed attempt (the page may fall back to chat).
+ */
+export class MediaSession {
+  constructor({
+    kind,
+    caseId,
+    token,
+    iceServers,
+    setup,
+    onState,
+    onFatal,
+    onTrouble,
+    onConnection,
+  }) {
+    this.kind = kind;
+    this.caseId = caseId;
+    this.token = token;
+    this.iceServers = iceServers ?? [];
+    this.setup = setup;
+    this.onState = onState ?? (() => {});
+    this.onFatal = onFatal ?? (() => {});
+    this.onTrouble = onTrouble ?? (() => {});
+    this.onConnection = onConnection ?? (() => {});
+    /** @type {RTCPeerConnection | undefined} */
+    this.pc = undefined;
+    this.location = undefined;
+    this.state = 'idle';
+    this.failures = 0;
+    this.reconnects = 0;
+    this.stopped = true;
+    this.timer = undefined;
+    this.watch = undefined;
+    this.answeredAt = 0;
+    this.disconnectedSince = 0;
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.onState(state);
+  }
+
+  start() {
+    this.stopped = false;
+    this.failures = 0;
+    this.connect();
+    clearInterval(this.watch);
+    this.watch = setInterval(() => this.check(), 250);
+  }
+
+  /** Replace the connection now (network back, or the page saw the media stall). */
+  restart() {
+    if (this.stopped) return;
+    this.failures = 0;
+    this.connect();
+  }
+
+  async connect() {
+    clearTimeout(this.timer);
+    const old = this.pc;
+    const oldLocation = this.location;
+    this.pc = undefined;
+    this.location = undefined;
+    if (old) {
+      old.onconnectionstatechange = null;
+      old.close();
+      // the new POST replaces the old session anyway; ending it explicitly frees it sooner
+      if (oldLocation) this.deleteSession(oldLocation);
+    }
+    this.setState(this.reconnects > 0 || this.failures > 0 ? 'reconnecting' : 'connecting');
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    this.answeredAt = 0;
+    this.disconnectedSince = 0;
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      this.onConnection(pc.connectionState);
+      if (pc.connectionState === 'connected') {
+        this.failures = 0;
+        this.disconnectedSince = 0;
+        this.setState('connected');
+      }
+    };
+    try {
+      this.setup(pc);
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      await iceGatheringDone(pc);
+      if (pc !== this.pc) return;
+      const abort = new AbortController();
+      const timeout = setTimeout(() => abort.abort(), POST_TIMEOUT_MS);
+      const res = await fetch(`/${this.kind}/${encodeURIComponent(this.caseId)}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${this.token}` },
+        body: pc.localDescription.sdp,
+        signal: abort.signal,
+      })
+        .catch((err) => {
+          throw new ApiError(0, 'network', err instanceof Error ? err.message : String(err));
+        })
+        .finally(() => clearTimeout(timeout));
+      if (!res.ok) {
+        let code = `http_${res.status}`;
+        let message = `HTTP ${res.status}`;
+        try {
+          const body = await res.json();
+          code = body?.error?.code ?? code;
+          message = body?.error?.message ?? message;
+        } catch {
+          // keep the status
+        }
+        throw new ApiError(res.status, code, message);
+      }
+      const answer = await res.text();
+      const location = res.headers.get('Location');
+      if (pc !== this.pc) {
+        if (location) this.deleteSession(new URL(location, window.location.href).pathname);
+        return;
+      }
+      this.location = location ? new URL(location, window.location.href).pathname : undefined;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      this.answeredAt = performance.now();
+    } catch (err) {
+      if (pc !== this.pc || this.stopped) return;
+      const kind = classifyError(err);
+      if (FATAL_KINDS.has(kind)) {
+        this.stop({ quiet: true });
+        this.onFatal(kind, err);
+        return;
+      }
+      this.fail(err);
+    }
+  }
+
+  fail(err) {
+    this.failures += 1;
+    this.onTrouble(err, this.failures);
+    this.setState('reconnecting');
+    const delay = BACKOFF_MS[Math.min(this.failures - 1, BACKOFF_MS.length - 1)];
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (!this.stopped) {
+        this.reconnects += 1;
+        this.connect();
+      }
+    }, delay);
+  }
+
+  /** Runs four times a second: replaces connections that failed, were closed under us or never came up. */
+  check() {
+    const pc = this.pc;
+    if (this.stopped || !pc) return;
+    const state = pc.connectionState;
+    const now = performance.now();
+    if (state === 'connected') {
+      this.disconnectedSince = 0;
+      return;
+    }
+    if (state === 'failed' || state === 'closed') {
+      this.dropAndRetry(new Error(`connection ${state}`));
+      return;
+    }
+    if (state === 'disconnected') {
+      this.setState('reconnecting');
+      if (!this.disconnectedSince) this.disconnectedSince = now;
+      if (now - this.disconnectedSince > DISCONNECTED_GRACE_MS) {
+        this.dropAndRetry(new Error('connection lost'));
+      }
+      return;
+    }
+    if (this.answeredAt && now - this.answeredAt > CONNECT_TIMEOUT_MS) {
+      this.dropAndRetry(new Error('connection timed out'));
+    }
+  }
+
+  dropAndRetry(err) {
+    const pc = this.pc;
+    if (pc) {
+      pc.onconnectionstatechange = null;
+      if (pc.connectionState !== 'closed') pc.close();
+    }
+    // keep the pc reference out of the way so connect() does not close it twice
+    this.pc = undefined;
+    const loc = this.location;
+    this.location = undefined;
+    if (loc) this.deleteSession(loc);
+    this.fail(err);
+  }
+
+  deleteSession(path) {
+    fetch(path, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${this.token}` },
+      keepalive: true,
+    }).catch(() => {});
+  }
+
+  /** Ends the session: DELETE on its Location, then closes the connection. */
+  stop({ quiet = false } = {}) {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.watch);
+    const pc = this.pc;
+    this.pc = undefined;
+    if (pc) {
+      pc.onconnectionstatechange = null;
+      pc.close();
+    }
+    if (this.location && !quiet) this.deleteSession(this.location);
+    this.location = undefined;
+    this.setState('stopped');
+  }
+}
+
+function selectedPair(report) {
+  let transport;
+  for (const s of report.values()) if (s.type === 'transport') transport = s;
+  if (transport?.selectedCandidatePairId) return report.get(transport.selectedCandidatePairId);
+  for (const s of report.values()) {
+    if (s.type === 'candidate-pair' && (s.nominated || s.selected) && s.state === 'succeeded')
+      return s;
+  }
+  return undefined;
+}
+
+const round = (v, d = 0) =>
+  v === undefined || Number.isNaN(v) ? undefined : Math.round(v * 10 ** d) / 10 ** d;
+
+/**
+ * Receive-side numbers from a WHEP connection. `prev` is the previous result (for rates).
+ */
+export async function inboundStats(pc, prev) {
+  const report = await pc.getStats();
+  const now = performance.now();
+  const out = { at: now, video: undefined, audio: undefined, rttMs: undefined };
+  for (const s of report.values()) {
+    if (s.type !== 'inbound-rtp') continue;
+    if (s.kind === 'video') {
+      const p = prev?.video;
+      const dt = p ? (now - prev.at) / 1000 : 0;
+      const lostDelta = p ? s.packetsLost - p.packetsLost : s.packetsLost;
+      const recvDelta = p ? s.packetsReceived - p.packetsReceived : s.packetsReceived;
+      out.video = {
+        width: s.frameWidth ?? 0,
+        height: s.frameHeight ?? 0,
+        fps: round(
+          s.framesPerSecond ?? (p && dt > 0 ? (s.framesDecoded - p.framesDecoded) / dt : 0),
+        ),
+        framesDecoded: s.framesDecoded ?? 0,
+        framesDropped: s.framesDropped ?? 0,
+        freezeCount: s.freezeCount ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+        packetsReceived: s.packetsReceived ?? 0,
+        packetsLost: s.packetsLost ?? 0,
+        nackCount: s.nackCount ?? 0,
+        pliCount: s.pliCount ?? 0,
+        bitrateKbps: p && dt > 0 ? round(((s.bytesReceived - p.bytesReceived) * 8) / dt / 1000) : 0,
+        lossPct:
+          recvDelta + lostDelta > 0
+            ? round((Math.max(lostDelta, 0) / (recvDelta + Math.max(lostDelta, 0))) * 100, 1)
+            : 0,
+        jitterBufferMs:
+          s.jitterBufferEmittedCount > 0
+            ? round((s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000)
+            : undefined,
+        jitterMs: round((s.jitter ?? 0) * 1000),
+        codec: report.get(s.codecId)?.mimeType,
+      };
+    } else if (s.kind === 'audio') {
+      out.audio = {
+        packetsReceived: s.packetsReceived ?? 0,
+        packetsLost: s.packetsLost ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+        audioLevel: s.audioLevel,
+        jitterMs: round((s.jitter ?? 0) * 1000),
+      };
+    }
+  }
+  const pair = selectedPair(report);
+  if (pair?.currentRoundTripTime !== undefined) out.rttMs = round(pair.currentRoundTripTime * 1000);
+  return out;
+}
+
+/** Send-side numbers from a WHIP connection: RTT, loss reported by the node, bandwidth estimate. */
+export async function outboundStats(pc, prev) {
+  const report = await pc.getStats();
+  const now = performance.now();
+  const out = {
+    at: now,
+    rttMs: undefined,
+    lossPct: 0,
+    availableOutgoingKbps: undefined,
+    bitrateKbps: 0,
+    bytesSent: 0,
+    packetsSent: 0,
+    frameWidth: undefined,
+    frameHeight: undefined,
+    fps: undefined,
+    remoteLost: 0,
+    qualityLimitation: undefined,
+  };
+  let fractionLost;
+  for (const s of report.values()) {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      out.bytesSent += s.bytesSent ?? 0;
+      out.packetsSent += s.packetsSent ?? 0;
+      out.frameWidth = s.frameWidth;
+      out.frameHeight = s.frameHeight;
+      out.fps = s.framesPerSecond;
+      out.qualityLimitation = s.qualityLimitationReason;
+    } else if (s.type === 'remote-inbound-rtp' && s.kind === 'video') {
+      out.remoteLost = s.packetsLost ?? 0;
+      if (s.fractionLost !== undefined) fractionLost = s.fractionLost;
+      if (s.roundTripTime !== undefined && out.rttMs === undefined)
+        out.rttMs = round(s.roundTripTime * 1000);
+    }
+  }
+  const pair = selectedPair(report);
+  if (pair?.currentRoundTripTime !== undefined) out.rttMs = round(pair.currentRoundTripTime * 1000);
+  if (pair?.availableOutgoingBitrate !== undefined)
+    out.availableOutgoingKbps = round(pair.availableOutgoingBitrate / 1000);
+  if (prev && now > prev.at)
+    out.bitrateKbps = round(
+      ((out.bytesSent - prev.bytesSent) * 8) / ((now - prev.at) / 1000) / 1000,
+    );
+  if (fractionLost !== undefined) out.lossPct = round(fractionLost * 100, 1);
+  else if (prev) {
+    const sent = out.packetsSent - prev.packetsSent;
+    const lost = out.remoteLost - prev.remoteLost;
+    out.lossPct = sent > 0 ? round((Math.max(lost, 0) / sent) * 100, 1) : 0;
+  }
+  return out;
+}
+
+/**
+ * good / weak from what the sender sees: loss above 5 %, RTT above 400 ms or an estimate
+ * under 150 kbit/s make a weak link (video will be blurry or stall).
+ */
+export function linkQuality({ rttMs, lossPct, availableOutgoingKbps }) {
+  if ((lossPct ?? 0) > 5) return 'weak';
+  if ((rttMs ?? 0) > 400) return 'weak';
+  if (availableOutgoingKbps !== undefined && availableOutgoingKbps < 150) return 'weak';
+  return 'good';
+}
+
+export function formatBitrate(kbps) {
+  if (kbps === undefined) return '–';
+  return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(kbps)} kbit/s`;
+}
