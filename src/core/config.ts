@@ -78,6 +78,16 @@ export const nodeConfigSchema = z.strictObject({
       loopbackCandidate: z.boolean().default(true),
     })
     .prefault({}),
+  turn: z
+    .strictObject({
+      /** TURN URLs handed to peers with short-lived credentials (coturn's TURN REST API scheme). */
+      urls: z.array(z.string().regex(/^turns?:\S+$/, 'must be a turn: or turns: URL')).default([]),
+      /** coturn's static-auth-secret; when unset, DATA/turn.secret is read if it exists. */
+      sharedSecret: z.string().min(16).optional(),
+      /** How long a TURN credential stays valid (never past the link's own expiry). */
+      ttl: duration.default(12 * 3_600_000),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       sdpBytes: z
@@ -96,6 +106,40 @@ export const nodeConfigSchema = z.strictObject({
         .int()
         .min(1024)
         .default(10 * 1024 * 1024),
+    })
+    .prefault({}),
+  recording: z
+    .strictObject({
+      /** Record every track published to the node (WHIP), from the moment it arrives. */
+      enabled: z.boolean().default(true),
+      /** Refuse new WHIP sessions (HTTP 507) below this much free space on the recordings disk, bytes. */
+      minFreeBytes: z
+        .number()
+        .int()
+        .min(0)
+        .default(1024 ** 3),
+      /** Stop running recordings cleanly (marked truncated) below this much free space, bytes. */
+      stopFreeBytes: z
+        .number()
+        .int()
+        .min(0)
+        .default(256 * 1024 ** 2),
+      /** Days after a case closes before its media may be pruned; 0 keeps media forever. */
+      retentionDays: z.number().int().min(0).default(180),
+      /** How often the node applies retention by itself; 0 leaves it to `returncam rec prune`. */
+      pruneInterval: duration.default(0),
+      /** How long a gap in a publisher's video waits for a retransmission before its frame is given up. */
+      nackWait: duration
+        .default(300)
+        .refine((ms) => ms >= 20 && ms <= 2000, 'use between 20ms and 2s'),
+      /** Written media is synced to the disk at least this often (at most every second). */
+      syncInterval: duration
+        .default(1000)
+        .refine((ms) => ms >= 50 && ms <= 1000, 'use between 50ms and 1s'),
+    })
+    .refine((r) => r.stopFreeBytes <= r.minFreeBytes, {
+      message: 'stopFreeBytes must not exceed minFreeBytes',
+      path: ['stopFreeBytes'],
     })
     .prefault({}),
   log: z

@@ -8,10 +8,15 @@ import { errorMessage, HttpError, UserError } from '../core/errors.ts';
 import { Logger } from '../core/log.ts';
 import { VERSION } from '../core/version.ts';
 import { CaseService } from './cases/CaseService.ts';
+import { EvidenceKey } from './evidence/EvidenceKey.ts';
+import { registerRecRoutes } from './http/recRoutes.ts';
 import { Router, sendError } from './http/router.ts';
-import { registerRoutes } from './http/routes.ts';
+import { checkAdmin, registerRoutes } from './http/routes.ts';
 import { RoomManager } from './media/RoomManager.ts';
 import { createMetrics } from './metrics.ts';
+import { requestKeyframe, trackSource } from './recording/mediaBridge.ts';
+import { Recorder } from './recording/Recorder.ts';
+import { RecordingLibrary } from './recording/RecordingLibrary.ts';
 import { decodeKey, randomHexKey, randomToken, readOrCreateSecret } from './secrets.ts';
 import { Store } from './store/Store.ts';
 
@@ -29,8 +34,12 @@ export class MediaNode {
   readonly store: Store;
   readonly cases: CaseService;
   readonly rooms: RoomManager;
+  readonly recordings: RecordingLibrary;
+  readonly recorder: Recorder;
   readonly metrics: Registry;
   readonly adminToken: string;
+  /** Signs evidence bundles: DATA/evidence.key + evidence.pub, made at first start if absent. */
+  readonly evidenceKey: EvidenceKey;
   readonly log: Logger;
   private readonly server: Server;
   private readonly sse = new Set<ServerResponse>();
@@ -50,6 +59,7 @@ export class MediaNode {
     }
     this.adminToken =
       config.admin.token ?? readOrCreateSecret(dataDir, 'admin.token', randomToken()).value;
+    this.evidenceKey = EvidenceKey.readOrCreate(dataDir);
     const tokenSecret = decodeKey(
       config.tokens.secret ?? readOrCreateSecret(dataDir, 'token.key', randomHexKey()).value,
       config.tokens.secret ? 'tokens.secret' : `${dataDir}/token.key`,
@@ -83,6 +93,26 @@ export class MediaNode {
       rooms: () => this.rooms.stats(),
       sseClients: () => this.sse.size,
     });
+    this.recordings = new RecordingLibrary({
+      store: this.store,
+      dataDir,
+      retentionDays: config.recording.retentionDays,
+      log: log.child({ part: 'recording' }),
+    });
+    this.recorder = new Recorder({
+      library: this.recordings,
+      config: config.recording,
+      app: `returncam ${VERSION}`,
+      log: log.child({ part: 'recording' }),
+      metrics: this.metrics,
+      requestKeyframe: (ref) => requestKeyframe(this.rooms, ref),
+    });
+    this.rooms.onTrackPublished.subscribe((t) =>
+      this.recorder.trackPublished(trackSource(this.rooms, t)),
+    );
+    this.rooms.onSessionEnded.subscribe((s) => {
+      if (s.direction === 'publish') void this.recorder.sessionEnded(s.sessionId);
+    });
     const router = new Router();
     registerRoutes(router, {
       config,
@@ -93,6 +123,13 @@ export class MediaNode {
       version: VERSION,
       startedAt: Date.now(),
       sse: this.sse,
+      admitPublisher: () => this.recorder.admitPublisher(),
+    });
+    registerRecRoutes(router, {
+      library: this.recordings,
+      recorder: this.recorder,
+      checkAdmin: (ctx) => checkAdmin(ctx, { config, adminToken: this.adminToken }),
+      jsonBytes: config.limits.jsonBytes,
     });
     this.server = createServer(
       { maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 },
@@ -149,6 +186,12 @@ export class MediaNode {
       opts.log ?? new Logger(opts.config.log.level, {}, process.stderr, opts.config.log.json);
     const node = new MediaNode(opts.config, log);
     try {
+      // recordings a crash left unfinished are repaired before anything new is recorded
+      await node.recordings.repairUnfinished();
+    } catch (err) {
+      log.error('could not repair unfinished recordings', { error: errorMessage(err) });
+    }
+    try {
       await new Promise<void>((resolve, reject) => {
         node.server.once('error', reject);
         node.server.listen(opts.config.http.port, opts.config.http.host, () => {
@@ -158,6 +201,7 @@ export class MediaNode {
       });
     } catch (err) {
       await node.rooms.close();
+      await node.recorder.close();
       node.store.closeDb();
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') {
@@ -184,6 +228,8 @@ export class MediaNode {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.rooms.close();
+      // recordings are finished (files finalised, rows and events stored) before the database closes
+      await this.recorder.close();
       for (const res of this.sse) res.end();
       this.sse.clear();
       await new Promise<void>((resolve) => {

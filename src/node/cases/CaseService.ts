@@ -519,8 +519,14 @@ export class CaseService {
       .map((s) => s.id);
   }
 
-  /** Sessions still marked open are ended: at start-up (a crash left them) and at shutdown. */
+  /**
+   * Sessions still marked open are ended, each with its `participant.left` event so that pages
+   * rebuilding presence from the timeline see who is gone: at start-up (a crash left them) and at
+   * shutdown.
+   */
   endOpenSessions(reason: string): number {
-    return this.store.endOpenSessions(Date.now(), reason);
+    const open = this.store.openSessions();
+    for (const s of open) this.sessionEnded({ ...s, role: s.role as Role }, reason);
+    return open.length;
   }
 }

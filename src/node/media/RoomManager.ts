@@ -108,6 +108,12 @@ export class RoomManager {
     return { sessionId: session.sessionId, answerSdp };
   }
 
+  /** The current publisher of a case's role, if it is still the session given. */
+  publisher(caseId: string, role: Role, sessionId: string): PublisherSession | undefined {
+    const publisher = this.rooms.get(caseId)?.publisher(role);
+    return publisher?.sessionId === sessionId ? publisher : undefined;
+  }
+
   /** Ends one session (WHIP/WHEP DELETE). False when the case has no such session. */
   endSession(caseId: string, sessionId: string): boolean {
     const session = this.rooms.get(caseId)?.find(sessionId);

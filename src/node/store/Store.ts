@@ -268,9 +268,7 @@ export class Store {
       endSession: db.prepare(
         'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL',
       ),
-      endOpenSessions: db.prepare(
-        'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL',
-      ),
+      openSessions: db.prepare('SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY started_at'),
       insertSnapshot: db.prepare(
         `INSERT INTO snapshots (id, case_id, at, taken_by, mime, bytes, width, height, sha256, path)
          VALUES (@id, @caseId, @at, @takenBy, @mime, @bytes, @width, @height, @sha256, @path)`,
@@ -411,9 +409,9 @@ export class Store {
     return this.stmt.endSession.run(at, reason, id).changes > 0;
   }
 
-  /** On start-up: sessions a crash left open are over. */
-  endOpenSessions(at: number, reason: string): number {
-    return this.stmt.endOpenSessions.run(at, reason).changes;
+  /** Sessions not marked ended (at start-up: the ones a crash left open). */
+  openSessions(): SessionRecord[] {
+    return (this.stmt.openSessions.all() as Row[]).map(toSession);
   }
 
   sessions(caseId: string): SessionRecord[] {
@@ -433,9 +431,248 @@ export class Store {
     return r ? toSnapshot(r) : undefined;
   }
 
+  // ---- recordings and case media (retention, legal hold, erasure) ----
+
+  private recStmt: ReturnType<typeof prepareRecordingStatements> | undefined;
+
+  private get rec(): ReturnType<typeof prepareRecordingStatements> {
+    this.recStmt ??= prepareRecordingStatements(this.db);
+    return this.recStmt;
+  }
+
+  /**
+   * Runs `fn` in one IMMEDIATE transaction: the write lock is taken first, so a CLI on the node
+   * host and the node can both append to a case's log without one's read going stale.
+   */
+  txImmediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  insertRecording(
+    r: Pick<
+      RecordingRecord,
+      'id' | 'caseId' | 'sessionId' | 'role' | 'path' | 'container' | 'tracks' | 'startedAt'
+    >,
+  ): void {
+    this.rec.insert.run({ ...r, tracks: JSON.stringify(r.tracks) });
+  }
+
+  /** Records how a recording ended: its file, length, size, hash and status. */
+  finishRecording(f: {
+    id: string;
+    path: string;
+    originalPath: string | null;
+    tracks: RecordingTrack[];
+    endedAt: number;
+    durationMs: number;
+    bytes: number;
+    sha256: string;
+    originalSha256: string | null;
+    status: Exclude<RecordingStatus, 'recording'>;
+    note: string | null;
+  }): void {
+    this.rec.finish.run({ ...f, tracks: JSON.stringify(f.tracks) });
+  }
+
+  getRecording(id: string): RecordingRecord | undefined {
+    const r = this.rec.get.get(id) as Row | undefined;
+    return r ? toRecording(r) : undefined;
+  }
+
+  /** Recordings, newest first; of one case when `caseId` is given. */
+  listRecordings(filter: { caseId?: string; limit?: number } = {}): RecordingRecord[] {
+    return (
+      this.rec.list.all({ caseId: filter.caseId ?? null, limit: filter.limit ?? 10_000 }) as Row[]
+    ).map(toRecording);
+  }
+
+  /** Recordings still marked as being written: after a crash, the ones to repair. */
+  unfinishedRecordings(): RecordingRecord[] {
+    return (this.rec.unfinished.all() as Row[]).map(toRecording);
+  }
+
+  /** The latest end of a case role's finished segments (so a new one never starts before it). */
+  lastRecordingEnd(caseId: string, role: string): number | null {
+    const r = this.rec.lastEnd.get(caseId, role) as { last: number | null } | undefined;
+    return r?.last ?? null;
+  }
+
+  markRecordingErased(id: string, at: number): void {
+    this.rec.erase.run(at, id);
+  }
+
+  caseMedia(caseId: string): CaseMediaRecord {
+    const r = this.rec.media.get(caseId) as Row | undefined;
+    return r
+      ? toCaseMedia(r)
+      : {
+          caseId,
+          holdReason: null,
+          holdBy: null,
+          holdAt: null,
+          erasedAt: null,
+          erasedBy: null,
+          eraseReason: null,
+        };
+  }
+
+  setHold(caseId: string, reason: string, by: string, at: number): void {
+    this.rec.hold.run({ caseId, reason, by, at });
+  }
+
+  clearHold(caseId: string): boolean {
+    return this.rec.release.run(caseId).changes > 0;
+  }
+
+  markCaseErased(caseId: string, reason: string, by: string, at: number): void {
+    this.rec.eraseCase.run({ caseId, reason, by, at });
+  }
+
+  /** Closed cases past `closedBefore`, not on hold, not erased, that still have media. */
+  casesPastRetention(closedBefore: number): { caseId: string; closedAt: number }[] {
+    return (this.rec.pastRetention.all(closedBefore) as Row[]).map((r) => ({
+      caseId: r.id as string,
+      closedAt: r.closed_at as number,
+    }));
+  }
+
   closeDb(): void {
     if (this.closed) return;
     this.closed = true;
     this.db.close();
   }
+}
+
+// ---- recordings and case media ----
+
+export const RECORDING_STATUSES = [
+  'recording',
+  'finished',
+  'truncated',
+  'repaired',
+  'failed',
+] as const;
+export type RecordingStatus = (typeof RECORDING_STATUSES)[number];
+
+export interface RecordingTrack {
+  number: number;
+  kind: 'audio' | 'video';
+  codec: string;
+  frames?: number;
+  keyframes?: number;
+  width?: number;
+  height?: number;
+  [stat: string]: unknown;
+}
+
+export interface RecordingRecord {
+  id: string;
+  caseId: string;
+  sessionId: string;
+  role: string;
+  /** Relative to the data directory. */
+  path: string;
+  originalPath: string | null;
+  container: 'webm' | 'matroska';
+  tracks: RecordingTrack[];
+  startedAt: number;
+  endedAt: number | null;
+  durationMs: number | null;
+  bytes: number | null;
+  sha256: string | null;
+  originalSha256: string | null;
+  status: RecordingStatus;
+  note: string | null;
+  erasedAt: number | null;
+}
+
+export interface CaseMediaRecord {
+  caseId: string;
+  holdReason: string | null;
+  holdBy: string | null;
+  holdAt: number | null;
+  erasedAt: number | null;
+  erasedBy: string | null;
+  eraseReason: string | null;
+}
+
+function prepareRecordingStatements(db: Database.Database) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO recordings (id, case_id, session_id, role, path, container, tracks, started_at)
+       VALUES (@id, @caseId, @sessionId, @role, @path, @container, @tracks, @startedAt)`,
+    ),
+    finish: db.prepare(
+      `UPDATE recordings SET path = @path, original_path = @originalPath, tracks = @tracks, ended_at = @endedAt,
+         duration_ms = @durationMs, bytes = @bytes, sha256 = @sha256, original_sha256 = @originalSha256,
+         status = @status, note = @note
+       WHERE id = @id`,
+    ),
+    get: db.prepare('SELECT * FROM recordings WHERE id = ?'),
+    list: db.prepare(
+      `SELECT * FROM recordings WHERE (@caseId IS NULL OR case_id = @caseId)
+       ORDER BY started_at DESC, id LIMIT @limit`,
+    ),
+    unfinished: db.prepare(
+      `SELECT * FROM recordings WHERE status = 'recording' ORDER BY started_at`,
+    ),
+    lastEnd: db.prepare(
+      'SELECT MAX(ended_at) AS last FROM recordings WHERE case_id = ? AND role = ?',
+    ),
+    erase: db.prepare('UPDATE recordings SET erased_at = ? WHERE id = ? AND erased_at IS NULL'),
+    media: db.prepare('SELECT * FROM case_media WHERE case_id = ?'),
+    hold: db.prepare(
+      `INSERT INTO case_media (case_id, hold_reason, hold_by, hold_at) VALUES (@caseId, @reason, @by, @at)
+       ON CONFLICT (case_id) DO UPDATE SET hold_reason = @reason, hold_by = @by, hold_at = @at`,
+    ),
+    release: db.prepare(
+      'UPDATE case_media SET hold_reason = NULL, hold_by = NULL, hold_at = NULL WHERE case_id = ? AND hold_at IS NOT NULL',
+    ),
+    eraseCase: db.prepare(
+      `INSERT INTO case_media (case_id, erased_at, erased_by, erase_reason) VALUES (@caseId, @at, @by, @reason)
+       ON CONFLICT (case_id) DO UPDATE SET erased_at = @at, erased_by = @by, erase_reason = @reason`,
+    ),
+    pastRetention: db.prepare(
+      `SELECT c.id, c.closed_at FROM cases c LEFT JOIN case_media m ON m.case_id = c.id
+       WHERE c.status = 'closed' AND c.closed_at IS NOT NULL AND c.closed_at < ?
+         AND m.hold_at IS NULL AND m.erased_at IS NULL
+         AND (EXISTS (SELECT 1 FROM recordings r WHERE r.case_id = c.id AND r.erased_at IS NULL)
+              OR EXISTS (SELECT 1 FROM snapshots s WHERE s.case_id = c.id))
+       ORDER BY c.closed_at`,
+    ),
+  };
+}
+
+function toRecording(r: Row): RecordingRecord {
+  return {
+    id: r.id as string,
+    caseId: r.case_id as string,
+    sessionId: r.session_id as string,
+    role: r.role as string,
+    path: r.path as string,
+    originalPath: r.original_path as string | null,
+    container: r.container as 'webm' | 'matroska',
+    tracks: JSON.parse(r.tracks as string) as RecordingTrack[],
+    startedAt: r.started_at as number,
+    endedAt: r.ended_at as number | null,
+    durationMs: r.duration_ms as number | null,
+    bytes: r.bytes as number | null,
+    sha256: r.sha256 as string | null,
+    originalSha256: r.original_sha256 as string | null,
+    status: r.status as RecordingStatus,
+    note: r.note as string | null,
+    erasedAt: r.erased_at as number | null,
+  };
+}
+
+function toCaseMedia(r: Row): CaseMediaRecord {
+  return {
+    caseId: r.case_id as string,
+    holdReason: r.hold_reason as string | null,
+    holdBy: r.hold_by as string | null,
+    holdAt: r.hold_at as number | null,
+    erasedAt: r.erased_at as number | null,
+    erasedBy: r.erased_by as string | null,
+    eraseReason: r.erase_reason as string | null,
+  };
 }

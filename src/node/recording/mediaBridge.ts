@@ -1,0 +1,50 @@
+import type { RtpPacket } from 'werift';
+import type { RoomManager, TrackPublishedInfo } from '../media/RoomManager.ts';
+import type { Role } from '../media/types.ts';
+import type { PublishedSessionRef, PublishedTrackInfo } from './Recorder.ts';
+import type { TrackSource } from './SessionRecorder.ts';
+
+/**
+ * The recorder's view of the media layer (werift): published tracks as {@link TrackSource}s, and
+ * keyframe requests to a publisher. Everything that touches werift or RoomManager lives here.
+ */
+
+function publisherOf(rooms: RoomManager, ref: { caseId: string; role: string; sessionId: string }) {
+  return rooms.publisher(ref.caseId, ref.role as Role, ref.sessionId);
+}
+
+/** A werift published track as the recorder's source. Packets are read, never changed. */
+export function trackSource(rooms: RoomManager, info: TrackPublishedInfo): PublishedTrackInfo {
+  const { track } = info;
+  const fallback = info.kind === 'audio' ? 'audio/opus' : 'video/VP8';
+  const source: TrackSource = {
+    kind: info.kind,
+    mimeType: track.codec?.mimeType ?? fallback,
+    codecOf: (pt) => publisherOf(rooms, info)?.tracks[info.kind]?.codecFor(pt)?.mimeType,
+    subscribe(listener) {
+      const sub = track.onReceiveRtp.subscribe((p: RtpPacket) => {
+        const h = p.header;
+        listener({
+          sequenceNumber: h.sequenceNumber,
+          timestamp: h.timestamp,
+          marker: h.marker,
+          payloadType: h.payloadType,
+          payload: p.payload,
+        });
+      });
+      return () => sub.unSubscribe();
+    },
+  };
+  return {
+    caseId: info.caseId,
+    role: info.role,
+    sessionId: info.sessionId,
+    kind: info.kind,
+    source,
+  };
+}
+
+/** Sends a keyframe request (PLI) to a publisher session, if it is still the room's publisher. */
+export function requestKeyframe(rooms: RoomManager, ref: PublishedSessionRef): void {
+  publisherOf(rooms, ref)?.requestKeyframe();
+}
