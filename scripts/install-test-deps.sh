@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # System packages the test suite uses, from Debian: Chromium for the browser tests, coturn for
-# TURN, poppler-utils to read generated PDFs. Idempotent; needs root (apt-get).
+# TURN, poppler-utils to read generated PDFs, openssh-server for the fleet deploy tests (started
+# on a loopback port by the test itself, never as a service). Idempotent; needs root (apt-get).
 set -euo pipefail
 
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 command -v pdfinfo >/dev/null 2>&1 || need+=(poppler-utils)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "test dependencies present: chromium, coturn, poppler-utils"
+  echo "test dependencies present: chromium, coturn, poppler-utils, openssh-server"
   exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "missing ${need[*]}; run this script as root (it uses apt-get)" >&2
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing ${need[*]}; install them with your system's package manager" >&2
   exit 1
 fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "missing ${need[*]}; run this script as root (it uses apt-get)" >&2; exit 1; }
+  sudo=(sudo)
+fi
 echo "installing ${need[*]} from Debian"
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -2,8 +2,18 @@ import type { Command } from 'commander';
 import { loadNodeConfig, type NodeConfigInput } from '../../core/config.ts';
 import { UserError } from '../../core/errors.ts';
 import { ensureDemoCase } from '../../node/cases/demo.ts';
+import {
+  DeployError,
+  type DeployResult,
+  type DeployStep,
+  deployWarehouse,
+} from '../../node/fleet/deploy.ts';
+import { findWarehouse, loadFleet } from '../../node/fleet/fleetConfig.ts';
+import { provisionWarehouse } from '../../node/fleet/provision.ts';
 import { MediaNode } from '../../node/MediaNode.ts';
-import { out, status } from '../output.ts';
+import { out, printJson, status, table } from '../output.ts';
+import { defaultFleetFile } from './fleet.ts';
+import { registerKeyCommand } from './key.ts';
 
 interface StartFlags {
   config?: string;
@@ -57,6 +67,138 @@ export function registerNodeCommands(program: Command): void {
       out(`listening ${started.url}`);
       await waitForShutdown(started);
     });
+
+  registerFleetNodeCommands(node);
+  registerKeyCommand(node);
+}
+
+/** `node provision` and `node deploy`: one warehouse of the fleet file. */
+function registerFleetNodeCommands(node: Command): void {
+  node
+    .command('provision')
+    .description("render a warehouse host's config, secrets, systemd units and coturn config")
+    .argument('<warehouse>', 'warehouse id from the fleet file')
+    .option('-f, --fleet <file>', 'fleet file', defaultFleetFile())
+    .option(
+      '-o, --out <dir>',
+      'write into DIR/WAREHOUSE/ (holds secrets: keep it out of git)',
+      'provisioned',
+    )
+    .option(
+      '--rotate',
+      'replace every secret (links and TURN credentials already out stop working)',
+    )
+    .option('--show-secrets', 'print the secrets (they are never printed otherwise)')
+    .option('--json', 'print a versioned JSON object')
+    .action(
+      (
+        id: string,
+        f: { fleet: string; out: string; rotate?: boolean; showSecrets?: boolean; json?: boolean },
+      ) => {
+        const warehouse = findWarehouse(loadFleet(f.fleet), id);
+        const r = provisionWarehouse({ warehouse, outDir: f.out, rotate: f.rotate });
+        const secrets = Object.fromEntries(
+          r.files
+            .filter((x) => x.secret && x.name.startsWith('secrets/'))
+            .map((x) => [x.name, x.content.trim()]),
+        );
+        if (f.json) {
+          printJson({
+            warehouse: id,
+            dir: r.dir,
+            files: r.files.map((x) => ({
+              name: x.name,
+              path: x.path,
+              remote: x.remote,
+              mode: `0${x.mode.toString(8)}`,
+              action: x.action,
+            })),
+            ...(f.showSecrets ? { secrets } : {}),
+          });
+          return;
+        }
+        out(`provisioned ${id} into ${r.dir}`);
+        out(
+          table(
+            ['FILE', 'MODE', 'ACTION', 'ON THE HOST'],
+            r.files.map((x) => [
+              x.name,
+              `0${x.mode.toString(8)}`,
+              x.action,
+              x.remote + (x.systemdOnly ? ' (systemd)' : ''),
+            ]),
+          ),
+        );
+        if (f.showSecrets) {
+          out('');
+          for (const [name, value] of Object.entries(secrets)) out(`${name}:\n${value}\n`);
+        } else {
+          status('secrets are not printed (--show-secrets prints them)');
+        }
+        status(
+          `next: returncam node deploy ${id}${f.fleet === defaultFleetFile() ? '' : ` --fleet ${f.fleet}`}${f.out === 'provisioned' ? '' : ` --out ${f.out}`}`,
+        );
+      },
+    );
+
+  node
+    .command('deploy')
+    .description(
+      'install a release and the provisioned files on a warehouse host over ssh, then check it',
+    )
+    .argument('<warehouse>', 'warehouse id from the fleet file')
+    .option('-f, --fleet <file>', 'fleet file', defaultFleetFile())
+    .option(
+      '-o, --out <dir>',
+      'provisioned files (DIR/WAREHOUSE/; provisioned again, secrets kept)',
+      'provisioned',
+    )
+    .option('-n, --dry-run', 'inspect the host and print the plan; change nothing')
+    .option('--json', 'print a versioned JSON object')
+    .action(
+      async (id: string, f: { fleet: string; out: string; dryRun?: boolean; json?: boolean }) => {
+        const warehouse = findWarehouse(loadFleet(f.fleet), id);
+        const line = (s: DeployStep) =>
+          `${s.status.padEnd(7)} ${s.name}${s.ms >= 100 ? ` (${(s.ms / 1000).toFixed(1)} s)` : ''}: ${s.detail}`;
+        let r: DeployResult;
+        try {
+          r = await deployWarehouse({
+            warehouse,
+            outDir: f.out,
+            dryRun: f.dryRun,
+            onStep: (s) => {
+              if (!f.dryRun && !f.json) status(line(s));
+            },
+          });
+        } catch (err) {
+          if (err instanceof DeployError && f.json)
+            printJson({
+              warehouse: id,
+              ok: false,
+              failedStep: err.step,
+              error: err.message,
+              steps: err.steps,
+            });
+          if (err instanceof DeployError && f.dryRun && !f.json)
+            for (const s of err.steps) out(line(s));
+          throw err;
+        }
+        if (f.json) {
+          printJson({ ok: true, ...r });
+          return;
+        }
+        if (r.dryRun) {
+          out(`plan for ${id} on ${r.target} (dry run: nothing was changed)`);
+          for (const s of r.steps) out(line(s));
+          return;
+        }
+        out(
+          r.changed
+            ? `deployed ${id}: release ${r.release.id}${r.release.reused ? ' (already on the host)' : ''} is running on ${r.target}`
+            : `${id} already runs release ${r.release.id}; nothing changed`,
+        );
+      },
+    );
 }
 
 /** First SIGINT/SIGTERM: close sessions, flush the database, exit 0. A second: exit at once. */
