@@ -1,8 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
+import { registerBenchCommands } from './commands/bench.ts';
 import { registerCaseCommands } from './commands/case.ts';
+import { registerExportCommands } from './commands/export.ts';
+import { registerFleetCommands } from './commands/fleet.ts';
 import { registerNodeCommands } from './commands/node.ts';
+import { registerRecCommands } from './commands/rec.ts';
+import { registerReportCommands } from './commands/report.ts';
 
 /**
  * The one place that decides exit codes: a UserError prints its message and exits 1; a usage
@@ -16,6 +21,11 @@ export function buildProgram(): Command {
     .exitOverride();
   registerNodeCommands(program);
   registerCaseCommands(program);
+  registerFleetCommands(program);
+  registerRecCommands(program);
+  registerExportCommands(program);
+  registerReportCommands(program);
+  registerBenchCommands(program);
   for (const cmd of program.commands) {
     cmd.exitOverride().showHelpAfterError();
     for (const sub of cmd.commands) sub.exitOverride().showHelpAfterError();

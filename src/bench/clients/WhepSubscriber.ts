@@ -35,6 +35,8 @@ export interface WhepSubscriberOptions extends SignallingOptions {
   nackRetryMs?: number;
   /** NACKs per missing packet before giving up (default 10). */
   nackMaxTries?: number;
+  /** How long a missing packet is waited for before it is given up (default 1000 ms). */
+  nackMaxAgeMs?: number;
   /** How long ICE + DTLS may take after the answer. */
   connectTimeoutMs?: number;
   log?: Logger;
@@ -132,12 +134,43 @@ export class WhepSubscriber {
     this.nack = new NackTracker({
       retryMs: options.nackRetryMs ?? 30,
       maxTries: options.nackMaxTries ?? 10,
-      maxAgeMs: 1000,
+      maxAgeMs: options.nackMaxAgeMs ?? 1000,
     });
   }
 
   /** Subscribes; resolves once the media path is up (media may not flow yet). */
   async start(): Promise<void> {
+    const { pc, opened } = this.setup();
+    pc.setLocalDescription();
+    await gathered(pc, 5_000);
+    const offer = pc.localDescription();
+    if (!offer) throw new Error('WHEP subscriber: no local offer');
+    const { answerSdp, sessionUrl } = await postOffer('whep', this.options, offer.sdp);
+    this.sessionUrl = sessionUrl;
+    pc.setRemoteDescription(answerSdp, 'answer');
+    await opened;
+    this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
+  }
+
+  /**
+   * Answers a sender's offer directly, with no node in between (the benchmark's no-server
+   * baseline). Resolves with the answer once gathered; `connected` resolves when media can flow.
+   */
+  async acceptOffer(offerSdp: string): Promise<{ answerSdp: string; connected: Promise<void> }> {
+    const { pc, opened } = this.setup();
+    pc.setRemoteDescription(offerSdp, 'offer');
+    if (!pc.localDescription()) pc.setLocalDescription();
+    await gathered(pc, 5_000);
+    const answer = pc.localDescription();
+    if (!answer) throw new Error('WHEP subscriber: no local answer');
+    const connected = opened.then(() => {
+      this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
+    });
+    connected.catch(() => {});
+    return { answerSdp: answer.sdp, connected };
+  }
+
+  private setup(): { pc: PeerConnection; opened: Promise<void> } {
     if (this.pc || this.closing) throw new Error('WHEP subscriber: start() may be called once');
     const pc = new nodeDataChannel.PeerConnection('whep-subscriber', { iceServers: [] });
     this.pc = pc;
@@ -176,16 +209,7 @@ export class WhepSubscriber {
       });
     });
     opened.catch(() => {});
-
-    pc.setLocalDescription();
-    await gathered(pc, 5_000);
-    const offer = pc.localDescription();
-    if (!offer) throw new Error('WHEP subscriber: no local offer');
-    const { answerSdp, sessionUrl } = await postOffer('whep', this.options, offer.sdp);
-    this.sessionUrl = sessionUrl;
-    pc.setRemoteDescription(answerSdp, 'answer');
-    await opened;
-    this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
+    return { pc, opened };
   }
 
   /** Counters so far; with the publisher's `sentFrames`, also per-frame latency. */

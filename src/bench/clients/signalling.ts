@@ -23,6 +23,15 @@ export interface SignallingOptions {
   token?: string;
   /** Extra request headers (tests use `X-Test-Role`). */
   headers?: Record<string, string>;
+  /** Rewrites the offer before it is sent (the bench relay puts its own candidate in). */
+  transformOffer?: (sdp: string) => string | Promise<string>;
+  /** Rewrites the answer before it is applied. */
+  transformAnswer?: (sdp: string) => string | Promise<string>;
+  /**
+   * Replaces the HTTP exchange: gets the (transformed) offer, returns the answer. The bench uses
+   * it to connect two clients to each other with no node in between.
+   */
+  exchange?: (endpoint: 'whip' | 'whep', offerSdp: string) => Promise<SignallingResult>;
 }
 
 export interface SignallingResult {
@@ -57,8 +66,26 @@ function headers(options: SignallingOptions, extra: Record<string, string> = {})
   return out;
 }
 
-/** POSTs `offerSdp` to `{baseUrl}/{endpoint}/{caseId}` and returns the answer. */
+/**
+ * POSTs the offer to `{baseUrl}/{endpoint}/{caseId}` (or hands it to `exchange`) and returns the
+ * answer, applying `transformOffer` and `transformAnswer` on the way.
+ */
 export async function postOffer(
+  endpoint: 'whip' | 'whep',
+  options: SignallingOptions,
+  originalOffer: string,
+): Promise<SignallingResult> {
+  const offerSdp = options.transformOffer
+    ? await options.transformOffer(originalOffer)
+    : originalOffer;
+  const result = options.exchange
+    ? await options.exchange(endpoint, offerSdp)
+    : await httpExchange(endpoint, options, offerSdp);
+  if (!options.transformAnswer) return result;
+  return { ...result, answerSdp: await options.transformAnswer(result.answerSdp) };
+}
+
+async function httpExchange(
   endpoint: 'whip' | 'whep',
   options: SignallingOptions,
   offerSdp: string,
@@ -97,6 +124,7 @@ export async function deleteSession(
   sessionUrl: string,
   options: SignallingOptions,
 ): Promise<number> {
+  if (!/^https?:/.test(sessionUrl)) return 0;
   try {
     const res = await fetch(sessionUrl, { method: 'DELETE', headers: headers(options) });
     await res.arrayBuffer();

@@ -1,4 +1,4 @@
-import { percentile } from '../../bench/stats.ts';
+import { percentile } from '../../core/stats.ts';
 import { OUTCOMES, REASONS } from '../store/Store.ts';
 import type { CaseRow } from './caseRows.ts';
 

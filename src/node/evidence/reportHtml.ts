@@ -1,4 +1,4 @@
-import { escapeXml } from '../../bench/report/svg.ts';
+import { escapeXml } from '../../core/html.ts';
 import { type CaseReport, humanSeconds, pct, type RankRow, UNDECIDED } from './report.ts';
 
 /**

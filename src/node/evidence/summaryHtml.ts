@@ -1,4 +1,4 @@
-import { escapeXml as esc } from '../../bench/report/svg.ts';
+import { escapeXml as esc } from '../../core/html.ts';
 import { bytes, duration, type SummaryModel, utc } from './summary.ts';
 
 /**

@@ -6,10 +6,12 @@ import type { NodeConfig } from '../../core/config.ts';
 import { parseDuration } from '../../core/duration.ts';
 import { HttpError } from '../../core/errors.ts';
 import { type CaseService, PAGE_EVENT_TYPES } from '../cases/CaseService.ts';
+import { recordingsDisk } from '../fleet/health.ts';
 import type { RoomManager } from '../media/RoomManager.ts';
 import type { ChainedEvent } from '../store/eventChain.ts';
 import type { Role } from '../store/Store.ts';
 import { servePage, serveStatic } from './pages.ts';
+import { registerProbeRoutes } from './probeRoutes.ts';
 import {
   bearerToken,
   type Ctx,
@@ -29,6 +31,7 @@ import {
   revokeBody,
   statusQuery,
 } from './schemas.ts';
+import { iceServersFor, registerTurnRoutes } from './turnRoutes.ts';
 
 export interface AppDeps {
   config: NodeConfig;
@@ -39,6 +42,8 @@ export interface AppDeps {
   version: string;
   startedAt: number;
   sse: Set<ServerResponse>;
+  /** Refuses a new publisher that could not be recorded (507 when the disk is low). */
+  admitPublisher?: () => Promise<void>;
 }
 
 const CORS = {
@@ -49,7 +54,7 @@ const CORS = {
   'Access-Control-Max-Age': '600',
 };
 
-function checkAdmin(ctx: Ctx, deps: AppDeps): void {
+export function checkAdmin(ctx: Ctx, deps: Pick<AppDeps, 'config' | 'adminToken'>): void {
   if (!deps.config.admin.allowRemote && !isLoopback(ctx.req.socket.remoteAddress)) {
     throw new HttpError(
       403,
@@ -101,8 +106,12 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       version: deps.version,
       nodeId: config.node.id,
       uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
+      disk: recordingsDisk(config.node.dataDir),
     }),
   );
+
+  registerTurnRoutes(router, deps);
+  registerProbeRoutes(router, deps);
 
   router.on('GET', '/metrics', async ({ res }) => {
     const text = await deps.metrics.metrics();
@@ -171,7 +180,7 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       case: caseForRole(c, who.role),
       role: who.role,
       linkExpiresAt: who.expiresAt,
-      iceServers: config.media.iceServers,
+      iceServers: iceServersFor(config, ctx.params.id!, who),
     });
   });
   router.on('POST', '/api/cases/:id/messages', async (ctx) => {
@@ -218,7 +227,14 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
     const id = ctx.params.id!;
     cases.authorize(id, bearerToken(ctx.req, ctx.url), { role: 'staff' });
     const { record, file } = cases.snapshotFile(id, ctx.params.sid!);
-    const body = await readFile(file);
+    const body = await readFile(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      throw new HttpError(
+        410,
+        'media_erased',
+        `snapshot ${record.id} is no longer stored (the case media was erased or pruned)`,
+      );
+    });
     ctx.res.writeHead(200, {
       'Content-Type': record.mime,
       'Content-Length': body.length,
@@ -282,6 +298,8 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
     router.on('POST', `/${kind}/:caseId`, async (ctx) => {
       const caseId = ctx.params.caseId!;
       const who = cases.authorize(caseId, bearerToken(ctx.req), { write: true });
+      // a publisher that cannot be recorded is refused before anything is negotiated
+      if (kind === 'whip') await deps.admitPublisher?.();
       const sdp = (await readBody(ctx.req, limits.sdpBytes, ['application/sdp'])).toString('utf8');
       if (!sdp.startsWith('v=0'))
         throw new HttpError(

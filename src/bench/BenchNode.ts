@@ -1,0 +1,277 @@
+/**
+ * The node a benchmark talks to: started in this process, started as a child process (so its
+ * CPU and memory can be measured apart from the harness), or an existing node given by URL.
+ * All three create cases the same way and report the node's packet counters from `/metrics`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadNodeConfig } from '../core/config.ts';
+import { errorMessage, UserError } from '../core/errors.ts';
+import { Logger } from '../core/log.ts';
+import { AdminClient } from '../node/client/AdminClient.ts';
+import { MediaNode } from '../node/MediaNode.ts';
+
+export type BenchNodeKind = 'in-process' | 'process' | 'remote';
+
+export interface BenchCase {
+  caseId: string;
+  buyerToken: string;
+  staffToken: string;
+}
+
+/** The node's own counters (from its /metrics), cumulative. */
+export interface NodeCounters {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  nacksFromSubscribers: number;
+  nacksToPublishers: number;
+  plisFromSubscribers: number;
+  plisToPublishers: number;
+  retransmits: number;
+}
+
+/** CPU time (user + system, seconds) and resident memory of the node, when it can be measured. */
+export interface NodeResources {
+  cpuSeconds: number;
+  rssBytes: number;
+  /** True when the figure includes the benchmark harness too (node in the same process). */
+  shared: boolean;
+}
+
+export interface BenchNode {
+  readonly kind: BenchNodeKind;
+  readonly url: string;
+  /** The node's host, for picking its candidate. */
+  readonly host: string;
+  createCase(label: string): Promise<BenchCase>;
+  closeCase(caseId: string): Promise<void>;
+  counters(): Promise<NodeCounters | undefined>;
+  resources(): NodeResources | undefined;
+  close(): Promise<void>;
+}
+
+const METRIC_NAMES: Record<keyof NodeCounters, string> = {
+  packetsIn: 'returncam_rtp_packets_in_total',
+  packetsOut: 'returncam_rtp_packets_out_total',
+  bytesIn: 'returncam_rtp_bytes_in_total',
+  bytesOut: 'returncam_rtp_bytes_out_total',
+  nacksFromSubscribers: 'returncam_nacks_received_total',
+  nacksToPublishers: 'returncam_nacks_sent_total',
+  plisFromSubscribers: 'returncam_plis_received_total',
+  plisToPublishers: 'returncam_plis_sent_total',
+  retransmits: 'returncam_rtp_retransmits_total',
+};
+
+/** Reads the node counters out of Prometheus text; undefined when they are not there. */
+export function parseNodeCounters(text: string): NodeCounters | undefined {
+  const out: Partial<NodeCounters> = {};
+  for (const [key, name] of Object.entries(METRIC_NAMES) as [keyof NodeCounters, string][]) {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+    if (!m) return undefined;
+    out[key] = Number(m[1]);
+  }
+  return out as NodeCounters;
+}
+
+async function scrapeCounters(url: string): Promise<NodeCounters | undefined> {
+  try {
+    const res = await fetch(`${url}/metrics`);
+    if (!res.ok) return undefined;
+    return parseNodeCounters(await res.text());
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds and RSS of another process, from /proc (Linux). */
+export function procResources(pid: number): NodeResources | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the command name (which may contain spaces) start at ") "
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    return { cpuSeconds: ticks / 100, rssBytes: rssKb * 1024, shared: false };
+  } catch {
+    return undefined;
+  }
+}
+
+const BENCH_CASE = { sku: 'BENCH', reason: 'other' as const, marketplace: 'bench' };
+
+/** A node started in this process, in a temporary data directory removed on close. */
+export async function startInProcessNode(): Promise<BenchNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
+  const config = loadNodeConfig({
+    env: {},
+    overrides: {
+      node: { dataDir, id: 'bench' },
+      http: { port: 0, host: '127.0.0.1' },
+      log: { level: 'error' },
+    },
+  });
+  let node: MediaNode;
+  try {
+    node = await MediaNode.start({ config, log: new Logger('error') });
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    kind: 'in-process',
+    url: node.url,
+    host: '127.0.0.1',
+    async createCase(label) {
+      const created = node.cases.create({ ...BENCH_CASE, orderId: label });
+      return {
+        caseId: created.case.id,
+        buyerToken: created.links.buyer.token,
+        staffToken: created.links.staff.token,
+      };
+    },
+    async closeCase() {
+      // the whole data directory goes away with the node
+    },
+    counters: () => scrapeCounters(node.url),
+    resources() {
+      const u = process.cpuUsage();
+      return {
+        cpuSeconds: (u.user + u.system) / 1e6,
+        rssBytes: process.memoryUsage.rss(),
+        shared: true,
+      };
+    },
+    close() {
+      closing ??= node.close().finally(() => rmSync(dataDir, { recursive: true, force: true }));
+      return closing;
+    },
+  };
+}
+
+const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
+
+/**
+ * `returncam node start` as a child process (port 0, temporary data directory): its CPU and memory
+ * are its own, and it does not share an event loop with the clients and relays.
+ */
+export async function startNodeProcess(): Promise<BenchNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [BIN, 'node', 'start', '--port', '0', '--data', dataDir],
+    {
+      env: { ...process.env, CI: '1', RETURNCAM_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`bench node did not start within 30 s: ${stderr.trim()}`));
+    }, 30_000);
+    const check = () => {
+      const m = /^listening (http:\/\/\S+)$/m.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout?.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`bench node exited early (${code}): ${stderr.trim()}`));
+    });
+  });
+  const admin = new AdminClient({ node: url, dataDir });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let closing: Promise<void> | undefined;
+  return {
+    kind: 'process',
+    url,
+    host: '127.0.0.1',
+    async createCase(label) {
+      const created = await admin.createCase({ ...BENCH_CASE, orderId: label });
+      return {
+        caseId: created.case.id,
+        buyerToken: created.links.buyer.token,
+        staffToken: created.links.staff.token,
+      };
+    },
+    async closeCase() {},
+    counters: () => scrapeCounters(url),
+    resources: () => (child.pid ? procResources(child.pid) : undefined),
+    close() {
+      closing ??= (async () => {
+        child.kill('SIGINT');
+        const forced = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(forced);
+        rmSync(dataDir, { recursive: true, force: true });
+      })();
+      return closing;
+    },
+  };
+}
+
+export interface RemoteNodeOptions {
+  url: string;
+  /** Admin token; else RETURNCAM_ADMIN_TOKEN, else DATA/admin.token. */
+  token?: string;
+  dataDir?: string;
+}
+
+/** A node that is already running (`--node URL`): cases made through its admin API, closed afterwards. */
+export async function connectRemoteNode(opts: RemoteNodeOptions): Promise<BenchNode> {
+  const url = opts.url.replace(/\/$/, '');
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    throw new UserError(`--node ${opts.url} is not a URL (e.g. http://10.0.0.5:8080)`);
+  }
+  const admin = new AdminClient({
+    node: url,
+    token: opts.token ?? process.env.RETURNCAM_ADMIN_TOKEN,
+    dataDir: opts.dataDir,
+  });
+  try {
+    const res = await fetch(`${url}/healthz`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  } catch (err) {
+    throw new UserError(`cannot reach the node at ${url} (${errorMessage(err)}); is it running?`);
+  }
+  return {
+    kind: 'remote',
+    url,
+    host,
+    async createCase(label) {
+      const created = await admin.createCase({ ...BENCH_CASE, orderId: label });
+      return {
+        caseId: created.case.id,
+        buyerToken: created.links.buyer.token,
+        staffToken: created.links.staff.token,
+      };
+    },
+    async closeCase(caseId) {
+      await admin.close(caseId).catch(() => {});
+    },
+    counters: () => scrapeCounters(url),
+    resources: () => undefined,
+    close: async () => {},
+  };
+}

@@ -1,0 +1,59 @@
+import type { UdpRelay, UdpRelayStats } from './relay/UdpRelay.ts';
+
+/** One frame of one session, every time on the wall clock (ms). */
+export interface FrameTimes {
+  session: number;
+  rtpTimestamp: number;
+  keyframe: boolean;
+  /** Synthetic: first packet handed to the network by the buyer. Browser: the camera (canvas) time drawn into the frame. */
+  sentAt: number;
+  /** Every packet of it had reached the node (left the buyer's relay towards it). */
+  atNode?: number;
+  /** Every packet of it had left the node (reached the staff relay from it). */
+  fromNode?: number;
+  /** Complete at the staff client, after repair. */
+  receivedAt?: number;
+  /** Browser mode: when the staff page expected it on screen. */
+  shownAt?: number;
+}
+
+/** Loss repair as the clients saw it, summed over a session's buyer and staff side. */
+export interface RepairCounters {
+  nacksFromViewers: number;
+  packetsNacked: number;
+  retransmitsReceived: number;
+  unrepairedPackets: number;
+  plisFromViewers: number;
+  nacksAtPublishers: number;
+  keyframeRequestsAtPublishers: number;
+}
+
+export interface SessionCounters {
+  repair: RepairCounters;
+  buyer: UdpRelayStats;
+  staff: UdpRelayStats;
+}
+
+/** One call in a benchmark (synthetic clients or two browser pages), as the runner drives it. */
+export interface BenchSession {
+  readonly index: number;
+  readonly warnings: string[];
+  buyerRelay: UdpRelay | undefined;
+  staffRelay: UdpRelay | undefined;
+  start(): Promise<void>;
+  /** Stops the buyer's media; the session stays up so the last frames and repairs can land. */
+  stopSending(): void;
+  counters(): SessionCounters | undefined;
+  /**
+   * Every frame known so far (browser sessions: as of the last `refresh`). `withPath: false`
+   * skips when frames reached and left the node (cheaper, for live views).
+   */
+  frames(withPath?: boolean): FrameTimes[];
+  /** Latency of frames received (shown) at or after `since`, for live views. */
+  latenciesSince(since: number): number[];
+  /** Browser sessions pull new measurements from their pages. */
+  refresh?(): Promise<void>;
+  /** Extra details for the result (browser getStats). */
+  details?(): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,401 @@
+import { existsSync } from 'node:fs';
+import type { Browser, BrowserContext, Page, Route } from 'playwright-core';
+import { errorMessage, UserError } from '../../core/errors.ts';
+import type { BenchNode } from '../BenchNode.ts';
+import type { BenchSession, FrameTimes, SessionCounters } from '../BenchSession.ts';
+import { FrameTap } from '../FrameTap.ts';
+import type { RelayHub } from '../relay/RelayHub.ts';
+import type { UdpRelay } from '../relay/UdpRelay.ts';
+import { buyerPage, type PageConfig, staffPage } from './pages.ts';
+
+/** Debian's Chromium (scripts/install-test-deps.sh installs it). */
+export const CHROMIUM_PATH = process.env.RETURNCAM_CHROMIUM ?? '/usr/bin/chromium';
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+  // pages that are not in front must keep their timers and rendering at full rate
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+/** One headless Chromium for every page of a run. */
+export class BrowserHarness {
+  private constructor(readonly browser: Browser) {}
+
+  static async launch(): Promise<BrowserHarness> {
+    if (!existsSync(CHROMIUM_PATH)) {
+      throw new UserError(
+        `--browser needs Chromium at ${CHROMIUM_PATH} (Debian: apt-get install chromium; or set RETURNCAM_CHROMIUM)`,
+      );
+    }
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: CHROMIUM_ARGS,
+    });
+    return new BrowserHarness(browser);
+  }
+
+  close(): Promise<void> {
+    return this.browser.close().catch(() => {});
+  }
+}
+
+interface Shown {
+  ts: number;
+  rtp?: number;
+  received?: number;
+  shown: number;
+  width: number;
+  height: number;
+}
+
+type Stats = Record<string, Record<string, unknown>>;
+
+export interface BrowserSessionOptions {
+  index: number;
+  node: BenchNode;
+  hub: RelayHub;
+  harness: BrowserHarness;
+  bitrateKbps: number;
+  fps?: number;
+  /** The buyer sends audio too (default true). */
+  audio?: boolean;
+}
+
+const PAGE_PATH = '/__returncam_bench';
+
+/**
+ * One call with real browsers: a buyer page (canvas camera, WHIP) and a staff page (WHEP) in
+ * their own contexts, each page's WHIP/WHEP exchange intercepted so its SDP names the relay, so
+ * the media crosses the impaired legs. The pages are served by the harness on the node's origin
+ * (intercepted, never reaching the node), so no cross-origin rules apply.
+ */
+export class BrowserSession implements BenchSession {
+  readonly index: number;
+  readonly warnings: string[] = [];
+  buyerRelay: UdpRelay | undefined;
+  staffRelay: UdpRelay | undefined;
+  private contexts: BrowserContext[] = [];
+  private buyer: Page | undefined;
+  private staff: Page | undefined;
+  private upTap: FrameTap | undefined;
+  private downTap: FrameTap | undefined;
+  private readonly drawn: number[] = [];
+  private readonly shown: Shown[] = [];
+  private unreadable = 0;
+  private mismatched = 0;
+  private lastStats: { buyer?: Stats; staff?: Stats } = {};
+  private closed = false;
+
+  constructor(private readonly options: BrowserSessionOptions) {
+    this.index = options.index;
+  }
+
+  async start(): Promise<void> {
+    const { hub, node, index } = this.options;
+    const buyerRelay = await hub.create(
+      'buyer',
+      `buyer-${index}`,
+      (direction, phase, packet, at) => {
+        if (direction === 'up' && phase === 'egress') this.upTap?.record(packet, at);
+      },
+    );
+    const staffRelay = await hub.create(
+      'staff',
+      `staff-${index}`,
+      (direction, phase, packet, at) => {
+        if (direction === 'down' && phase === 'ingress') this.downTap?.record(packet, at);
+      },
+    );
+    this.buyerRelay = buyerRelay;
+    this.staffRelay = staffRelay;
+    this.upTap = new FrameTap(() => buyerRelay.videoPts.media);
+    this.downTap = new FrameTap(() => staffRelay.videoPts.media);
+    const bench = await node.createCase(`bench-browser-${index}`);
+    const base = {
+      audio: this.options.audio ?? true,
+      nodeUrl: node.url,
+      caseId: bench.caseId,
+      bitrateKbps: this.options.bitrateKbps,
+      fps: this.options.fps ?? 30,
+    };
+    this.staff = await this.openPage(
+      'staff',
+      staffPage({ ...base, token: bench.staffToken }),
+      staffRelay,
+    );
+    this.buyer = await this.openPage(
+      'buyer',
+      buyerPage({ ...base, token: bench.buyerToken }),
+      buyerRelay,
+    );
+    await this.staff.evaluate(() => (window as unknown as BenchWindow).bench.start());
+    await this.buyer.evaluate(() => (window as unknown as BenchWindow).bench.start());
+    await this.waitConnected();
+  }
+
+  stopSending(): void {
+    this.buyer?.evaluate(() => (window as unknown as BenchWindow).bench.stop()).catch(() => {});
+  }
+
+  /** Pulls what the pages measured since the last call. */
+  async refresh(): Promise<void> {
+    if (this.closed || !this.buyer || !this.staff) return;
+    try {
+      const drawn = await this.buyer.evaluate(() =>
+        (window as unknown as BenchWindow).bench.takeDrawn(),
+      );
+      const taken = await this.staff.evaluate(() =>
+        (window as unknown as BenchWindow).bench.take(),
+      );
+      this.drawn.push(...drawn);
+      this.shown.push(...taken.frames);
+      this.unreadable = taken.unreadable;
+      await this.pollStats();
+    } catch (err) {
+      this.warn(`could not read the pages: ${errorMessage(err)}`);
+    }
+  }
+
+  counters(): SessionCounters | undefined {
+    if (!this.buyerRelay || !this.staffRelay) return undefined;
+    const inbound = this.lastStats.staff?.['inbound-rtp:video'] ?? {};
+    const outbound = this.lastStats.buyer?.['outbound-rtp:video'] ?? {};
+    const n = (v: unknown) => (typeof v === 'number' ? v : 0);
+    return {
+      repair: {
+        nacksFromViewers: n(inbound.nackCount),
+        packetsNacked: n(inbound.nackCount),
+        retransmitsReceived: n(inbound.retransmittedPacketsReceived),
+        unrepairedPackets: n(inbound.packetsLost),
+        plisFromViewers: n(inbound.pliCount),
+        nacksAtPublishers: n(outbound.nackCount),
+        keyframeRequestsAtPublishers: n(outbound.pliCount) + n(outbound.firCount),
+      },
+      buyer: this.buyerRelay.stats(),
+      staff: this.staffRelay.stats(),
+    };
+  }
+
+  /**
+   * Shown frames whose stamp belongs to the frame the browser reported: the staff page copies
+   * the picture a moment after the frame callback, and under load the video may have moved on
+   * to the next frame by then. A frame's RTP timestamp (90 kHz, from its capture time) and its
+   * stamp keep a constant offset; a pair off by more than 20 ms (over half a frame) is dropped.
+   */
+  private consistentShown(): Shown[] {
+    const withRtp = this.shown.filter((s) => s.rtp !== undefined);
+    if (withRtp.length < 5) return this.shown;
+    let previous = withRtp[0]!.rtp!;
+    let unwrapped = previous;
+    const offsets = withRtp.map((s) => {
+      let d = s.rtp! - previous;
+      if (d < -0x80000000) d += 0x100000000;
+      else if (d > 0x80000000) d -= 0x100000000;
+      unwrapped += d;
+      previous = s.rtp!;
+      return unwrapped / 90 - s.ts;
+    });
+    const sorted = [...offsets].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const keep = new Set(withRtp.filter((_, i) => Math.abs(offsets[i]! - median) <= 20));
+    this.mismatched = withRtp.length - keep.size;
+    return this.shown.filter((s) => s.rtp === undefined || keep.has(s));
+  }
+
+  frames(withPath = true): FrameTimes[] {
+    const byTs = new Map<number, Shown>();
+    for (const s of this.consistentShown()) if (!byTs.has(s.ts)) byTs.set(s.ts, s);
+    const none = new Map<number, number>();
+    const atNode = (withPath && this.upTap?.framesPassed()) || none;
+    const fromNode = (withPath && this.downTap?.framesPassed()) || none;
+    return this.drawn.map((ts) => {
+      const s = byTs.get(ts);
+      const rtp = s?.rtp;
+      return {
+        session: this.index,
+        rtpTimestamp: rtp ?? -1,
+        // a shown frame was decodable by definition; the browser's decoder handles the rest
+        keyframe: true,
+        sentAt: ts,
+        atNode: rtp !== undefined ? atNode.get(rtp) : undefined,
+        fromNode: rtp !== undefined ? fromNode.get(rtp) : undefined,
+        receivedAt: s ? (s.received ?? s.shown) : undefined,
+        shownAt: s?.shown,
+      };
+    });
+  }
+
+  latenciesSince(since: number): number[] {
+    const out: number[] = [];
+    for (let i = this.shown.length - 1; i >= 0; i--) {
+      const s = this.shown[i]!;
+      if (s.shown < since) break;
+      out.push(s.shown - s.ts);
+    }
+    return out;
+  }
+
+  async details(): Promise<Record<string, unknown>> {
+    await this.pollStats();
+    this.consistentShown();
+    const inbound = this.lastStats.staff?.['inbound-rtp:video'] ?? {};
+    const outbound = this.lastStats.buyer?.['outbound-rtp:video'] ?? {};
+    const n = (v: unknown) => (typeof v === 'number' ? v : undefined);
+    const per = (total: unknown, count: unknown) =>
+      n(total) !== undefined && n(count) ? (1000 * n(total)!) / n(count)! : undefined;
+    const sizes = new Map<string, number>();
+    for (const s of this.shown)
+      sizes.set(`${s.width}x${s.height}`, (sizes.get(`${s.width}x${s.height}`) ?? 0) + 1);
+    return {
+      session: this.index,
+      framesDrawn: this.drawn.length,
+      framesShownReadable: this.shown.length,
+      framesShownUnreadable: this.unreadable,
+      framesStampMismatched: this.mismatched,
+      resolutions: Object.fromEntries(sizes),
+      sender: {
+        targetBitrate: n(outbound.targetBitrate),
+        qualityLimitationReason: outbound.qualityLimitationReason,
+        framesEncoded: n(outbound.framesEncoded),
+        encodeMsPerFrame: per(outbound.totalEncodeTime, outbound.framesEncoded),
+        frameSize: outbound.frameWidth
+          ? `${outbound.frameWidth}x${outbound.frameHeight}`
+          : undefined,
+        nackCount: n(outbound.nackCount),
+        pliCount: n(outbound.pliCount),
+        retransmittedPacketsSent: n(outbound.retransmittedPacketsSent),
+        rttMs:
+          n(this.lastStats.buyer?.pair?.currentRoundTripTime) !== undefined
+            ? 1000 * n(this.lastStats.buyer?.pair?.currentRoundTripTime)!
+            : undefined,
+      },
+      receiver: {
+        jitterBufferMs: per(inbound.jitterBufferDelay, inbound.jitterBufferEmittedCount),
+        jitterBufferTargetMs: per(
+          inbound.jitterBufferTargetDelay,
+          inbound.jitterBufferEmittedCount,
+        ),
+        decodeMsPerFrame: per(inbound.totalDecodeTime, inbound.framesDecoded),
+        framesDecoded: n(inbound.framesDecoded),
+        framesDropped: n(inbound.framesDropped),
+        framesPerSecond: n(inbound.framesPerSecond),
+        freezeCount: n(inbound.freezeCount),
+        totalFreezesDurationS: n(inbound.totalFreezesDuration),
+        packetsLost: n(inbound.packetsLost),
+        nackCount: n(inbound.nackCount),
+        pliCount: n(inbound.pliCount),
+        rttMs:
+          n(this.lastStats.staff?.pair?.currentRoundTripTime) !== undefined
+            ? 1000 * n(this.lastStats.staff?.pair?.currentRoundTripTime)!
+            : undefined,
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled(this.contexts.map((c) => c.close()));
+  }
+
+  private warn(text: string): void {
+    if (this.warnings.length < 20) this.warnings.push(`session ${this.index}: ${text}`);
+  }
+
+  private async pollStats(): Promise<void> {
+    try {
+      const [buyer, staff] = await Promise.all([
+        this.buyer?.evaluate(() => (window as unknown as BenchWindow).bench.stats()),
+        this.staff?.evaluate(() => (window as unknown as BenchWindow).bench.stats()),
+      ]);
+      this.lastStats = { buyer: buyer as Stats | undefined, staff: staff as Stats | undefined };
+    } catch (err) {
+      this.warn(`could not read getStats: ${errorMessage(err)}`);
+    }
+  }
+
+  private async openPage(role: 'buyer' | 'staff', html: string, relay: UdpRelay): Promise<Page> {
+    const context = await this.options.harness.browser.newContext({
+      viewport: { width: 700, height: 420 },
+    });
+    this.contexts.push(context);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => this.warn(`${role} page: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') this.warn(`${role} page console: ${msg.text()}`);
+    });
+    const nodeOrigin = new URL(this.options.node.url).origin;
+    await page.route(
+      (url) => url.origin === nodeOrigin && url.pathname === `${PAGE_PATH}/${role}`,
+      (route) =>
+        route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html }),
+    );
+    await page.route(
+      (url) => url.origin === nodeOrigin && /^\/(whip|whep)\/[^/]+$/.test(url.pathname),
+      (route) => this.relaySignalling(route, relay),
+    );
+    await page.goto(`${nodeOrigin}${PAGE_PATH}/${role}`);
+    return page;
+  }
+
+  /** Rewrites a WHIP/WHEP exchange so both offer and answer name the relay. */
+  private async relaySignalling(route: Route, relay: UdpRelay): Promise<void> {
+    const request = route.request();
+    if (request.method() !== 'POST') return route.continue();
+    try {
+      const offer = relay.rewriteClientSdp(request.postData() ?? '');
+      const response = await route.fetch({ postData: offer });
+      const body = await response.text();
+      await route.fulfill({
+        response,
+        body: response.status() === 201 ? relay.rewriteNodeSdp(body) : body,
+      });
+    } catch (err) {
+      this.warn(`signalling through the relay failed: ${errorMessage(err)}`);
+      await route.abort().catch(() => {});
+    }
+  }
+
+  private async waitConnected(): Promise<void> {
+    const deadline = performance.now() + 20_000;
+    for (;;) {
+      const states = await Promise.all([
+        this.buyer!.evaluate(() => (window as unknown as BenchWindow).bench.state()),
+        this.staff!.evaluate(() => (window as unknown as BenchWindow).bench.state()),
+      ]);
+      if (states.every((s) => s === 'connected')) return;
+      if (states.some((s) => s === 'failed') || performance.now() > deadline) {
+        throw new Error(
+          `browser session ${this.index}: connections did not come up (buyer ${states[0]}, staff ${states[1]})${this.warnings.length ? `: ${this.warnings.join('; ')}` : ''}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** What the bench pages expose to the harness. */
+interface BenchWindow {
+  bench: {
+    start(): Promise<void>;
+    stop(): void;
+    takeDrawn(): number[];
+    take(): { frames: Shown[]; unreadable: number };
+    state(): string;
+    stats(): Promise<Stats>;
+  };
+}
+
+export type { PageConfig };

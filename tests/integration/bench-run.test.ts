@@ -1,0 +1,149 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expectedLoss, resolveProfile } from '../../src/bench/profiles.ts';
+import type { BenchResult } from '../../src/bench/result.ts';
+import { runCli } from '../helpers/cli.ts';
+
+const data = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
+afterAll(() => rmSync(data, { recursive: true, force: true }));
+
+/** `bench run --json` as a user would run it; the node is started in the CLI's process. */
+async function benchRun(args: string[]) {
+  const r = await runCli(['bench', 'run', '--json', '--data', data, ...args], {});
+  let doc:
+    | { version: number; kind: string; runs: BenchResult[]; report: string | null }
+    | undefined;
+  try {
+    doc = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`bench run printed no JSON (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return { exitCode: r.exitCode, stderr: r.stderr, doc: doc!, run: doc!.runs[0]! };
+}
+
+/** |measured - expected| within `sigmas` binomial standard deviations (bursts count as fewer, longer events). */
+function lossWithin(
+  measured: number,
+  expected: number,
+  packets: number,
+  burstLength = 1,
+  sigmas = 5,
+): boolean {
+  const n = Math.max(1, packets / burstLength);
+  return (
+    Math.abs(measured - expected) <= sigmas * Math.sqrt((expected * (1 - expected)) / n) + 0.002
+  );
+}
+
+describe('bench run (CLI, node started in-process, synthetic clients through the relays)', () => {
+  let lan: BenchResult;
+
+  it('lan: frames arrive within a few ms, the verdict passes, exit 0, report and result kept', {
+    timeout: 60_000,
+  }, async () => {
+    const { exitCode, doc, run, stderr } = await benchRun([
+      '--profile',
+      'lan',
+      '--duration',
+      '6s',
+      '--seed',
+      '3',
+    ]);
+    lan = run;
+    expect(exitCode, stderr).toBe(0);
+    expect(doc).toMatchObject({ version: 1, kind: 'runs' });
+    expect(run).toMatchObject({
+      version: 1,
+      kind: 'run',
+      profile: { name: 'lan', propagationMs: 1 },
+    });
+    expect(run.settings).toMatchObject({
+      mode: 'synthetic',
+      sessions: 1,
+      node: { kind: 'in-process' },
+    });
+    // ~30 fps for the ~4.8 s measured, every frame complete
+    expect(run.frames.sent).toBeGreaterThan(120);
+    expect(run.frames.lossRatio).toBe(0);
+    expect(run.transit!.p50).toBeGreaterThanOrEqual(run.profile.propagationMs);
+    expect(run.transit!.p50).toBeLessThan(30);
+    // the budget adds up to the transit, and the node's own share is small
+    const part = (name: string) => run.budget.find((b) => b.part === name)!.summary!;
+    expect(part('uplink').p50 + part('node').p50 + part('downlink').p50).toBeLessThan(
+      run.transit!.p50 + 2,
+    );
+    expect(part('node').p50).toBeLessThan(15);
+    expect(run.verdict).toMatchObject({ pass: true, targetMs: 600, allowanceMs: 120 });
+    expect(doc.report && existsSync(doc.report)).toBe(true);
+    const html = readFileSync(doc.report!, 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+  });
+
+  it('3g-cross-border: latency at least the configured propagation, loss as configured, exit 3 when the target is missed', {
+    timeout: 70_000,
+  }, async () => {
+    const profile = resolveProfile('3g-cross-border');
+    const { exitCode, run, stderr } = await benchRun([
+      '--profile',
+      '3g-cross-border',
+      '--duration',
+      '9s',
+      '--target',
+      '250ms', // below the propagation itself: must fail, with exit code 3
+    ]);
+    expect(exitCode, stderr).toBe(3);
+    expect(run.verdict.pass).toBe(false);
+    expect(run.verdict.reason).toMatch(/exceeds 250 ms/);
+    // 150 ms buyer uplink + 104 ms staff downlink, plus serialisation at 675 kbit/s
+    expect(run.profile.propagationMs).toBe(254);
+    expect(run.transit!.min).toBeGreaterThanOrEqual(254);
+    expect(run.transit!.p50).toBeGreaterThan(254);
+    expect(run.transit!.p50).toBeLessThan(600);
+    expect(run.frames.received / run.frames.sent).toBeGreaterThan(0.9);
+    // each direction lost what its model says, within tolerance
+    for (const [key, spec] of [
+      ['buyer.up', profile.buyer.up],
+      ['staff.down', profile.staff.down],
+    ] as const) {
+      const leg = run.network[key];
+      expect(leg.packets).toBeGreaterThan(400);
+      const measured = (leg.dropped.random + leg.dropped.burst) / leg.packets;
+      expect(
+        lossWithin(measured, expectedLoss(spec), leg.packets, spec.burst ? 1 / spec.burst.r : 1),
+        `${key}: ${measured}`,
+      ).toBe(true);
+    }
+    // the relays applied the configured delays (median of what they held packets for)
+    expect(run.network['buyer.up'].delayP50Ms!).toBeGreaterThan(145);
+    expect(run.network['staff.down'].delayP50Ms!).toBeGreaterThan(100);
+    // the ICE checks' round trips cross both directions of each leg
+    expect(run.rttMs.staff!.p50).toBeGreaterThan(200);
+    expect(run.rttMs.buyer!.p50).toBeGreaterThan(280);
+    // and loss was repaired per leg: viewers NACKed, the node asked the buyer
+    expect(run.repair.node!.nacksToPublishers + run.repair.nacksFromViewers).toBeGreaterThan(0);
+    expect(run.budget.find((b) => b.part === 'uplink')!.summary!.p50).toBeGreaterThan(150);
+  });
+
+  it('keeps results for bench list and bench compare', { timeout: 30_000 }, async () => {
+    const list = await runCli(['bench', 'list', '--json', '--data', data]);
+    expect(list.exitCode, list.stderr).toBe(0);
+    const rows = JSON.parse(list.stdout).results as {
+      id: string;
+      profile: string;
+      pass: boolean;
+    }[];
+    expect(rows.map((r) => [r.profile, r.pass])).toEqual([
+      ['3g-cross-border', false],
+      ['lan', true],
+    ]);
+    const compare = await runCli(['bench', 'compare', lan.id, rows[0]!.id, '--data', data]);
+    expect(compare.exitCode, compare.stderr).toBe(0);
+    expect(compare.stdout).toMatch(/latency p95, ms\s+\S+\s+\S+\s+\+\d+/);
+    const missing = await runCli(['bench', 'compare', 'nothing-like-this', lan.id, '--data', data]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/no kept result nothing-like-this/);
+  });
+});
