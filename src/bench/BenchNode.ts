@@ -3,6 +3,7 @@
  * CPU and memory can be measured apart from the harness), or an existing node given by URL.
  * All three create cases the same way and report the node's packet counters from `/metrics`.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { errorMessage, UserError } from '../core/errors.ts';
 import { Logger } from '../core/log.ts';
 import { AdminClient } from '../node/client/AdminClient.ts';
 import { MediaNode } from '../node/MediaNode.ts';
+import type { MediaCounters } from '../node/media/types.ts';
 
 export type BenchNodeKind = 'in-process' | 'process' | 'remote';
 
@@ -23,17 +25,7 @@ export interface BenchCase {
 }
 
 /** The node's own counters (from its /metrics), cumulative. */
-export interface NodeCounters {
-  packetsIn: number;
-  packetsOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  nacksFromSubscribers: number;
-  nacksToPublishers: number;
-  plisFromSubscribers: number;
-  plisToPublishers: number;
-  retransmits: number;
-}
+export type NodeCounters = MediaCounters;
 
 /** CPU time (user + system, seconds) and resident memory of the node, when it can be measured. */
 export interface NodeResources {

@@ -1,20 +1,9 @@
 import { Counter, Gauge, Registry } from 'prom-client';
-
-/** Numbers the media path bumps in place (no allocation per packet); read at scrape time. */
-export interface MediaCountersView {
-  packetsIn: number;
-  bytesIn: number;
-  packetsOut: number;
-  bytesOut: number;
-  nacksFromSubscribers: number;
-  nacksToPublishers: number;
-  plisFromSubscribers: number;
-  plisToPublishers: number;
-  retransmits: number;
-}
+import type { MediaCounters } from './media/types.ts';
 
 export interface MetricsSources {
-  counters: () => MediaCountersView;
+  /** Numbers the media path bumps in place (no allocation per packet); read at scrape time. */
+  counters: () => MediaCounters;
   rooms: () => { rooms: number; publishers: number; subscribers: number };
   sseClients: () => number;
 }

@@ -33,7 +33,8 @@ export class AdminClient {
     }
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** One admin API request; a refusal or an unreachable node becomes a UserError saying so. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
@@ -74,36 +75,36 @@ export class AdminClient {
     warehouseId?: string;
     note?: string;
   }): Promise<{ case: CaseRecord; links: Record<Role, IssuedLink> }> {
-    return this.call('POST', '/api/admin/cases', input);
+    return this.request('POST', '/api/admin/cases', input);
   }
 
   listCases(status?: CaseStatus): Promise<{ cases: CaseRecord[] }> {
-    return this.call('GET', `/api/admin/cases${status ? `?status=${status}` : ''}`);
+    return this.request('GET', `/api/admin/cases${status ? `?status=${status}` : ''}`);
   }
 
   showCase(id: string): Promise<CaseDetails> {
-    return this.call('GET', `/api/admin/cases/${encodeURIComponent(id)}`);
+    return this.request('GET', `/api/admin/cases/${encodeURIComponent(id)}`);
   }
 
   decide(
     id: string,
     d: { outcome: Outcome; disposition?: Disposition; note?: string },
   ): Promise<{ case: CaseRecord }> {
-    return this.call('POST', `/api/admin/cases/${encodeURIComponent(id)}/decision`, d);
+    return this.request('POST', `/api/admin/cases/${encodeURIComponent(id)}/decision`, d);
   }
 
   close(id: string): Promise<{ case: CaseRecord }> {
-    return this.call('POST', `/api/admin/cases/${encodeURIComponent(id)}/close`);
+    return this.request('POST', `/api/admin/cases/${encodeURIComponent(id)}/close`);
   }
 
   issueLink(id: string, role: Role, ttl?: string): Promise<{ link: IssuedLink }> {
-    return this.call('POST', `/api/admin/cases/${encodeURIComponent(id)}/links`, {
+    return this.request('POST', `/api/admin/cases/${encodeURIComponent(id)}/links`, {
       role,
       ...(ttl ? { ttl } : {}),
     });
   }
 
   revoke(id: string, role: Role): Promise<{ revoked: number }> {
-    return this.call('POST', `/api/admin/cases/${encodeURIComponent(id)}/revoke`, { role });
+    return this.request('POST', `/api/admin/cases/${encodeURIComponent(id)}/revoke`, { role });
   }
 }

@@ -1,4 +1,4 @@
-import { errorMessage, UserError } from '../../core/errors.ts';
+import { UserError } from '../../core/errors.ts';
 import type { RecordingOps } from '../recording/LocalRecordings.ts';
 import type {
   EraseResult,
@@ -11,44 +11,14 @@ import { AdminClient } from './AdminClient.ts';
 
 /** The `rec` operations through a node's admin API (`--node URL`). */
 export class RecClient implements RecordingOps {
-  private readonly base: string;
-  private readonly token: string;
+  private readonly admin: AdminClient;
 
   constructor(opts: { node: string; token?: string; dataDir?: string }) {
-    this.base = opts.node.replace(/\/$/, '');
-    this.token = opts.token ?? AdminClient.tokenFromDataDir(opts.dataDir ?? './data');
+    this.admin = new AdminClient(opts);
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.base}${path}`, {
-        method,
-        headers: {
-          Authorization: `Bearer ${this.token}`,
-          ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
-        },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
-      throw new UserError(`cannot reach the node at ${this.base} (${cause}); is it running?`);
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : {};
-    } catch {
-      throw new UserError(
-        `the node at ${this.base} answered ${res.status} with something that is not JSON`,
-      );
-    }
-    if (!res.ok) {
-      throw new UserError(
-        `node: ${(json as { error?: { message?: string } }).error?.message ?? res.statusText}`,
-      );
-    }
-    return json as T;
+  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.admin.request<T>(method, path, body);
   }
 
   async list(caseId?: string): Promise<RecordingRecord[]> {
