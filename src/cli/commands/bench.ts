@@ -26,15 +26,11 @@ import {
 import { parseDuration } from '../../core/duration.ts';
 import { UserError } from '../../core/errors.ts';
 import { out, printJson, status, table, time } from '../output.ts';
+import { interactive } from '../progress.ts';
 import { BenchDashboard } from '../views/BenchDashboard.tsx';
 
 /** Exit code when a run misses the latency target (1 is an error, 2 a usage error). */
 export const EXIT_TARGET_MISSED = 3;
-
-/** Ink only on a terminal (progress goes to stderr) and never under CI. */
-function interactive(): boolean {
-  return Boolean(process.stderr.isTTY) && !process.env.CI;
-}
 
 function durationFlag(name: string, v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;

@@ -10,16 +10,12 @@ import {
   type NodeStatus,
 } from '../../node/fleet/status.ts';
 import { out, printJson, status, table, time } from '../output.ts';
+import { interactive } from '../progress.ts';
 import type { FleetStatusViewProps } from '../views/FleetStatusView.tsx';
 
 /** `--fleet` default: RETURNCAM_FLEET, else configs/fleet.yaml. */
 export function defaultFleetFile(): string {
   return process.env.RETURNCAM_FLEET || DEFAULT_FLEET_FILE;
-}
-
-/** Ink only on a terminal and never under CI (LiveKit's isInteractive). */
-function interactive(): boolean {
-  return Boolean(process.stdout.isTTY) && !process.env.CI;
 }
 
 function uptime(s: number | null): string {
@@ -114,7 +110,7 @@ async function watch(f: StatusFlags, intervalMs: number, timeoutMs: number): Pro
   process.once('SIGTERM', stopNow);
   const sleep = () => Promise.race([stop, new Promise<void>((r) => setTimeout(r, intervalMs))]);
 
-  if (interactive() && !f.json) {
+  if (interactive(process.stdout) && !f.json) {
     const { render } = await import('ink');
     const { FleetStatusView } = await import('../views/FleetStatusView.tsx');
     const props = (s: FleetStatus): FleetStatusViewProps => ({

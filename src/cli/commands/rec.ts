@@ -7,6 +7,7 @@ import { RecClient } from '../../node/client/RecClient.ts';
 import { LocalRecordings, type RecordingOps } from '../../node/recording/LocalRecordings.ts';
 import type { RecordingRecord } from '../../node/store/Store.ts';
 import { out, printJson, status, table, time } from '../output.ts';
+import { startProgress } from '../progress.ts';
 
 interface RecFlags {
   data: string;
@@ -158,14 +159,15 @@ export function registerRecCommands(program: Command): void {
   ).action(async (id: string | undefined, f: RecFlags & { all?: boolean }) => {
     if (!id && !f.all) throw new UserError('name a recording id, or pass --all');
     if (id && f.all) throw new UserError('pass a recording id or --all, not both');
+    const progress = await startProgress('verifying', { quiet: f.json });
     const results = await run(f, (o) =>
       o.verify(id ? [id] : 'all', (r, i, n) => {
-        if (!f.json)
-          status(
-            `verified ${i + 1}/${n} ${r.id}: ${r.skipped ? `skipped (${r.skipped})` : r.ok ? 'ok' : 'DAMAGED'}`,
-          );
+        progress.update(
+          (i + 1) / n,
+          `verified ${i + 1}/${n} ${r.id}: ${r.skipped ? `skipped (${r.skipped})` : r.ok ? 'ok' : 'DAMAGED'}`,
+        );
       }),
-    );
+    ).finally(() => progress.done());
     const damaged = results.filter((r) => !r.ok);
     if (damaged.length) process.exitCode = 1;
     if (f.json) return printJson({ ok: damaged.length === 0, results });
@@ -190,16 +192,12 @@ export function registerRecCommands(program: Command): void {
       .option('-o, --out <file>', 'output file (default: ./<id>.mp4)'),
   ).action(async (id: string, f: RecFlags & { to: string; out?: string }) => {
     const output = resolve(f.out ?? `${id}.mp4`);
-    let shown = -1;
+    const progress = await startProgress(`transcoding ${id}`, { quiet: f.json });
     const r = await run(f, (o) =>
       o.transcode(id, output, (fraction) => {
-        const pct = Math.floor(fraction * 10) * 10;
-        if (pct > shown && !f.json) {
-          shown = pct;
-          status(`transcoding ${id}: ${pct}%`);
-        }
+        progress.update(fraction, `transcoding ${id}: ${Math.floor(fraction * 10) * 10}%`);
       }),
-    );
+    ).finally(() => progress.done());
     if (f.json) return printJson({ ...r });
     out(`wrote ${r.output} (${mb(r.bytes)}, ${secs(r.durationMs)})`);
   });
