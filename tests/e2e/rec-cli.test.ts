@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffmpegPath } from '../../src/core/ffmpeg.ts';
 import { RecordingLibrary } from '../../src/node/recording/RecordingLibrary.ts';
 import { Store } from '../../src/node/store/Store.ts';
-import { runCli, startNodeProcess } from '../helpers/cli.ts';
+import { BIN, runCli, startNodeProcess } from '../helpers/cli.ts';
 import { sourceClip } from '../helpers/recordingMedia.ts';
 
 const DAY = 86_400_000;
@@ -156,6 +156,26 @@ describe('returncam rec (CLI as a process, on the data directory)', () => {
     });
     expect(decoded.stderr).toBe('');
   });
+
+  // util-linux `script` provides the terminal
+  it.skipIf(!existsSync('/usr/bin/script'))(
+    'on a terminal, transcoding draws an ink progress bar instead of lines',
+    async () => {
+      const mp4 = join(out, 'keep-tty.mp4');
+      const cmd = `stty cols 120 rows 30; exec ${BIN} rec transcode r_c_keep --data ${dir} --out ${mp4}`;
+      const r = await execa('script', ['-qfec', cmd, '/dev/null'], {
+        reject: false,
+        env: { PATH: process.env.PATH ?? '', TERM: 'xterm-256color' },
+        extendEnv: false,
+        timeout: 30_000,
+      });
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toContain('transcoding r_c_keep');
+      expect(r.stdout).toContain('█');
+      expect(r.stdout).not.toMatch(/^transcoding r_c_keep: 100%\r?$/m);
+      expect(r.stdout).toMatch(/wrote .*keep-tty\.mp4/);
+    },
+  );
 
   it('hold blocks erase until release; erase and prune leave the case, mark it erased and log who and why', async () => {
     const hold = await rec(['hold', 'c_hold', '--reason', 'chargeback CB-7', '--by', 'alice']);
