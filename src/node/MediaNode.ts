@@ -9,6 +9,7 @@ import { Logger } from '../core/log.ts';
 import { VERSION } from '../core/version.ts';
 import { CaseService } from './cases/CaseService.ts';
 import { EvidenceKey } from './evidence/EvidenceKey.ts';
+import { EvidenceStore } from './evidence/EvidenceStore.ts';
 import { registerRecRoutes } from './http/recRoutes.ts';
 import { Router, sendError } from './http/router.ts';
 import { checkAdmin, registerRoutes } from './http/routes.ts';
@@ -123,6 +124,7 @@ export class MediaNode {
       version: VERSION,
       startedAt: Date.now(),
       sse: this.sse,
+      evidence: new EvidenceStore(this.store),
       admitPublisher: () => this.recorder.admitPublisher(),
     });
     registerRecRoutes(router, {

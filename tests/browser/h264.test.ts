@@ -82,7 +82,9 @@ describe.skipIf(!hasChromium)(
         viewer.evaluate(async () => {
           const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
           const stats: Record<string, unknown>[] = [];
-          (await pc.getStats()).forEach((s) => stats.push(s));
+          (await pc.getStats()).forEach((s) => {
+            stats.push(s);
+          });
           const rtp = stats.find((s) => s.type === 'inbound-rtp' && s.kind === 'video');
           const codec = stats.find((s) => s.type === 'codec' && s.id === rtp?.codecId);
           return {

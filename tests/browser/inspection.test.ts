@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuedLink } from '../../src/node/cases/CaseService.ts';
+import type { CaseRow } from '../../src/node/evidence/caseRows.ts';
+import { EvidenceStore } from '../../src/node/evidence/EvidenceStore.ts';
 import {
   DESKTOP,
   fakeCameraFile,
@@ -12,6 +14,7 @@ import {
   type TestBrowser,
   warnIfNoChromium,
 } from '../helpers/browser.ts';
+import { runCli } from '../helpers/cli.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 
 warnIfNoChromium();
@@ -265,6 +268,34 @@ describe.skipIf(!hasChromium)('an inspection between the buyer and staff pages',
       .toBe('Your return has been reviewed: Refund.');
     // the buyer never sees the internal note
     expect(await buyer.page.content()).not.toContain('Hinge crack');
+  });
+
+  it("stores the staff's measured network quality, which export cases shows", async () => {
+    const measured = () =>
+      new EvidenceStore(tn.node.store)
+        .caseData(caseId)!
+        .sessions.filter((s) => s.role === 'staff' && s.direction === 'subscribe')
+        .filter((s) => s.rttMs !== null && s.lossRatio !== null && s.freezeRatio !== null);
+    // the reload above sent the first subscription's last report; the live one reports every ~10 s
+    await expect.poll(() => measured().length, { timeout: 15_000 }).toBeGreaterThan(0);
+    for (const s of measured()) {
+      expect(s.rttMs).toBeGreaterThanOrEqual(0);
+      expect(s.rttMs).toBeLessThan(1000);
+      expect(s.lossRatio).toBeGreaterThanOrEqual(0);
+      expect(s.lossRatio).toBeLessThanOrEqual(1);
+      expect(s.freezeRatio).toBeGreaterThanOrEqual(0);
+      expect(s.freezeRatio).toBeLessThanOrEqual(1);
+    }
+    const out = await runCli(['export', 'cases', '--data', tn.dataDir, '--format', 'json']);
+    expect(out.exitCode, out.stderr).toBe(0);
+    const row = (JSON.parse(out.stdout) as { cases: CaseRow[] }).cases.find(
+      (c) => c.case_id === caseId,
+    );
+    expect(row).toMatchObject({
+      rtt_ms: expect.any(Number),
+      packet_loss: expect.any(Number),
+      freeze_ratio: expect.any(Number),
+    });
   });
 
   it('left no script errors or CSP violations on either page', () => {

@@ -78,6 +78,10 @@ export class EvidenceStore {
         `UPDATE sessions SET rtt_ms = @rttMs, loss_ratio = @lossRatio, freeze_ratio = @freezeRatio,
            quality_at = @at WHERE id = @id`,
       ),
+      setOwnQuality: this.db.prepare(
+        `UPDATE sessions SET rtt_ms = @rttMs, loss_ratio = @lossRatio, freeze_ratio = @freezeRatio,
+           quality_at = @at WHERE id = @id AND case_id = @caseId AND role = @role`,
+      ),
       aggregates: this.db.prepare(
         `SELECT c.*,
            (SELECT COALESCE(SUM(r.duration_ms), 0) FROM recordings r
@@ -142,8 +146,8 @@ export class EvidenceStore {
   }
 
   /**
-   * Stores the network quality a session measured. Nothing in the node calls this yet: the pages
-   * (getStats) and the bench clients are to report it; until then the columns stay NULL.
+   * Stores the network quality a session measured (the columns stay NULL until it is reported).
+   * Telemetry, overwritten in place by each report: not an event in the case's timeline.
    */
   setSessionQuality(
     sessionId: string,
@@ -159,6 +163,22 @@ export class EvidenceStore {
         at,
       }).changes > 0
     );
+  }
+
+  /**
+   * `setSessionQuality` for a session of the given case and role only (what a page reports with
+   * its link token); false when there is no such session.
+   */
+  setOwnSessionQuality(
+    caseId: string,
+    role: string,
+    sessionId: string,
+    q: { rttMs: number | null; lossRatio: number | null; freezeRatio: number | null },
+    at = Date.now(),
+  ): boolean {
+    const { rttMs, lossRatio, freezeRatio } = q;
+    const params = { id: sessionId, caseId, role, rttMs, lossRatio, freezeRatio, at };
+    return this.stmt.setOwnQuality.run(params).changes > 0;
   }
 
   /** Cases created in a time range (and warehouse), oldest first, with their counts and sums. */

@@ -12,6 +12,7 @@ import type { ChainedEvent } from '../store/eventChain.ts';
 import type { Role } from '../store/Store.ts';
 import { servePage, serveStatic } from './pages.ts';
 import { registerProbeRoutes } from './probeRoutes.ts';
+import { type QualityRouteDeps, registerQualityRoutes } from './qualityRoutes.ts';
 import {
   bearerToken,
   type Ctx,
@@ -42,6 +43,8 @@ export interface AppDeps {
   version: string;
   startedAt: number;
   sse: Set<ServerResponse>;
+  /** Stores the network quality the pages report on their media sessions. */
+  evidence: QualityRouteDeps['evidence'];
   /** Refuses a new publisher that could not be recorded (507 when the disk is low). */
   admitPublisher?: () => Promise<void>;
 }
@@ -112,6 +115,7 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
 
   registerTurnRoutes(router, deps);
   registerProbeRoutes(router, deps);
+  registerQualityRoutes(router, deps);
 
   router.on('GET', '/metrics', async ({ res }) => {
     const text = await deps.metrics.metrics();

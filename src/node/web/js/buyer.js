@@ -13,6 +13,7 @@ import {
 } from './api.js';
 import { Chat, promptText } from './chat.js';
 import { initI18n, onLanguageChange, t, timeZoneName } from './i18n.js';
+import { publisherQuality, QualityReporter } from './quality.js';
 import { inboundStats, linkQuality, MediaSession, outboundStats } from './rtc.js';
 
 const $ = (id) => document.getElementById(id);
@@ -70,6 +71,13 @@ let clockSkewMs = 0;
 let callStartedAt = 0;
 let promptTimer;
 const staffSessions = new Set();
+/** The publication's measured network quality goes to the node (case-data export). */
+const quality = new QualityReporter({
+  caseId,
+  token,
+  session: () => publisher,
+  measure: publisherQuality,
+});
 
 Object.defineProperty(window, 'returncam', {
   value: Object.freeze({
@@ -348,6 +356,7 @@ function enterFallback() {
 }
 
 function stopMedia() {
+  quality.flush();
   publisher?.stop();
   subscriber?.stop();
   publisher = undefined;
@@ -627,10 +636,12 @@ async function main() {
     if (events && !events.connected) events.open();
   });
   window.addEventListener('pagehide', () => {
+    quality.stop();
     publisher?.stop();
     subscriber?.stop();
   });
   setInterval(sampleStats, 1000);
+  quality.start();
   if (!state.online) showNotice('error.network');
   await load();
 }

@@ -250,7 +250,7 @@ export class MediaSession {
   }
 }
 
-function selectedPair(report) {
+export function selectedPair(report) {
   let transport;
   for (const s of report.values()) if (s.type === 'transport') transport = s;
   if (transport?.selectedCandidatePairId) return report.get(transport.selectedCandidatePairId);

@@ -12,6 +12,7 @@ import {
 } from './api.js';
 import { Chat } from './chat.js';
 import { english, formatTime, initI18n, onLanguageChange, t, timeZoneName } from './i18n.js';
+import { QualityReporter, viewerQuality } from './quality.js';
 import { formatBitrate, inboundStats, MediaSession, outboundStats } from './rtc.js';
 
 const $ = (id) => document.getElementById(id);
@@ -83,6 +84,13 @@ let lastFrames = 0;
 let lastFrameAt = 0;
 let lastResubscribeAt = 0;
 let toastTimer;
+/** The subscription's measured network quality goes to the node (case-data export). */
+const quality = new QualityReporter({
+  caseId,
+  token,
+  session: () => subscriber,
+  measure: viewerQuality,
+});
 
 Object.defineProperty(window, 'returncam', {
   value: Object.freeze({
@@ -768,10 +776,12 @@ async function main() {
     if (events && !events.connected) events.open();
   });
   window.addEventListener('pagehide', () => {
+    quality.stop();
     publisher?.stop();
     subscriber?.stop();
   });
   setInterval(sampleStats, 500);
+  quality.start();
   await load();
 }
 
