@@ -207,6 +207,74 @@ describe('media forwarding through a real node: node-datachannel clients over WH
     expect(got.completeFrames / sent.framesSent).toBeGreaterThanOrEqual(0.95);
   });
 
+  it('on a long uplink round trip, NACKs each lost packet about once per round trip', async () => {
+    const c = newCase(server);
+    const base = { baseUrl: server.url, caseId: c.caseId };
+    const viewer = track(new WhepSubscriber({ ...base, headers: c.staff }));
+    await viewer.start();
+    const publisher = track(
+      new WhipPublisher({
+        ...base,
+        headers: c.buyer,
+        media,
+        dropRate: 0.1,
+        seed: 5,
+        repairDelayMs: 300,
+      }),
+    );
+    await publisher.start();
+    await sleep(3000);
+    publisher.stopSending();
+    await sleep(700);
+
+    const sent = publisher.results();
+    const got = viewer.results();
+    const perLoss = sent.packetsNacked / sent.droppedPackets;
+    console.info(
+      `300 ms uplink repair: withheld ${sent.droppedPackets}, NACKed ${sent.packetsNacked} times ` +
+        `(${perLoss.toFixed(2)} per loss), resent ${sent.retransmitsSent}; ` +
+        `viewer ${got.completeFrames}/${sent.framesSent} complete, lost ${got.lostPackets}`,
+    );
+    expect(sent.droppedPackets).toBeGreaterThanOrEqual(5);
+    expect(sent.retransmitsSent).toBeGreaterThanOrEqual(sent.droppedPackets * 0.9);
+    // werift's own generator asked up to 11 times per loss within 55 ms
+    expect(perLoss).toBeLessThan(2);
+  });
+
+  it('sends viewers sender reports that map RTP time to the wall clock', async () => {
+    const c = newCase(server);
+    const base = { baseUrl: server.url, caseId: c.caseId };
+    const viewer = track(new WhepSubscriber({ ...base, headers: c.staff }));
+    await viewer.start();
+    const publisher = track(new WhipPublisher({ ...base, headers: c.buyer, media }));
+    await publisher.start();
+    await sleep(4500);
+    publisher.stopSending();
+
+    const reports = viewer.senderReports;
+    for (const kind of ['audio', 'video'] as const) {
+      const ofKind = reports.filter((r) => r.kind === kind);
+      const clockRate = kind === 'audio' ? 48000 : 90000;
+      // NTP time of the last packet sent before the report vs when the report arrived
+      const lag = ofKind.map((r) => Math.round(r.receivedAtMs - r.ntpMs));
+      // NTP elapsed between two reports vs RTP elapsed
+      const drift = ofKind.slice(1).map((r, i) => {
+        const prev = ofKind[i]!;
+        const rtpMs = (((r.rtpTimestamp - prev.rtpTimestamp) >>> 0) / clockRate) * 1000;
+        return Math.round(r.ntpMs - prev.ntpMs - rtpMs);
+      });
+      console.info(
+        `${kind} sender reports: lag ${lag.join(',')} ms; NTP-RTP drift ${drift.join(',')} ms`,
+      );
+      expect(ofKind.length).toBeGreaterThanOrEqual(2);
+      for (const l of lag) {
+        expect(l).toBeGreaterThanOrEqual(-5);
+        expect(l).toBeLessThan(100);
+      }
+      for (const d of drift) expect(Math.abs(d)).toBeLessThan(60);
+    }
+  });
+
   it('keeps a viewer receiving when the publisher reconnects (same case and role)', async () => {
     const c = newCase(server);
     const base = { baseUrl: server.url, caseId: c.caseId };

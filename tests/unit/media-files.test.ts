@@ -12,7 +12,6 @@ import {
   parseOggOpus,
   type TestMedia,
 } from '../../src/bench/clients/media.ts';
-import { NackTracker } from '../../src/bench/clients/NackTracker.ts';
 import {
   buildNack,
   buildPli,
@@ -20,6 +19,7 @@ import {
   parseVp8Descriptor,
   Vp8Packetizer,
 } from '../../src/bench/clients/rtp.ts';
+import { NackTracker } from '../../src/core/NackTracker.ts';
 
 const PARAMS = { seconds: 4, fps: 15, width: 320, height: 180, bitrateKbps: 300 };
 

@@ -1,14 +1,16 @@
 import nodeDataChannel, { type PeerConnection, type Track } from 'node-datachannel';
 import { errorMessage } from '../../core/errors.ts';
 import { type Logger, silentLogger } from '../../core/log.ts';
-import { NackTracker } from './NackTracker.ts';
+import { NackTracker } from '../../core/NackTracker.ts';
 import {
   buildNack,
   buildPli,
   isRtcp,
   isVp8Keyframe,
   parseRtp,
+  parseSenderReports,
   parseVp8Descriptor,
+  type SenderReport,
   seededRandom,
 } from './rtp.ts';
 import {
@@ -84,6 +86,14 @@ interface FrameState {
 }
 
 const MAX_TRACKED_FRAMES = 512;
+const MAX_SENDER_REPORTS = 256;
+
+/** An RTCP sender report as this subscriber received it. */
+export interface ReceivedSenderReport extends SenderReport {
+  kind: 'audio' | 'video';
+  /** Local wall-clock time of arrival, Unix epoch milliseconds. */
+  receivedAtMs: number;
+}
 
 function wallClock(): number {
   return performance.timeOrigin + performance.now();
@@ -104,6 +114,8 @@ export class WhepSubscriber {
   private readonly dropRate: number;
   private readonly nack: NackTracker;
   private readonly frames = new Map<number, FrameState>();
+  /** The most recent sender reports received, oldest first. */
+  readonly senderReports: ReceivedSenderReport[] = [];
   private readonly stats: Omit<WhepSubscriberResults, 'frameLatenciesMs' | 'lostPackets'> = {
     framesReceived: 0,
     completeFrames: 0,
@@ -180,13 +192,17 @@ export class WhepSubscriber {
     video.addVP8Codec(SUBSCRIBER_VP8_PT);
     if (this.options.rtx !== false) video.addRTXCodec(SUBSCRIBER_RTX_PT, SUBSCRIBER_VP8_PT, 90000);
     const videoTrack = pc.addTrack(video);
-    videoTrack.onMessage((msg) => this.onVideo(msg));
+    videoTrack.onMessage((msg) => {
+      if (isRtcp(msg)) this.recordSenderReports('video', msg);
+      else this.onVideo(msg);
+    });
 
     const audio = new nodeDataChannel.Audio('audio', 'RecvOnly');
     audio.addOpusCodec(SUBSCRIBER_OPUS_PT);
     const audioTrack = pc.addTrack(audio);
     audioTrack.onMessage((msg) => {
-      if (!isRtcp(msg)) this.stats.audioPackets++;
+      if (isRtcp(msg)) this.recordSenderReports('audio', msg);
+      else this.stats.audioPackets++;
     });
 
     this.videoTrack = videoTrack;
@@ -259,6 +275,14 @@ export class WhepSubscriber {
       }
     })();
     return this.closing;
+  }
+
+  private recordSenderReports(kind: 'audio' | 'video', msg: Buffer): void {
+    const receivedAtMs = performance.timeOrigin + performance.now();
+    for (const report of parseSenderReports(msg)) {
+      if (this.senderReports.length >= MAX_SENDER_REPORTS) this.senderReports.shift();
+      this.senderReports.push({ ...report, kind, receivedAtMs });
+    }
   }
 
   private onVideo(msg: Buffer): void {

@@ -50,6 +50,11 @@ export interface WhipPublisherOptions extends SignallingOptions {
   dropRate?: number;
   /** Seed of the drop PRNG (reproducible runs). */
   seed?: number;
+  /**
+   * Send a withheld packet this long after the first NACK for it instead of at once, as if the
+   * uplink round trip were that long (default 0).
+   */
+  repairDelayMs?: number;
   log?: Logger;
 }
 
@@ -67,6 +72,8 @@ export interface WhipPublisherResults {
   videoBytesSent: number;
   keyframeRequests: number;
   nacksReceived: number;
+  /** Sequence numbers listed in those NACKs, counting repeats. */
+  packetsNacked: number;
   /** Video packets withheld on purpose (`dropRate`). */
   droppedPackets: number;
   /** Withheld packets sent after the node asked for them. */
@@ -95,6 +102,7 @@ export class WhipPublisher {
     videoBytesSent: 0,
     keyframeRequests: 0,
     nacksReceived: 0,
+    packetsNacked: 0,
     droppedPackets: 0,
     retransmitsSent: 0,
   };
@@ -387,12 +395,20 @@ export class WhipPublisher {
     for (const feedback of parseRtcpFeedback(message)) {
       if (feedback.kind === 'nack') {
         this.stats.nacksReceived++;
+        this.stats.packetsNacked += feedback.lost.length;
         // RtcpNackResponder has already resent what it holds; send what was withheld.
         for (const seq of feedback.lost) {
           const packet = this.withheld.get(seq);
           if (!packet) continue;
           this.withheld.delete(seq);
-          if (this.send(this.videoTrack, packet)) this.stats.retransmitsSent++;
+          const delay = this.options.repairDelayMs ?? 0;
+          if (delay > 0) {
+            setTimeout(() => {
+              if (this.send(this.videoTrack, packet)) this.stats.retransmitsSent++;
+            }, delay).unref();
+          } else if (this.send(this.videoTrack, packet)) {
+            this.stats.retransmitsSent++;
+          }
         }
       } else if (feedback.kind === 'pli' || feedback.kind === 'fir') {
         this.stats.keyframeRequests++;

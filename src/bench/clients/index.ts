@@ -1,5 +1,5 @@
+export * from '../../core/NackTracker.ts';
 export * from './media.ts';
-export * from './NackTracker.ts';
 export * from './rtp.ts';
 export * from './signalling.ts';
 export * from './WhepSubscriber.ts';

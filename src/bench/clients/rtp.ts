@@ -4,6 +4,8 @@
  * Pure functions, no I/O.
  */
 
+import { seqDiff } from '../../core/NackTracker.ts';
+
 export const RTP_HEADER_SIZE = 12;
 /** Payload bytes per RTP packet: fits a 1200-byte packet with SRTP overhead on any path. */
 export const DEFAULT_MAX_PAYLOAD = 1100;
@@ -66,11 +68,7 @@ export function parseRtp(buf: Buffer): ParsedRtp | undefined {
   };
 }
 
-/** Difference `a - b` of two 16-bit sequence numbers, in [-32768, 32767]. */
-export function seqDiff(a: number, b: number): number {
-  const d = (a - b) & 0xffff;
-  return d >= 0x8000 ? d - 0x10000 : d;
-}
+export { seqDiff };
 
 /**
  * RFC 7741 VP8 packetizer: splits one frame into payloads, each with a payload descriptor
@@ -230,6 +228,37 @@ export function parseRtcpFeedback(buf: Buffer): RtcpFeedback[] {
       });
     } else {
       out.push({ kind: 'other', packetType });
+    }
+    offset += length;
+  }
+  return out;
+}
+
+export interface SenderReport {
+  ssrc: number;
+  /** The report's NTP timestamp as Unix epoch milliseconds. */
+  ntpMs: number;
+  rtpTimestamp: number;
+}
+
+const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
+
+/** The sender reports (RFC 3550 section 6.4.1) in a (compound) RTCP packet. */
+export function parseSenderReports(buf: Buffer): SenderReport[] {
+  const out: SenderReport[] = [];
+  let offset = 0;
+  while (offset + 4 <= buf.length) {
+    const packetType = buf[offset + 1]!;
+    const length = (buf.readUInt16BE(offset + 2) + 1) * 4;
+    if (offset + length > buf.length) break;
+    if (packetType === 200 && length >= 28) {
+      const seconds = buf.readUInt32BE(offset + 8);
+      const fraction = buf.readUInt32BE(offset + 12);
+      out.push({
+        ssrc: buf.readUInt32BE(offset + 4),
+        ntpMs: seconds * 1000 + (fraction / 4_294_967_296) * 1000 - NTP_EPOCH_OFFSET_MS,
+        rtpTimestamp: buf.readUInt32BE(offset + 16),
+      });
     }
     offset += length;
   }

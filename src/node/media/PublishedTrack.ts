@@ -1,8 +1,9 @@
 import type { MediaStreamTrack, RTCRtpCodecParameters, RTCRtpTransceiver, RtpPacket } from 'werift';
 import type { Logger } from '../../core/log.ts';
+import { PublisherNack } from './PublisherNack.ts';
 import type { ForwardSource, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
-import { fixNackHandlerLoop } from './werift.ts';
+import { replaceNackHandler, sendGenericNack } from './werift.ts';
 
 export interface PublishedTrackOptions {
   kind: MediaKind;
@@ -17,9 +18,10 @@ export interface PublishedTrackOptions {
 const DEFAULT_KEYFRAME_INTERVAL_MS = 500;
 
 /**
- * One track a publisher sends: fans each packet out to the subscribers' forwarders, counts the
- * NACKs werift sends upstream for gaps, and sends keyframe requests upstream at most once per
- * `keyframeIntervalMs` (a request inside the window is sent when the window ends).
+ * One track a publisher sends: fans each packet out to the subscribers' forwarders, NACKs gaps
+ * upstream (`PublisherNack`, in place of werift's generator) and counts those NACKs, and sends
+ * keyframe requests upstream at most once per `keyframeIntervalMs` (a request inside the window
+ * is sent when the window ends).
  */
 export class PublishedTrack implements ForwardSource {
   readonly kind: MediaKind;
@@ -33,6 +35,9 @@ export class PublishedTrack implements ForwardSource {
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
   private keyframeTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The node's NACK generator for this track (video with NACK negotiated). */
+  private readonly nack: PublisherNack | undefined;
+  private mediaSsrc: number | undefined;
 
   constructor(private readonly options: PublishedTrackOptions) {
     this.kind = options.kind;
@@ -41,8 +46,16 @@ export class PublishedTrack implements ForwardSource {
     this.keyframeIntervalMs = options.keyframeIntervalMs ?? DEFAULT_KEYFRAME_INTERVAL_MS;
     for (const codec of options.transceiver.codecs) this.codecs.set(codec.payloadType, codec);
     const receiver = options.transceiver.receiver;
-    if (this.kind === 'video') {
-      fixNackHandlerLoop(receiver);
+    if (this.kind === 'video' && receiver.nackEnabled) {
+      const reportSent = replaceNackHandler(receiver);
+      this.nack = new PublisherNack({
+        send: (lost) => {
+          const ssrc = this.mediaSsrc;
+          if (ssrc === undefined) return;
+          const sent = sendGenericNack(receiver, ssrc, lost);
+          if (sent) reportSent(sent);
+        },
+      });
       this.unsubscribe.push(
         receiver.onPacketLost.subscribe(() => {
           this.counters.nacksToPublishers++;
@@ -79,6 +92,7 @@ export class PublishedTrack implements ForwardSource {
     this.sinks = [];
     if (this.keyframeTimer) clearTimeout(this.keyframeTimer);
     this.keyframeTimer = undefined;
+    this.nack?.close();
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
@@ -87,6 +101,11 @@ export class PublishedTrack implements ForwardSource {
     const counters = this.counters;
     counters.packetsIn++;
     counters.bytesIn += packet.payload.length;
+    const nack = this.nack;
+    if (nack) {
+      this.mediaSsrc = packet.header.ssrc;
+      nack.received(packet.header.sequenceNumber, performance.now());
+    }
     const sinks = this.sinks;
     for (let i = 0; i < sinks.length; i++) sinks[i]!.forward(packet, this);
   };

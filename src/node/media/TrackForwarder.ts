@@ -11,6 +11,7 @@ import {
 import type { Logger } from '../../core/log.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
 import {
+  fixSenderReportClock,
   matchCodec,
   rtxPayloadTypeFor,
   SENDER_HISTORY_SIZE,
@@ -68,6 +69,7 @@ export class TrackForwarder {
     this.kind = options.kind;
     this.sender = options.transceiver.sender;
     this.internals = senderInternals(this.sender);
+    fixSenderReportClock(this.sender);
     this.counters = options.counters;
     this.log = options.log;
     this.unsubscribe.push(

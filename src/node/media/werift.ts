@@ -7,6 +7,7 @@ import {
   // werift's factories are named like React hooks; rename them so lint reads them as what they are.
   useAbsSendTime as absSendTimeExtension,
   useFIR as firFeedback,
+  GenericNack,
   useH264 as h264Codec,
   useSdesMid as midExtension,
   useNACK as nackFeedback,
@@ -16,6 +17,7 @@ import {
   RTCRtpCodecParameters,
   type RTCRtpReceiver,
   type RTCRtpSender,
+  RtcpTransportLayerFeedback,
   type RtpPacket,
   useREMB as rembFeedback,
   useVP8 as vp8Codec,
@@ -39,26 +41,82 @@ export function senderInternals(sender: RTCRtpSender): SenderInternals {
   return sender as unknown as SenderInternals;
 }
 
-/** Private state of werift's receive-side `NackHandler`. */
-interface NackHandlerInternals {
-  lostSeqNumbers: number[];
-  mediaSourceSsrc?: number;
-  sendNack: () => Promise<void>;
+/** Offset from the Unix epoch (1970) to the NTP epoch (1900), in milliseconds. */
+const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
+const TWO_POW_32 = 4_294_967_296;
+
+/**
+ * 64-bit NTP timestamp (RFC 3550 section 4: seconds since 1900 in the high word, the binary
+ * fraction of a second in the low word) of a `performance.now()` reading.
+ */
+export function ntpFromPerformance(perfMs: number, timeOrigin = performance.timeOrigin): bigint {
+  const ms = timeOrigin + perfMs + NTP_EPOCH_OFFSET_MS;
+  const seconds = Math.floor(ms / 1000);
+  const fraction = Math.min(
+    TWO_POW_32 - 1,
+    Math.floor(((ms - seconds * 1000) / 1000) * TWO_POW_32),
+  );
+  return (BigInt(seconds) << 32n) | BigInt(fraction);
 }
 
 /**
- * werift's NackHandler keeps a 5 ms interval alive forever once the first gap is repaired: its
- * `sendNack()` returns a promise that never settles when nothing is lost, so the loop never
- * reaches its own `clearInterval`. Make it settle, so the interval stops when the loss list is
- * empty. Idempotent.
+ * werift 0.24.4's `ntpTime()` writes the decimal digits after the point of the time in seconds
+ * as the binary fraction (x.5 s becomes x + 5/2^32 s), so every sender report it sends states a
+ * time up to a second early, by a different amount in each report and for each track. Receivers
+ * that sync audio and video by those reports (Chrome) can then hold video back by hundreds of
+ * milliseconds. The reports carry `sender.ntpTimestamp`, which `sendRtp` sets from that clock
+ * next to the RTP timestamp it just sent; replace it with an accessor that records when it was
+ * set and reports that instant as a correct NTP time. Idempotent.
  */
-export function fixNackHandlerLoop(receiver: RTCRtpReceiver): void {
-  const nack = (receiver as unknown as { nack: NackHandlerInternals & { __fixed?: boolean } }).nack;
-  if (!nack || nack.__fixed) return;
-  const original = nack.sendNack;
-  nack.sendNack = () =>
-    nack.lostSeqNumbers.length > 0 && nack.mediaSourceSsrc ? original() : Promise.resolve();
-  nack.__fixed = true;
+export function fixSenderReportClock(sender: RTCRtpSender): void {
+  const target = sender as unknown as { __srClockFixed?: boolean };
+  if (target.__srClockFixed) return;
+  let setAt: number | undefined;
+  Object.defineProperty(sender, 'ntpTimestamp', {
+    configurable: true,
+    enumerable: true,
+    get: () => (setAt === undefined ? 0n : ntpFromPerformance(setAt)),
+    set: () => {
+      setAt = performance.now();
+    },
+  });
+  target.__srClockFixed = true;
+}
+
+/** Private state of werift's receive-side `NackHandler`. */
+interface NackHandlerInternals {
+  addPacket: (packet: RtpPacket) => void;
+  onPacketLost: { execute: (nack: GenericNack) => void };
+}
+
+/**
+ * Turns werift's own publisher-leg NACK generator off (it re-sends every NACK each 5 ms, ten
+ * times: all within ~50 ms, far less than a mobile round trip); the node runs its own
+ * (`PublisherNack`). Returns a function that reports a NACK the node sent through the receiver's
+ * `onPacketLost` event, so werift's stats and our counters still see it. Idempotent.
+ */
+export function replaceNackHandler(receiver: RTCRtpReceiver): (nack: GenericNack) => void {
+  const nack = (receiver as unknown as { nack?: NackHandlerInternals & { __replaced?: boolean } })
+    .nack;
+  if (!nack) return () => {};
+  if (!nack.__replaced) {
+    nack.addPacket = () => {};
+    nack.__replaced = true;
+  }
+  return (sent) => nack.onPacketLost.execute(sent);
+}
+
+/** Sends one generic NACK (RFC 4585) for `lost` to the sender of `mediaSsrc`. */
+export function sendGenericNack(
+  receiver: RTCRtpReceiver,
+  mediaSsrc: number,
+  lost: number[],
+): GenericNack | undefined {
+  const transport = receiver.dtlsTransport;
+  if (transport?.state !== 'connected') return undefined;
+  const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc: mediaSsrc, lost });
+  transport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => {});
+  return nack;
 }
 
 /** RTCP feedback the node offers on video codecs: no transport-cc (see DESIGN: it collapses Chrome's estimate). */

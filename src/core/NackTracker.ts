@@ -1,4 +1,8 @@
-import { seqDiff } from './rtp.ts';
+/** Signed distance from sequence number `b` to `a` on the 16-bit RTP circle. */
+export function seqDiff(a: number, b: number): number {
+  const d = (a - b) & 0xffff;
+  return d >= 0x8000 ? d - 0x10000 : d;
+}
 
 export interface NackTrackerOptions {
   /** Minimum time between two NACKs for the same packet (about one round trip). */
@@ -9,12 +13,15 @@ export interface NackTrackerOptions {
   maxAgeMs: number;
   /** Gaps wider than this are a stream restart, not loss. */
   maxGap?: number;
+  /** A gap is NACKed only after it has been open this long (reordering allowance). Default 0. */
+  reorderMs?: number;
 }
 
 export type PacketArrival = 'new' | 'duplicate' | 'recovered' | 'late';
 
 interface Missing {
   since: number;
+  firstNackAt: number;
   lastNackAt: number;
   tries: number;
 }
@@ -23,23 +30,38 @@ const HISTORY = 4096;
 
 /**
  * Receive-side loss tracking for one RTP stream: finds sequence-number gaps, says which missing
- * packets to NACK now (spaced by `retryMs`, at most `maxTries` times), recognises packets that
- * fill a gap, and drops duplicates. Pure logic: the caller passes the time.
+ * packets to NACK now (first after `reorderMs`, then spaced by `retryMs`, at most `maxTries`
+ * times, never once older than `maxAgeMs`), recognises packets that fill a gap, and drops
+ * duplicates. Pure logic: the caller passes the time.
  */
 export class NackTracker {
   /** Packets given up on. */
   lost = 0;
+  /**
+   * Time from the first NACK of a packet to its repair, set when one arrives: a round-trip
+   * sample (too long only when an earlier repair was itself lost). The caller clears it.
+   */
+  repairSampleMs: number | undefined;
   private highest: number | undefined;
   private readonly missing = new Map<number, Missing>();
   private readonly seen = new Int32Array(HISTORY).fill(-1);
   private readonly maxGap: number;
+  private readonly reorderMs: number;
+  private retryMs: number;
 
   constructor(private readonly options: NackTrackerOptions) {
     this.maxGap = options.maxGap ?? 1000;
+    this.reorderMs = options.reorderMs ?? 0;
+    this.retryMs = options.retryMs;
   }
 
   get missingCount(): number {
     return this.missing.size;
+  }
+
+  /** Changes the spacing of repeated NACKs (e.g. when the round-trip estimate changes). */
+  setRetryMs(ms: number): void {
+    this.retryMs = ms;
   }
 
   received(seq: number, now: number): PacketArrival {
@@ -55,7 +77,12 @@ export class NackTracker {
         this.missing.clear();
       } else {
         for (let s = (this.highest + 1) & 0xffff; s !== seq; s = (s + 1) & 0xffff) {
-          this.missing.set(s, { since: now, lastNackAt: Number.NEGATIVE_INFINITY, tries: 0 });
+          this.missing.set(s, {
+            since: now,
+            firstNackAt: 0,
+            lastNackAt: Number.NEGATIVE_INFINITY,
+            tries: 0,
+          });
         }
       }
       this.highest = seq;
@@ -64,8 +91,26 @@ export class NackTracker {
     }
     if (this.seen[slot] === seq) return 'duplicate';
     this.seen[slot] = seq;
-    if (this.missing.delete(seq)) return 'recovered';
+    const missing = this.missing.get(seq);
+    if (missing) {
+      this.missing.delete(seq);
+      if (missing.tries > 0) this.repairSampleMs = now - missing.firstNackAt;
+      return 'recovered';
+    }
     return 'late';
+  }
+
+  /** The earliest time `due` may have something to do, or undefined when nothing is missing. */
+  nextDueAt(): number | undefined {
+    let next: number | undefined;
+    for (const m of this.missing.values()) {
+      const at =
+        m.tries === 0
+          ? m.since + this.reorderMs
+          : Math.min(m.lastNackAt + this.retryMs, m.since + this.options.maxAgeMs);
+      if (next === undefined || at < next) next = at;
+    }
+    return next;
   }
 
   /** Sequence numbers to NACK now; forgets (and counts as lost) the ones past their limits. */
@@ -78,7 +123,9 @@ export class NackTracker {
         gaveUp++;
         continue;
       }
-      if (now - m.lastNackAt >= this.options.retryMs) {
+      if (now - m.since < this.reorderMs) continue;
+      if (now - m.lastNackAt >= this.retryMs) {
+        if (m.tries === 0) m.firstNackAt = now;
         m.lastNackAt = now;
         m.tries++;
         nack.push(seq);
