@@ -41,7 +41,16 @@ function page(title: string, body: string, script: string, config: PageConfig): 
 <script>
 const CONFIG = ${JSON.stringify(config)};
 ${codeScript()}
-const clock = () => performance.timeOrigin + performance.now();
+// Both pages read the system clock directly, on the edge of a millisecond tick, instead of
+// performance.timeOrigin: Chromium derives timeOrigin per renderer process from an offset taken
+// at process start, and two processes can disagree by several ms on a loaded machine.
+const EPOCH_OFFSET = (() => {
+  const t0 = Date.now();
+  let t = t0;
+  while (t === t0) t = Date.now();
+  return t - performance.now();
+})();
+const clock = () => EPOCH_OFFSET + performance.now();
 async function whip(kind, pc) {
   await new Promise((resolve) => {
     if (pc.iceGatheringState === 'complete') return resolve();
@@ -168,8 +177,8 @@ function onFrame(now, md) {
   else shown.push({
     ts,
     rtp: md.rtpTimestamp,
-    received: md.receiveTime !== undefined ? performance.timeOrigin + md.receiveTime : undefined,
-    shown: performance.timeOrigin + md.expectedDisplayTime,
+    received: md.receiveTime !== undefined ? EPOCH_OFFSET + md.receiveTime : undefined,
+    shown: EPOCH_OFFSET + md.expectedDisplayTime,
     width: md.width,
     height: md.height,
   });
