@@ -28,7 +28,9 @@ export async function freePort(): Promise<number> {
       s.once('error', () => resolve(false));
       s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-    if (udpFree) return port;
+    // the kernel hands out ephemeral ports inside the fleet's default media range (40000-40999)
+    // too; a TURN or HTTP port there is a fleet-file error, so never offer one
+    if (udpFree && (port < 40000 || port > 40999)) return port;
   }
 }
 
