@@ -122,8 +122,9 @@ describe('bench run (CLI, node started in-process, synthetic clients through the
     // the ICE checks' round trips cross both directions of each leg
     expect(run.rttMs.staff!.p50).toBeGreaterThan(200);
     expect(run.rttMs.buyer!.p50).toBeGreaterThan(280);
-    // and loss was repaired per leg: viewers NACKed, the node asked the buyer
-    expect(run.repair.node!.nacksToPublishers + run.repair.nacksFromViewers).toBeGreaterThan(0);
+    // (Per-leg NACK repair is proven deterministically in media-forwarding and bench-relay: at ~1 %
+    // loss over 8 s, whether any *video* packet is among the few dropped is chance, since audio is
+    // not NACKed.)
     expect(run.budget.find((b) => b.part === 'uplink')!.summary!.p50).toBeGreaterThan(150);
   });
 
