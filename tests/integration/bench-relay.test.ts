@@ -51,11 +51,12 @@ describe('impairment relay between real WebRTC peers (node-datachannel <-> werif
       `probe through the relay: rtt p50 ${via.rttMs!.p50.toFixed(1)} min ${via.rttMs!.min.toFixed(1)} max ${via.rttMs!.max.toFixed(1)} ms, loss ${(via.lossRatio * 100).toFixed(1)} %, ` +
         `up ${JSON.stringify(via.relay!.up.kinds)} dropped ${via.relay!.up.dropped.random}, down ${JSON.stringify(via.relay!.down.kinds)}, ICE check rtt ${via.relay!.stunRttMs?.p50.toFixed(1)} ms`,
     );
-    // 40 ms up + 60 ms down; never less (the delay is a floor), a little more for the hops
+    // 40 ms up + 60 ms down; never less (the delay is a floor), a little more for the hops and
+    // for event-loop lag when the rest of the suite loads both cores (~101.6 ms p50 when idle)
     expect(via.rttMs!.min).toBeGreaterThanOrEqual(100);
-    expect(via.rttMs!.p50).toBeLessThan(106);
+    expect(via.rttMs!.p50).toBeLessThan(120);
     expect(via.relay!.stunRttMs!.p50).toBeGreaterThanOrEqual(100);
-    expect(via.relay!.stunRttMs!.p50).toBeLessThan(106);
+    expect(via.relay!.stunRttMs!.p50).toBeLessThan(120);
     // 10 % of pings lost going up, none coming down
     expect(via.lossRatio).toBeGreaterThan(0.04);
     expect(via.lossRatio).toBeLessThan(0.17);
