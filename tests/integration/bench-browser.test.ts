@@ -76,7 +76,9 @@ describe.skipIf(!hasChromium)('bench run --browser: headless Chromium as buyer a
     const part = (name: string) => r.budget.find((b) => b.part === name)?.summary;
     expect(part('uplink')!.p50).toBeGreaterThanOrEqual(40);
     expect(part('node')!.p50).toBeLessThan(30);
-    expect(part('downlink')!.p50).toBeGreaterThanOrEqual(30);
+    // node → staff page crosses two processes' clocks (Node's and Chromium's, each read to well
+    // under a millisecond): allow 1 ms for that, not for the relay, whose delay is a floor
+    expect(part('downlink')!.p50).toBeGreaterThanOrEqual(29);
     expect(part('decodeRender')!.p50).toBeGreaterThan(0);
     expect(r.verdict.allowanceMs).toBe(0);
     expect(r.network['buyer.up'].kinds.rtp!).toBeGreaterThan(100);

@@ -14,7 +14,7 @@ import {
 import { Chat, promptText } from './chat.js';
 import { initI18n, onLanguageChange, t, timeZoneName } from './i18n.js';
 import { publisherQuality, QualityReporter } from './quality.js';
-import { inboundStats, linkQuality, MediaSession, outboundStats } from './rtc.js';
+import { exposeTestHook, inboundStats, linkQuality, MediaSession, outboundStats } from './rtc.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -79,20 +79,11 @@ const quality = new QualityReporter({
   measure: publisherQuality,
 });
 
-Object.defineProperty(window, 'returncam', {
-  value: Object.freeze({
-    get state() {
-      return structuredClone(state);
-    },
-    get stats() {
-      return structuredClone(stats);
-    },
-    /** The live connections (tests close them to simulate a network failure). */
-    get peerConnections() {
-      return { publish: publisher?.pc, subscribe: subscriber?.pc };
-    },
-  }),
-});
+exposeTestHook(
+  () => state,
+  () => stats,
+  () => ({ publish: publisher?.pc, subscribe: subscriber?.pc }),
+);
 
 // ---- rendering ----
 

@@ -385,3 +385,23 @@ export function formatBitrate(kbps) {
   if (kbps === undefined) return '–';
   return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(kbps)} kbit/s`;
 }
+
+/**
+ * A read-only `window.returncam` for tests and benchmarks: copies of the page's state and stats,
+ * and its live connections (tests close them to simulate a network failure).
+ */
+export function exposeTestHook(state, stats, peerConnections) {
+  Object.defineProperty(window, 'returncam', {
+    value: Object.freeze({
+      get state() {
+        return structuredClone(state());
+      },
+      get stats() {
+        return structuredClone(stats());
+      },
+      get peerConnections() {
+        return peerConnections();
+      },
+    }),
+  });
+}

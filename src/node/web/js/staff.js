@@ -13,7 +13,7 @@ import {
 import { Chat } from './chat.js';
 import { english, formatTime, initI18n, onLanguageChange, t, timeZoneName } from './i18n.js';
 import { QualityReporter, viewerQuality } from './quality.js';
-import { formatBitrate, inboundStats, MediaSession, outboundStats } from './rtc.js';
+import { exposeTestHook, formatBitrate, inboundStats, MediaSession, outboundStats } from './rtc.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -92,20 +92,11 @@ const quality = new QualityReporter({
   measure: viewerQuality,
 });
 
-Object.defineProperty(window, 'returncam', {
-  value: Object.freeze({
-    get state() {
-      return structuredClone(state);
-    },
-    get stats() {
-      return structuredClone(stats);
-    },
-    /** The live connections (tests close them to simulate a network failure). */
-    get peerConnections() {
-      return { publish: publisher?.pc, subscribe: subscriber?.pc };
-    },
-  }),
-});
+exposeTestHook(
+  () => state,
+  () => stats,
+  () => ({ publish: publisher?.pc, subscribe: subscriber?.pc }),
+);
 
 // ---- rendering ----
 
