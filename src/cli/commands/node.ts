@@ -48,6 +48,9 @@ export function registerNodeCommands(program: Command): void {
       const port = portFlag(flags.port);
       if (port !== undefined || flags.host) overrides.http = { port, host: flags.host };
       const config = loadNodeConfig({ file: flags.config, overrides });
+      // Handlers first: until a process listens for SIGINT the kernel's default (terminate at once)
+      // applies, and a Ctrl-C right after the "listening" line would skip the clean shutdown.
+      const shutdown = shutdownSignal();
       const started = await MediaNode.start({ config });
       status(
         `returncam node ${config.node.id} listening on ${started.url} (data in ${config.node.dataDir})`,
@@ -65,7 +68,10 @@ export function registerNodeCommands(program: Command): void {
       }
       // the line scripts and tests wait on, last, with the real port when --port 0 was given
       out(`listening ${started.url}`);
-      await waitForShutdown(started);
+      const sig = await shutdown;
+      status(`${sig}: closing sessions and the database (again to force)`);
+      await started.close();
+      status('node stopped');
     });
 
   registerFleetNodeCommands(node);
@@ -201,21 +207,20 @@ function registerFleetNodeCommands(node: Command): void {
     );
 }
 
-/** First SIGINT/SIGTERM: close sessions, flush the database, exit 0. A second: exit at once. */
-function waitForShutdown(node: MediaNode): Promise<void> {
+/**
+ * Resolves with the first SIGINT/SIGTERM (the caller then closes sessions and the database and
+ * exits 0); a second signal exits at once with 130.
+ */
+function shutdownSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    let stopping = false;
+    let received = false;
     const onSignal = (sig: NodeJS.Signals) => {
-      if (stopping) {
+      if (received) {
         status(`${sig} again: exiting now`);
         process.exit(130);
       }
-      stopping = true;
-      status(`${sig}: closing sessions and the database (again to force)`);
-      node.close().then(() => {
-        status('node stopped');
-        resolve();
-      });
+      received = true;
+      resolve(sig);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
