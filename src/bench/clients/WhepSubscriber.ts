@@ -16,6 +16,7 @@ import {
 import {
   deleteSession,
   gathered,
+  mediaOpened,
   postOffer,
   randomSsrc,
   type SignallingOptions,
@@ -208,23 +209,12 @@ export class WhepSubscriber {
     this.videoTrack = videoTrack;
     this.keep.push(video, videoTrack, audio, audioTrack);
 
-    const opened = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error('WHEP subscriber: media did not connect in time')),
-        this.options.connectTimeoutMs ?? 10_000,
-      );
-      videoTrack.onOpen(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      pc.onStateChange((state) => {
-        if (state === 'failed' || state === 'closed') {
-          clearTimeout(timer);
-          reject(new Error(`WHEP subscriber: connection ${state} before media started`));
-        }
-      });
-    });
-    opened.catch(() => {});
+    const opened = mediaOpened(
+      pc,
+      videoTrack,
+      'WHEP subscriber',
+      this.options.connectTimeoutMs ?? 10_000,
+    );
     return { pc, opened };
   }
 

@@ -24,6 +24,7 @@ import {
 import {
   deleteSession,
   gathered,
+  mediaOpened,
   postOffer,
   randomSsrc,
   type SignallingOptions,
@@ -190,23 +191,12 @@ export class WhipPublisher {
     this.keep.push(audio, audioTrack, audioConfig, audioSr);
     this.configs = { video: videoConfig, audio: audioConfig };
 
-    const opened = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error('WHIP publisher: media did not connect in time')),
-        this.options.connectTimeoutMs ?? 10_000,
-      );
-      videoTrack.onOpen(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      pc.onStateChange((state) => {
-        if (state === 'failed' || state === 'closed') {
-          clearTimeout(timer);
-          reject(new Error(`WHIP publisher: connection ${state} before media started`));
-        }
-      });
-    });
-    opened.catch(() => {});
+    const opened = mediaOpened(
+      pc,
+      videoTrack,
+      'WHIP publisher',
+      this.options.connectTimeoutMs ?? 10_000,
+    );
 
     pc.setLocalDescription();
     await gathered(pc, 5_000);

@@ -2,7 +2,7 @@
  * Shared WHIP/WHEP signalling for the synthetic clients: gather every candidate, POST the offer,
  * return the answer and the session URL.
  */
-import type { PeerConnection } from 'node-datachannel';
+import type { PeerConnection, Track } from 'node-datachannel';
 
 export class SignallingError extends Error {
   override name = 'SignallingError';
@@ -137,4 +137,35 @@ export async function deleteSession(
 /** A random 32-bit SSRC (never 0). */
 export function randomSsrc(): number {
   return (Math.floor(Math.random() * 0xfffffffe) + 1) >>> 0;
+}
+
+/**
+ * Resolves when `track` opens (media connected); rejects when the connection fails or closes
+ * first, or after `timeoutMs`. The rejection is pre-handled, so an unawaited result never
+ * crashes the process.
+ */
+export function mediaOpened(
+  pc: PeerConnection,
+  track: Track,
+  who: string,
+  timeoutMs: number,
+): Promise<void> {
+  const opened = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${who}: media did not connect in time`)),
+      timeoutMs,
+    );
+    track.onOpen(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    pc.onStateChange((state) => {
+      if (state === 'failed' || state === 'closed') {
+        clearTimeout(timer);
+        reject(new Error(`${who}: connection ${state} before media started`));
+      }
+    });
+  });
+  opened.catch(() => {});
+  return opened;
 }
