@@ -454,6 +454,17 @@ ${install}`,
         `ln -sfn ${shq(`releases/${id}`)} "$INSTALL/.current.new" && mv -T "$INSTALL/.current.new" "$INSTALL/current"`,
       );
 
+    // what a dry run reports and a real deploy returns, read when it is returned
+    const outcome = (): DeployResult => ({
+      warehouse: w.id,
+      target: ssh.name,
+      dryRun,
+      manager,
+      release: { id: releaseId, key: release.key, reused: Boolean(existing) },
+      previous,
+      changed: switching || changed.length > 0 || restartNode || restartTurn,
+      steps,
+    });
     if (dryRun) {
       report(
         'switch release',
@@ -471,16 +482,7 @@ ${install}`,
       report('health check', 'planned', `would wait for ${urls.statusUrl}/healthz`);
       if (w.turn.enabled)
         report('TURN allocation', 'planned', `would allocate a relay on ${w.host}:${w.ports.turn}`);
-      return {
-        warehouse: w.id,
-        target: ssh.name,
-        dryRun,
-        manager,
-        release: { id: releaseId, key: release.key, reused: Boolean(existing) },
-        previous,
-        changed: switching || changed.length > 0 || restartNode || restartTurn,
-        steps,
-      };
+      return outcome();
     }
 
     let switched = false;
@@ -619,16 +621,7 @@ rm -rf -- *.partial .incoming`);
       };
     });
 
-    return {
-      warehouse: w.id,
-      target: ssh.name,
-      dryRun,
-      manager,
-      release: { id: releaseId, key: release.key, reused: Boolean(existing) },
-      previous,
-      changed: switching || changed.length > 0 || restartNode || restartTurn,
-      steps,
-    };
+    return outcome();
   } catch (err) {
     if (err instanceof DeployError) throw err;
     if (!(err instanceof StepFailed) && !(err instanceof UserError)) throw err;
