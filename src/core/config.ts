@@ -30,6 +30,13 @@ const iceServer = z.strictObject({
 
 const port = z.number().int().min(0).max(65535);
 
+/** A video bitrate ceiling, kbit/s: enough for a usable picture, below what any link carries. */
+const videoKbps = z
+  .number()
+  .int('must be a whole number of kbit/s')
+  .min(100, 'use at least 100 kbit/s (less cannot carry inspection video)')
+  .max(20_000, 'use at most 20000 kbit/s');
+
 export const nodeConfigSchema = z.strictObject({
   node: z
     .strictObject({
@@ -76,6 +83,17 @@ export const nodeConfigSchema = z.strictObject({
       iceServers: z.array(iceServer).default([]),
       /** Offer a 127.0.0.1 candidate (local demos and tests). */
       loopbackCandidate: z.boolean().default(true),
+      /**
+       * Most video a publisher of each role may send, kbit/s: written into the WHIP answer
+       * (b=AS / b=TIAS on the video section). Chrome caps its whole send estimate at it, so the
+       * publisher's audio and packet headers come out of the same budget.
+       */
+      maxBitrateKbps: z
+        .strictObject({
+          buyer: videoKbps.default(1500),
+          staff: videoKbps.default(1000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   turn: z

@@ -2,6 +2,7 @@
  * Pure SDP rules for WHIP/WHEP offers: what an offer must contain before werift sees it, and the
  * feedback and header extensions the node is willing to negotiate.
  */
+import { TRANSPORT_CC_URI } from './twcc.ts';
 import type { SessionDirection } from './types.ts';
 
 export type SdpDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
@@ -24,6 +25,10 @@ export interface OfferMedia {
   formats: string[];
   ssrcs: number[];
   simulcast: boolean;
+  /** `a=rid` lines: simulcast layer ids and their direction. */
+  rids: { id: string; direction: string }[];
+  /** URIs of the `a=extmap` lines. */
+  extensions: string[];
 }
 
 /** Media codecs the node forwards, per kind (upper case). RTX rides along with video. */
@@ -32,7 +37,10 @@ export const SUPPORTED_CODECS: Record<'audio' | 'video', readonly string[]> = {
   video: ['VP8', 'H264'],
 };
 
-/** RTCP feedback the node negotiates; everything else (notably transport-cc) is dropped. */
+/**
+ * RTCP feedback the node negotiates with every peer; everything else is dropped. transport-cc is
+ * added for publishers only ({@link PUBLISHER_RTCP_FEEDBACK}).
+ */
 export const ALLOWED_RTCP_FEEDBACK: readonly string[] = [
   'nack',
   'nack pli',
@@ -40,10 +48,27 @@ export const ALLOWED_RTCP_FEEDBACK: readonly string[] = [
   'goog-remb',
 ];
 
-/** Header extensions the node negotiates (transport-wide-cc is deliberately absent). */
+/** Header extensions the node negotiates with every peer. */
 export const ALLOWED_EXTENSION_URIS: readonly string[] = [
   'urn:ietf:params:rtp-hdrext:sdes:mid',
   'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  // simulcast: which layer (rid) a packet, or an RTX repair of one, belongs to
+  'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id',
+  'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id',
+];
+
+/**
+ * What publishers (WHIP) negotiate on top: transport-wide congestion control, answered by the
+ * node's own feedback generator (`twcc.ts`), so the browser's send-side estimator ramps to what
+ * the link carries. Subscribers (WHEP) keep it off: the node has no send-side estimator.
+ */
+export const PUBLISHER_RTCP_FEEDBACK: readonly string[] = [
+  ...ALLOWED_RTCP_FEEDBACK,
+  'transport-cc',
+];
+export const PUBLISHER_EXTENSION_URIS: readonly string[] = [
+  ...ALLOWED_EXTENSION_URIS,
+  TRANSPORT_CC_URI,
 ];
 
 export class SdpError extends Error {
@@ -92,6 +117,8 @@ export function parseOffer(sdp: string): OfferMedia[] {
         formats: (m[4] ?? '').trim().split(' ').filter(Boolean),
         ssrcs: [],
         simulcast: false,
+        rids: [],
+        extensions: [],
       };
       currentDirection = undefined;
       continue;
@@ -130,6 +157,13 @@ export function parseOffer(sdp: string): OfferMedia[] {
       if (Number.isFinite(ssrc) && !current.ssrcs.includes(ssrc)) current.ssrcs.push(ssrc);
     } else if (attr.startsWith('simulcast:')) {
       current.simulcast = true;
+    } else if (attr.startsWith('rid:')) {
+      const r = /^rid:(\S+) (send|recv)\b/.exec(attr);
+      if (!r) throw new SdpError(`SDP offer has a malformed a=rid: "${line.slice(0, 60)}"`);
+      current.rids.push({ id: r[1]!, direction: r[2]! });
+    } else if (attr.startsWith('extmap:')) {
+      const e = /^extmap:\d+(?:\/\S+)? (\S+)/.exec(attr);
+      if (e) current.extensions.push(e[1]!);
     }
   }
   finish();
@@ -142,6 +176,34 @@ function sends(direction: SdpDirection): boolean {
 
 function receives(direction: SdpDirection): boolean {
   return direction === 'sendrecv' || direction === 'recvonly';
+}
+
+/** Maximum simulcast layers a publisher may send on one m-line. */
+export const MAX_SIMULCAST_LAYERS = 3;
+const RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
+
+/**
+ * Simulcast on a publisher's m-line: video only, 2–3 `a=rid:<id> send` layers, and the
+ * rtp-stream-id header extension, by which the node tells the layers apart (the offer may list
+ * no `a=ssrc`, as Chrome's does not).
+ */
+function checkSimulcast(m: OfferMedia): void {
+  const where = `SDP offer ${m.kind} m-line${m.mid ? ` (mid ${m.mid})` : ''}`;
+  if (m.kind !== 'video') throw new SdpError(`${where} uses simulcast; only video may`);
+  const send = m.rids.filter((r) => r.direction === 'send');
+  if (send.length < 2 || send.length > MAX_SIMULCAST_LAYERS) {
+    throw new SdpError(
+      `${where} uses simulcast with ${send.length} "a=rid:<id> send" layer(s); send 2 to ${MAX_SIMULCAST_LAYERS}`,
+    );
+  }
+  if (new Set(send.map((r) => r.id)).size !== send.length) {
+    throw new SdpError(`${where} repeats a simulcast rid; give every layer its own a=rid`);
+  }
+  if (!m.extensions.includes(RID_EXTENSION_URI)) {
+    throw new SdpError(
+      `${where} uses simulcast without the ${RID_EXTENSION_URI} header extension (a=extmap); the node needs it to tell the layers apart`,
+    );
+  }
 }
 
 /**
@@ -172,12 +234,8 @@ export function checkOffer(sdp: string, purpose: SessionDirection): OfferMedia[]
       );
     }
     if (purpose === 'publish' && sends(m.direction)) {
-      if (m.simulcast) {
-        throw new SdpError(
-          `SDP offer ${kind} m-line uses simulcast, which this node does not forward`,
-        );
-      }
-      if (m.ssrcs.length === 0) {
+      if (m.simulcast) checkSimulcast(m);
+      else if (m.ssrcs.length === 0) {
         throw new SdpError(
           `SDP offer ${kind} m-line${m.mid ? ` (mid ${m.mid})` : ''} declares no a=ssrc; the node needs it to route the publisher's packets`,
         );
@@ -203,17 +261,20 @@ export function checkOffer(sdp: string, purpose: SessionDirection): OfferMedia[]
 
 /**
  * Rewrites an offer so that werift's answer negotiates only the feedback and header extensions the
- * node handles: drops `a=rtcp-fb` lines outside {@link ALLOWED_RTCP_FEEDBACK} (transport-cc in
- * particular) and `a=extmap` lines outside {@link ALLOWED_EXTENSION_URIS}.
+ * node handles for `purpose`: drops `a=rtcp-fb` lines outside {@link ALLOWED_RTCP_FEEDBACK} and
+ * `a=extmap` lines outside {@link ALLOWED_EXTENSION_URIS}; publishers (`publish`) also keep
+ * transport-cc and its extension ({@link PUBLISHER_RTCP_FEEDBACK}, {@link PUBLISHER_EXTENSION_URIS}).
  */
-export function sanitizeOffer(sdp: string): string {
+export function sanitizeOffer(sdp: string, purpose: SessionDirection): string {
+  const feedback = purpose === 'publish' ? PUBLISHER_RTCP_FEEDBACK : ALLOWED_RTCP_FEEDBACK;
+  const extensions = purpose === 'publish' ? PUBLISHER_EXTENSION_URIS : ALLOWED_EXTENSION_URIS;
   const out: string[] = [];
   for (const line of lines(sdp)) {
     if (line === '') continue;
     const fb = /^a=rtcp-fb:(\S+) (.+)$/.exec(line);
-    if (fb && !ALLOWED_RTCP_FEEDBACK.includes(fb[2]!.trim())) continue;
+    if (fb && !feedback.includes(fb[2]!.trim())) continue;
     const ext = /^a=extmap:\d+(?:\/\S+)? (\S+)/.exec(line);
-    if (ext && !ALLOWED_EXTENSION_URIS.includes(ext[1]!)) continue;
+    if (ext && !extensions.includes(ext[1]!)) continue;
     out.push(line);
   }
   return `${out.join('\r\n')}\r\n`;

@@ -19,7 +19,18 @@ export interface MediaOptions {
   iceServers: IceServerConfig[];
   /** Offer a 127.0.0.1 host candidate (local tests, same-host clients). */
   loopbackCandidate: boolean;
+  /**
+   * Most video a publisher of each role may send, kbit/s, written into the WHIP answer.
+   * Defaults: {@link DEFAULT_MAX_BITRATE_KBPS}.
+   */
+  maxBitrateKbps?: Partial<Record<Role, number>>;
 }
+
+/** Video ceilings per publishing role when the configuration names none, kbit/s. */
+export const DEFAULT_MAX_BITRATE_KBPS: Readonly<Record<Role, number>> = {
+  buyer: 1500,
+  staff: 1000,
+};
 
 /**
  * Why a session ended: `closed` (DELETE / endSession), `replaced` (a newer publish for the same
@@ -62,6 +73,12 @@ export interface MediaCounters {
   plisFromSubscribers: number;
   plisToPublishers: number;
   retransmits: number;
+  /** Subscribers moved from one simulcast layer to another. */
+  layerSwitches: number;
+  /** Subscribers whose link could not carry even the lowest layer (audio plus still frames). */
+  stillFrameEntries: number;
+  /** Keyframes asked of publishers because packets resumed after an outage or an unrepairable gap. */
+  recoveryKeyframeRequests: number;
 }
 
 export function createMediaCounters(): MediaCounters {
@@ -75,6 +92,9 @@ export function createMediaCounters(): MediaCounters {
     plisFromSubscribers: 0,
     plisToPublishers: 0,
     retransmits: 0,
+    layerSwitches: 0,
+    stillFrameEntries: 0,
+    recoveryKeyframeRequests: 0,
   };
 }
 

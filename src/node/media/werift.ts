@@ -13,16 +13,22 @@ import {
   useNACK as nackFeedback,
   useOPUS as opusCodec,
   usePLI as pliFeedback,
+  type RTCPeerConnection,
   type RTCPeerConnectionConfig,
   RTCRtpCodecParameters,
   type RTCRtpReceiver,
   type RTCRtpSender,
+  type RtcpPacket,
   RtcpTransportLayerFeedback,
   type RtpPacket,
   useREMB as rembFeedback,
+  useRepairedRtpStreamId as repairedRidExtension,
+  useSdesRTPStreamId as ridExtension,
+  useTransportWideCC as transportCcExtension,
+  useTWCC as transportCcFeedback,
   useVP8 as vp8Codec,
 } from 'werift';
-import type { MediaOptions } from './types.ts';
+import type { MediaOptions, SessionDirection } from './types.ts';
 
 /** Size of werift's per-sender retransmission history (`RTP_HISTORY_SIZE` in rtpSender.js). */
 export const SENDER_HISTORY_SIZE = 128;
@@ -119,16 +125,30 @@ export function sendGenericNack(
   return nack;
 }
 
-/** RTCP feedback the node offers on video codecs: no transport-cc (see DESIGN: it collapses Chrome's estimate). */
-function videoFeedback() {
-  return [nackFeedback(), pliFeedback(), firFeedback(), rembFeedback()];
+/**
+ * RTCP feedback the node offers on video codecs. transport-cc only where the node answers it
+ * with its own generator (publishers, `twcc.ts`): werift's own collapses Chrome's estimate.
+ * werift answers with the offer's feedback lines, so what an answer carries is decided by
+ * `sanitizeOffer`, per direction; this list matters for offers the node makes.
+ */
+function videoFeedback(direction: SessionDirection) {
+  const feedback = [nackFeedback(), pliFeedback(), firFeedback(), rembFeedback()];
+  if (direction === 'publish') feedback.push(transportCcFeedback());
+  return feedback;
 }
 
-/** Peer configuration shared by publisher and subscriber connections. */
-export function peerConfig(options: MediaOptions): RTCPeerConnectionConfig {
+/**
+ * Peer configuration of publisher (`publish`) and subscriber (`subscribe`) connections. The
+ * transport-wide sequence number extension is listed only for publishers.
+ */
+export function peerConfig(
+  options: MediaOptions,
+  direction: SessionDirection = 'subscribe',
+): RTCPeerConnectionConfig {
   const hostAddresses: string[] = [];
   if (options.loopbackCandidate) hostAddresses.push('127.0.0.1');
   if (options.announcedIp) hostAddresses.push(options.announcedIp);
+  const transportCc = direction === 'publish' ? [transportCcExtension()] : [];
   return {
     iceServers: options.iceServers.map((s) => ({ ...s })),
     icePortRange: options.portRange,
@@ -137,16 +157,101 @@ export function peerConfig(options: MediaOptions): RTCPeerConnectionConfig {
     codecs: {
       audio: [opusCodec()],
       video: [
-        vp8Codec({ rtcpFeedback: videoFeedback() }),
-        h264Codec({ rtcpFeedback: videoFeedback() }),
+        vp8Codec({ rtcpFeedback: videoFeedback(direction) }),
+        h264Codec({ rtcpFeedback: videoFeedback(direction) }),
         new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 }),
       ],
     },
     headerExtensions: {
-      audio: [midExtension()],
-      video: [midExtension(), absSendTimeExtension()],
+      audio: [midExtension(), ...transportCc],
+      video: [
+        midExtension(),
+        absSendTimeExtension(),
+        ridExtension(),
+        repairedRidExtension(),
+        ...transportCc,
+      ],
     },
   };
+}
+
+/** werift's RTP router (private in its typings): every RTP packet of a connection passes `routeRtp`. */
+interface RouterInternals {
+  routeRtp: (packet: RtpPacket) => void;
+  __rtpTaps?: ((packet: RtpPacket) => void)[];
+}
+
+/**
+ * Calls `tap` with every RTP packet the connection receives, on every SSRC (audio, video, RTX,
+ * simulcast layers), before werift routes it. Returns a function that removes the tap.
+ */
+export function tapIncomingRtp(
+  pc: RTCPeerConnection,
+  tap: (packet: RtpPacket) => void,
+): () => void {
+  const router = (pc as unknown as { router: RouterInternals }).router;
+  if (!router.__rtpTaps) {
+    const taps: ((packet: RtpPacket) => void)[] = [];
+    const route = router.routeRtp;
+    router.routeRtp = (packet) => {
+      for (let i = 0; i < taps.length; i++) {
+        try {
+          taps[i]!(packet);
+        } catch {
+          // A tap never stops the packet from being routed.
+        }
+      }
+      route(packet);
+    };
+    router.__rtpTaps = taps;
+  }
+  const taps = router.__rtpTaps;
+  taps.push(tap);
+  return () => {
+    const at = taps.indexOf(tap);
+    if (at >= 0) taps.splice(at, 1);
+  };
+}
+
+/**
+ * Turns werift's own transport-cc feedback (`ReceiverTWCC`, created per receiver when the offer
+ * negotiates transport-cc) off on every receiver of the connection: the node sends its own.
+ * Call after each remote description is applied. Idempotent.
+ */
+export function disableWeriftTwcc(pc: RTCPeerConnection): void {
+  for (const transceiver of pc.getTransceivers()) {
+    const receiver = transceiver.receiver as unknown as {
+      receiverTWCC?: { handleTWCC: (seq: number) => void };
+    };
+    // With a receiverTWCC present werift never creates another; this one does nothing.
+    receiver.receiverTWCC = { handleTWCC: () => {} };
+  }
+}
+
+/** The ids the remote description gave header extension `uri` (one per m-section at most). */
+export function negotiatedExtensionIds(pc: RTCPeerConnection, uri: string): number[] {
+  const ids = new Set<number>();
+  for (const transceiver of pc.getTransceivers()) {
+    for (const e of transceiver.headerExtensions) if (e.uri === uri) ids.add(e.id);
+  }
+  return [...ids];
+}
+
+/** An RTCP SSRC of the connection (the first receiver's), for feedback the node writes itself. */
+export function connectionRtcpSsrc(pc: RTCPeerConnection): number | undefined {
+  return pc.getTransceivers()[0]?.receiver.rtcpSsrc;
+}
+
+/**
+ * Sends RTCP bytes the node serialised itself over the connection's DTLS transport (SRTCP).
+ * False when the transport is not connected.
+ */
+export function sendRawRtcp(pc: RTCPeerConnection, bytes: Uint8Array): boolean {
+  const transport = pc.dtlsTransports[0];
+  if (transport?.state !== 'connected') return false;
+  const packet = { serialize: () => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  transport.sendRtcp([packet as unknown as RtcpPacket]).catch(() => {});
+  return true;
 }
 
 /** Parses `a=fmtp` style `key=value;key=value` parameters. */

@@ -1,0 +1,39 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadNodeConfig } from '../../src/core/config.ts';
+import { UserError } from '../../src/core/errors.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'returncam-media-config-'));
+function file(name: string, text: string): string {
+  const p = join(tmp, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('media.maxBitrateKbps: the video ceiling per publishing role', () => {
+  it('defaults to 1500 kbit/s for buyers and 1000 for staff', () => {
+    expect(loadNodeConfig({ env: {} }).media.maxBitrateKbps).toEqual({ buyer: 1500, staff: 1000 });
+  });
+
+  it('takes one role from the file and the other from the environment', () => {
+    const f = file('ceiling.yaml', 'media:\n  maxBitrateKbps:\n    buyer: 800\n');
+    const cfg = loadNodeConfig({ file: f, env: { RETURNCAM_MEDIA_MAX_BITRATE_KBPS_STAFF: '600' } });
+    expect(cfg.media.maxBitrateKbps).toEqual({ buyer: 800, staff: 600 });
+  });
+
+  it.each([
+    ['too low', 'buyer: 50', 'media.maxBitrateKbps.buyer: use at least 100 kbit/s'],
+    ['too high', 'staff: 50000', 'media.maxBitrateKbps.staff: use at most 20000 kbit/s'],
+    ['fractional', 'buyer: 800.5', 'media.maxBitrateKbps.buyer: must be a whole number of kbit/s'],
+    ['unknown role', 'admin: 800', 'media.maxBitrateKbps.admin: unknown key'],
+  ])('rejects a ceiling that is %s, naming the key', (name, line, message) => {
+    const f = file(
+      `bad-${name.replace(/\s/g, '-')}.yaml`,
+      `media:\n  maxBitrateKbps:\n    ${line}\n`,
+    );
+    expect(() => loadNodeConfig({ file: f, env: {} })).toThrow(UserError);
+    expect(() => loadNodeConfig({ file: f, env: {} })).toThrow(message);
+  });
+});
