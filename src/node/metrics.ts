@@ -80,6 +80,24 @@ export function createMetrics(src: MetricsSources): Registry {
     'Packets resent to subscribers from history',
     () => m().retransmits,
   );
+  sourcedCounter(
+    registry,
+    'returncam_layer_switches_total',
+    'Subscribers moved between simulcast layers',
+    () => m().layerSwitches,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_still_frame_entries_total',
+    'Subscribers put on audio plus still frames (link too weak for the lowest layer)',
+    () => m().stillFrameEntries,
+  );
+  sourcedCounter(
+    registry,
+    'returncam_recovery_keyframe_requests_total',
+    'Keyframes asked of publishers after an outage or an unrepairable gap',
+    () => m().recoveryKeyframeRequests,
+  );
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,
@@ -122,6 +140,16 @@ export function createMetrics(src: MetricsSources): Registry {
   );
   gauge('process_resident_memory_bytes', 'Resident memory size in bytes', () =>
     process.memoryUsage.rss(),
+  );
+  gauge(
+    'nodejs_heap_size_used_bytes',
+    'V8 heap in use, bytes',
+    () => process.memoryUsage().heapUsed,
+  );
+  gauge(
+    'nodejs_active_resources',
+    'Resources keeping the event loop alive (sockets, timers, handles)',
+    () => process.getActiveResourcesInfo().length,
   );
   return registry;
 }

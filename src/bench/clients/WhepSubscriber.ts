@@ -5,6 +5,7 @@ import { NackTracker } from '../../core/NackTracker.ts';
 import {
   buildNack,
   buildPli,
+  buildRemb,
   isRtcp,
   isVp8Keyframe,
   parseRtp,
@@ -12,6 +13,7 @@ import {
   parseVp8Descriptor,
   type SenderReport,
   seededRandom,
+  vp8KeyframeSize,
 } from './rtp.ts';
 import {
   deleteSession,
@@ -42,6 +44,12 @@ export interface WhepSubscriberOptions extends SignallingOptions {
   nackMaxAgeMs?: number;
   /** How long ICE + DTLS may take after the answer. */
   connectTimeoutMs?: number;
+  /**
+   * Send REMB twice a second as a receive-side estimator on a link of this many bit/s would:
+   * while it receives more than the link carries, 0.85 × the link (overuse); otherwise the
+   * smaller of the link and 1.5 × what it receives + 10 kbit/s (it grows no faster).
+   */
+  rembLimitBps?: number;
   log?: Logger;
 }
 
@@ -50,6 +58,8 @@ export interface ReceivedFrame {
   rtpTimestamp: number;
   receivedAt: number;
   keyframe: boolean;
+  /** Picture width, for keyframes (which carry it). */
+  width?: number;
 }
 
 export interface WhepSubscriberResults {
@@ -83,6 +93,7 @@ interface FrameState {
   lastSeq: number | undefined;
   packets: number;
   keyframe: boolean;
+  width: number | undefined;
   complete: boolean;
 }
 
@@ -136,6 +147,12 @@ export class WhepSubscriber {
   private videoTrack: Track | undefined;
   private mediaSsrc: number | undefined;
   private nackTimer: NodeJS.Timeout | undefined;
+  private rembTimer: NodeJS.Timeout | undefined;
+  /** Bytes received in the current and the previous half second (for REMB). */
+  private bytesNow = 0;
+  private bytesBefore = 0;
+  /** REMB values sent, newest last. */
+  readonly rembsSent: number[] = [];
   private lastPliAt = Number.NEGATIVE_INFINITY;
   private sessionUrl: string | undefined;
   private closing: Promise<void> | undefined;
@@ -163,6 +180,14 @@ export class WhepSubscriber {
     pc.setRemoteDescription(answerSdp, 'answer');
     await opened;
     this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
+    if (this.options.rembLimitBps !== undefined) {
+      this.rembTimer = setInterval(() => this.sendRemb(), 500);
+    }
+  }
+
+  /** Bit/s received over the last second (video and audio RTP, headers included). */
+  get receivedBps(): number {
+    return (this.bytesNow + this.bytesBefore) * 8;
   }
 
   /**
@@ -202,8 +227,12 @@ export class WhepSubscriber {
     audio.addOpusCodec(SUBSCRIBER_OPUS_PT);
     const audioTrack = pc.addTrack(audio);
     audioTrack.onMessage((msg) => {
-      if (isRtcp(msg)) this.recordSenderReports('audio', msg);
-      else this.stats.audioPackets++;
+      if (isRtcp(msg)) {
+        this.recordSenderReports('audio', msg);
+      } else {
+        this.stats.audioPackets++;
+        this.bytesNow += msg.length;
+      }
     });
 
     this.videoTrack = videoTrack;
@@ -254,7 +283,9 @@ export class WhepSubscriber {
   close(options: { skipDelete?: boolean } = {}): Promise<void> {
     this.closing ??= (async () => {
       if (this.nackTimer) clearInterval(this.nackTimer);
+      if (this.rembTimer) clearInterval(this.rembTimer);
       this.nackTimer = undefined;
+      this.rembTimer = undefined;
       if (this.sessionUrl && !options.skipDelete) {
         await deleteSession(this.sessionUrl, this.options);
       }
@@ -279,6 +310,7 @@ export class WhepSubscriber {
     if (this.closing || isRtcp(msg)) return;
     const rtp = parseRtp(msg);
     if (!rtp) return;
+    this.bytesNow += msg.length;
     let seq = rtp.sequenceNumber;
     let payloadStart = rtp.payloadOffset;
     let viaRtx = false;
@@ -316,6 +348,7 @@ export class WhepSubscriber {
         lastSeq: undefined,
         packets: 0,
         keyframe: false,
+        width: undefined,
         complete: false,
       };
       this.frames.set(timestamp, frame);
@@ -333,6 +366,8 @@ export class WhepSubscriber {
     if (descriptor?.start && descriptor.partitionIndex === 0) {
       frame.firstSeq = seq;
       frame.keyframe = isVp8Keyframe(payload.subarray(descriptor.headerSize));
+      if (frame.keyframe)
+        frame.width = vp8KeyframeSize(payload.subarray(descriptor.headerSize))?.width;
     }
     if (marker) frame.lastSeq = seq;
     if (frame.firstSeq === undefined || frame.lastSeq === undefined) return;
@@ -344,6 +379,7 @@ export class WhepSubscriber {
       rtpTimestamp: timestamp,
       receivedAt: wallClock(),
       keyframe: frame.keyframe,
+      ...(frame.width !== undefined ? { width: frame.width } : {}),
     });
   }
 
@@ -361,6 +397,18 @@ export class WhepSubscriber {
         this.requestKeyframe();
       }
     }
+  }
+
+  private sendRemb(): void {
+    const limit = this.options.rembLimitBps;
+    const received = this.receivedBps;
+    this.bytesBefore = this.bytesNow;
+    this.bytesNow = 0;
+    if (limit === undefined || this.closing || this.mediaSsrc === undefined) return;
+    const bps = Math.round(
+      received > limit ? 0.85 * limit : Math.min(limit, 1.5 * received + 10_000),
+    );
+    if (this.sendRtcp(buildRemb(this.rtcpSsrc, bps, [this.mediaSsrc]))) this.rembsSent.push(bps);
   }
 
   private sendRtcp(packet: Buffer): boolean {

@@ -18,6 +18,8 @@ import {
   buildRtp,
   DEFAULT_MAX_PAYLOAD,
   parseRtcpFeedback,
+  parseRtp,
+  type RtpExtensionElement,
   seededRandom,
   Vp8Packetizer,
 } from './rtp.ts';
@@ -32,6 +34,77 @@ import {
 
 export const VP8_PAYLOAD_TYPE = 96;
 export const OPUS_PAYLOAD_TYPE = 111;
+/** Header extension ids the publisher gives rtp-stream-id and repaired-rtp-stream-id (simulcast). */
+export const RID_EXTENSION_ID = 4;
+export const REPAIRED_RID_EXTENSION_ID = 5;
+/** RTX payload type of a simulcast offer (RFC 4588, apt = VP8). */
+export const RTX_PAYLOAD_TYPE = 97;
+const RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
+const REPAIRED_RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id';
+/** Packets per simulcast layer kept to answer NACKs. */
+const LAYER_HISTORY = 1024;
+
+/** One simulcast layer: its rid and its VP8 (IVF) file, or the parsed file. */
+export type SimulcastLayerMedia =
+  | { rid: string; videoPath: string }
+  | { rid: string; video: IvfFile };
+
+/** What one video stream (the track, or one simulcast layer) has sent. */
+export interface LayerResults {
+  rid: string | undefined;
+  ssrc: number;
+  width: number;
+  packetsSent: number;
+  bytesSent: number;
+  keyframeRequests: number;
+}
+
+interface VideoLayer {
+  rid: string | undefined;
+  ssrc: number;
+  /** Simulcast: the layer's RTX stream, announced by no a=ssrc (as Chrome's). */
+  rtxSsrc: number;
+  rtxSeq: number;
+  rtxExtensions: RtpExtensionElement[];
+  video: IvfFile;
+  packetizer: Vp8Packetizer;
+  seq: number;
+  cursor: number;
+  lastKeyframeIndex: number;
+  lastRewindAt: number;
+  extensions: RtpExtensionElement[];
+  /** Simulcast: sent packets by sequence number, for NACKs (libdatachannel's responder is per track). */
+  history: Map<number, Buffer> | undefined;
+  stats: Omit<LayerResults, 'rid' | 'ssrc' | 'width'>;
+}
+
+/**
+ * Turns libdatachannel's video m-section into a simulcast one as Chrome writes it: no a=ssrc
+ * lines, the rid and repaired-rid header extensions, RTX, an `a=rid:<id> send` per layer and
+ * `a=simulcast:send`.
+ */
+export function simulcastOffer(sdp: string, rids: readonly string[]): string {
+  const lines = sdp.split(/\r?\n/).filter((line) => line !== '');
+  const out: string[] = [];
+  let section = '';
+  for (const line of lines) {
+    if (line.startsWith('m=')) section = line.slice(2, line.indexOf(' '));
+    if (section === 'video' && /^a=(ssrc|ssrc-group|msid):/.test(line)) continue;
+    out.push(section === 'video' && line.startsWith('m=') ? `${line} ${RTX_PAYLOAD_TYPE}` : line);
+    if (section === 'video' && line.startsWith(`a=rtpmap:${VP8_PAYLOAD_TYPE} `)) {
+      // RTX after the codec it repairs, as browsers write it
+      out.push(`a=rtpmap:${RTX_PAYLOAD_TYPE} rtx/90000`);
+      out.push(`a=fmtp:${RTX_PAYLOAD_TYPE} apt=${VP8_PAYLOAD_TYPE}`);
+    }
+    if (section === 'video' && line.startsWith('a=mid:')) {
+      out.push(`a=extmap:${RID_EXTENSION_ID} ${RID_EXTENSION_URI}`);
+      out.push(`a=extmap:${REPAIRED_RID_EXTENSION_ID} ${REPAIRED_RID_EXTENSION_URI}`);
+      for (const rid of rids) out.push(`a=rid:${rid} send`);
+      out.push(`a=simulcast:send ${rids.join(';')}`);
+    }
+  }
+  return `${out.join('\r\n')}\r\n`;
+}
 
 export interface WhipPublisherOptions extends SignallingOptions {
   /** Files from `ensureTestMedia`, or already parsed media. */
@@ -47,10 +120,17 @@ export interface WhipPublisherOptions extends SignallingOptions {
   /**
    * Withhold this share (0..1) of video packets on the first send, as if the uplink lost them;
    * a withheld packet is sent when the node NACKs it. Exercises the node's NACKs to publishers.
+   * With `simulcast`, on every layer, and the repair goes in the layer's RTX stream.
    */
   dropRate?: number;
   /** Seed of the drop PRNG (reproducible runs). */
   seed?: number;
+  /**
+   * Simulcast: send these video layers (lowest first, each its own SSRC and rid, from its own
+   * file, all at the frame rate of the first) in place of `media`'s video, as a browser with
+   * several `sendEncodings` does. `media` still gives the audio.
+   */
+  simulcast?: SimulcastLayerMedia[];
   /**
    * Send a withheld packet this long after the first NACK for it instead of at once, as if the
    * uplink round trip were that long (default 0).
@@ -79,6 +159,8 @@ export interface WhipPublisherResults {
   droppedPackets: number;
   /** Withheld packets sent after the node asked for them. */
   retransmitsSent: number;
+  /** Per video stream (one entry without simulcast). */
+  layers: LayerResults[];
 }
 
 function wallClock(): number {
@@ -89,14 +171,16 @@ function wallClock(): number {
  * A synthetic WHIP publisher on node-datachannel: sends VP8 frames from an IVF file at its frame
  * rate and Opus packets every 20 ms from an Ogg file, as RTP (RFC 7741 packetization), answering
  * NACKs from libdatachannel's `RtcpNackResponder` and keyframe requests by resending from the
- * last keyframe. Records every frame's RTP timestamp and send time.
+ * last keyframe. Records every frame's RTP timestamp and send time. With `simulcast`, sends
+ * several layers (own SSRC, rid extension, own file) and answers NACKs and keyframe requests per
+ * layer.
  */
 export class WhipPublisher {
   readonly sentFrames: SentFrame[] = [];
   readonly videoSsrc = randomSsrc();
   readonly audioSsrc = randomSsrc();
   private readonly log: Logger;
-  private readonly stats: WhipPublisherResults = {
+  private readonly stats: Omit<WhipPublisherResults, 'layers'> = {
     framesSent: 0,
     videoPacketsSent: 0,
     audioPacketsSent: 0,
@@ -107,6 +191,7 @@ export class WhipPublisher {
     droppedPackets: 0,
     retransmitsSent: 0,
   };
+  /** Packets withheld on purpose, by {@link withheldKey}. */
   private readonly withheld = new Map<number, Buffer>();
   private readonly dropRate: number;
   private readonly random: () => number;
@@ -116,17 +201,12 @@ export class WhipPublisher {
   private videoTrack: Track | undefined;
   private audioTrack: Track | undefined;
   private configs: { video: RtpPacketizationConfig; audio: RtpPacketizationConfig } | undefined;
-  private video: IvfFile | undefined;
+  private layers: VideoLayer[] = [];
   private audio: OggOpusFile | undefined;
-  private packetizer: Vp8Packetizer;
-  private videoSeq = Math.floor(Math.random() * 0x10000);
   private audioSeq = Math.floor(Math.random() * 0x10000);
   private videoTimestamp = Math.floor(Math.random() * 0xffffffff);
   private audioTimestamp = Math.floor(Math.random() * 0xffffffff);
-  private videoCursor = 0;
   private audioCursor = 0;
-  private lastKeyframeIndex = 0;
-  private lastRewindAt = Number.NEGATIVE_INFINITY;
   private lastRtcp: Buffer | undefined;
   private lastRtcpAt = Number.NEGATIVE_INFINITY;
   private videoTimer: NodeJS.Timeout | undefined;
@@ -142,9 +222,22 @@ export class WhipPublisher {
 
   constructor(private readonly options: WhipPublisherOptions) {
     this.log = options.log ?? silentLogger;
-    this.packetizer = new Vp8Packetizer(options.maxPayload ?? DEFAULT_MAX_PAYLOAD);
     this.dropRate = Math.min(1, Math.max(0, options.dropRate ?? 0));
     this.random = seededRandom(options.seed ?? 1);
+    const rids = options.simulcast?.map((l) => l.rid) ?? [];
+    if (options.simulcast && (rids.length < 2 || new Set(rids).size !== rids.length)) {
+      throw new Error('WHIP publisher: simulcast needs at least two layers with distinct rids');
+    }
+    for (const rid of rids) {
+      if (!/^[A-Za-z0-9]{1,16}$/.test(rid)) {
+        throw new Error(`WHIP publisher: rid "${rid}" must be 1-16 letters or digits`);
+      }
+    }
+  }
+
+  /** Whether this publisher sends simulcast layers. */
+  get simulcast(): boolean {
+    return this.layers.length > 1;
   }
 
   /** Publishes and starts sending; resolves once the media path is up. */
@@ -157,7 +250,10 @@ export class WhipPublisher {
 
     const video = new nodeDataChannel.Video('video', 'SendOnly');
     video.addVP8Codec(VP8_PAYLOAD_TYPE);
-    video.addSSRC(this.videoSsrc, cname, 'bench-stream', 'bench-video');
+    // Every layer's SSRC is declared locally, so libdatachannel hands this track the feedback
+    // for each; a simulcast offer then drops the a=ssrc lines, as Chrome's has none.
+    for (const layer of this.layers)
+      video.addSSRC(layer.ssrc, cname, 'bench-stream', 'bench-video');
     const videoTrack = pc.addTrack(video);
     const videoConfig = new nodeDataChannel.RtpPacketizationConfig(
       this.videoSsrc,
@@ -166,8 +262,11 @@ export class WhipPublisher {
       90000,
     );
     const videoSr = new nodeDataChannel.RtcpSrReporter(videoConfig);
-    const videoNack = new nodeDataChannel.RtcpNackResponder(1024);
-    videoSr.addToChain(videoNack);
+    if (!this.simulcast) {
+      const videoNack = new nodeDataChannel.RtcpNackResponder(1024);
+      videoSr.addToChain(videoNack);
+      this.keep.push(videoNack);
+    }
     videoTrack.setMediaHandler(videoSr);
     videoTrack.onMessage((msg) => this.onVideoRtcp(msg));
 
@@ -187,22 +286,34 @@ export class WhipPublisher {
 
     this.videoTrack = videoTrack;
     this.audioTrack = audioTrack;
-    this.keep.push(video, videoTrack, videoConfig, videoSr, videoNack);
+    this.keep.push(video, videoTrack, videoConfig, videoSr);
     this.keep.push(audio, audioTrack, audioConfig, audioSr);
     this.configs = { video: videoConfig, audio: audioConfig };
 
-    const opened = mediaOpened(
-      pc,
-      videoTrack,
-      'WHIP publisher',
-      this.options.connectTimeoutMs ?? 10_000,
-    );
+    // libdatachannel opens the tracks one after the other on its own thread: wait for both, or
+    // the first audio packet may find its track not open yet, and sending stops for good
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    const opened = Promise.all([
+      mediaOpened(pc, videoTrack, 'WHIP publisher', connectTimeoutMs),
+      mediaOpened(pc, audioTrack, 'WHIP publisher', connectTimeoutMs),
+    ]);
+    opened.catch(() => {});
 
     pc.setLocalDescription();
     await gathered(pc, 5_000);
     const offer = pc.localDescription();
     if (!offer) throw new Error('WHIP publisher: no local offer');
-    const { answerSdp, sessionUrl } = await postOffer('whip', this.options, offer.sdp);
+    const rids = this.layers.map((l) => l.rid!);
+    const signalling: SignallingOptions = this.simulcast
+      ? {
+          ...this.options,
+          transformOffer: async (sdp) => {
+            const layered = simulcastOffer(sdp, rids);
+            return this.options.transformOffer ? this.options.transformOffer(layered) : layered;
+          },
+        }
+      : this.options;
+    const { answerSdp, sessionUrl } = await postOffer('whip', signalling, offer.sdp);
     this.sessionUrl = sessionUrl;
     pc.setRemoteDescription(answerSdp, 'answer');
     await opened;
@@ -211,7 +322,15 @@ export class WhipPublisher {
 
   /** Counters so far. */
   results(): WhipPublisherResults {
-    return { ...this.stats };
+    return {
+      ...this.stats,
+      layers: this.layers.map((l) => ({
+        rid: l.rid,
+        ssrc: l.ssrc,
+        width: l.video.header.width,
+        ...l.stats,
+      })),
+    };
   }
 
   /** libdatachannel's connection state (`new` before start). */
@@ -234,6 +353,21 @@ export class WhipPublisher {
     this.audioTimer = undefined;
   }
 
+  /**
+   * Sends nothing for `ms` (an uplink outage: the session stays up), then carries on where it
+   * stopped. Resolves when sending has resumed.
+   */
+  async pause(ms: number): Promise<void> {
+    if (!this.sending) throw new Error('WHIP publisher: pause() needs a publisher that is sending');
+    this.sending = false;
+    if (this.videoTimer) clearTimeout(this.videoTimer);
+    if (this.audioTimer) clearTimeout(this.audioTimer);
+    this.videoTimer = undefined;
+    this.audioTimer = undefined;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (!this.closing) this.startSending();
+  }
+
   /** Stops sending, DELETEs the session (unless `skipDelete`), closes the connection. Idempotent. */
   close(options: { skipDelete?: boolean } = {}): Promise<void> {
     this.closing ??= (async () => {
@@ -252,19 +386,56 @@ export class WhipPublisher {
 
   private async loadMedia(): Promise<void> {
     const media = this.options.media;
+    let video: IvfFile;
     if ('videoPath' in media) {
-      this.video = parseIvf(await readFile(media.videoPath));
+      video = parseIvf(await readFile(media.videoPath));
       this.audio = parseOggOpus(await readFile(media.audioPath));
     } else {
-      this.video = media.video;
+      video = media.video;
       this.audio = media.audio;
     }
-    if (this.video.frames.length === 0)
-      throw new Error('WHIP publisher: the IVF file has no frames');
+    const maxPayload = this.options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    const layer = (rid: string | undefined, ssrc: number, file: IvfFile): VideoLayer => {
+      if (file.frames.length === 0) {
+        throw new Error(
+          `WHIP publisher: the IVF file${rid ? ` of layer ${rid}` : ''} has no frames`,
+        );
+      }
+      return {
+        rid,
+        ssrc,
+        rtxSsrc: randomSsrc(),
+        rtxSeq: Math.floor(Math.random() * 0x10000),
+        rtxExtensions: rid
+          ? [{ id: REPAIRED_RID_EXTENSION_ID, data: Buffer.from(rid, 'ascii') }]
+          : [],
+        video: file,
+        packetizer: new Vp8Packetizer(maxPayload),
+        seq: Math.floor(Math.random() * 0x10000),
+        cursor: 0,
+        lastKeyframeIndex: 0,
+        lastRewindAt: Number.NEGATIVE_INFINITY,
+        extensions: rid ? [{ id: RID_EXTENSION_ID, data: Buffer.from(rid, 'ascii') }] : [],
+        history: rid ? new Map() : undefined,
+        stats: { packetsSent: 0, bytesSent: 0, keyframeRequests: 0 },
+      };
+    };
+    if (!this.options.simulcast) {
+      this.layers = [layer(undefined, this.videoSsrc, video)];
+      return;
+    }
+    const layers: VideoLayer[] = [];
+    for (const [i, l] of this.options.simulcast.entries()) {
+      const file = 'video' in l ? l.video : parseIvf(await readFile(l.videoPath));
+      // The top layer's SSRC is `videoSsrc` (its sender reports name it).
+      const ssrc = i === this.options.simulcast.length - 1 ? this.videoSsrc : randomSsrc();
+      layers.push(layer(l.rid, ssrc, file));
+    }
+    this.layers = layers;
   }
 
   private startSending(): void {
-    const video = this.video!;
+    const video = this.layers[0]!.video;
     const { timebaseDenominator: den, timebaseNumerator: num } = video.header;
     const fps = den > 0 && num > 0 ? den / num : 30;
     const frameMs = 1000 / fps;
@@ -293,50 +464,66 @@ export class WhipPublisher {
     if (this.audio!.packets.length > 0) audioTick();
   }
 
+  /** One frame on every video stream, all with the same capture timestamp. */
   private sendVideoFrame(frameTicks: number): void {
-    const video = this.video!;
-    if (this.videoCursor >= video.frames.length) {
-      if (this.options.loop === false) {
-        this.stopSending();
-        return;
-      }
-      this.videoCursor = 0;
+    const first = this.layers[0]!;
+    if (first.cursor >= first.video.frames.length && this.options.loop === false) {
+      this.stopSending();
+      return;
     }
-    const index = this.videoCursor++;
-    const frame = video.frames[index]!;
-    if (frame.keyframe) this.lastKeyframeIndex = index;
     const timestamp = this.videoTimestamp >>> 0;
     this.videoTimestamp = (this.videoTimestamp + frameTicks) >>> 0;
-    const payloads = this.packetizer.packetize(frame.data);
     this.configs!.video.timestamp = timestamp;
-    this.sentFrames.push({
-      rtpTimestamp: timestamp,
-      sentAt: wallClock(),
-      keyframe: frame.keyframe,
-    });
+    const top = this.layers[this.layers.length - 1]!;
+    const sentAt = wallClock();
+    let topKeyframe = false;
+    for (const layer of this.layers) {
+      if (layer.cursor >= layer.video.frames.length) layer.cursor = 0;
+      const index = layer.cursor++;
+      const frame = layer.video.frames[index]!;
+      if (frame.keyframe) layer.lastKeyframeIndex = index;
+      if (layer === top) topKeyframe = frame.keyframe;
+      if (!this.sendLayerFrame(layer, timestamp, frame.data)) return;
+    }
+    this.sentFrames.push({ rtpTimestamp: timestamp, sentAt, keyframe: topKeyframe });
     this.stats.framesSent++;
+  }
+
+  private sendLayerFrame(layer: VideoLayer, timestamp: number, data: Buffer): boolean {
+    const payloads = layer.packetizer.packetize(data);
     for (let i = 0; i < payloads.length; i++) {
+      const seq = layer.seq;
       const packet = buildRtp(
         {
           payloadType: VP8_PAYLOAD_TYPE,
-          sequenceNumber: this.videoSeq,
+          sequenceNumber: seq,
           timestamp,
-          ssrc: this.videoSsrc,
+          ssrc: layer.ssrc,
           marker: i === payloads.length - 1,
         },
         payloads[i]!,
+        layer.extensions,
       );
-      const seq = this.videoSeq;
-      this.videoSeq = (this.videoSeq + 1) & 0xffff;
+      layer.seq = (layer.seq + 1) & 0xffff;
+      if (layer.history) {
+        layer.history.set(seq, packet);
+        if (layer.history.size > LAYER_HISTORY) {
+          const oldest = layer.history.keys().next().value;
+          if (oldest !== undefined) layer.history.delete(oldest);
+        }
+      }
       // Never the first packet: the node needs one to learn where the stream starts.
-      if (this.dropRate > 0 && this.stats.videoPacketsSent > 0 && this.random() < this.dropRate) {
-        this.withhold(seq, packet);
+      if (this.dropRate > 0 && layer.stats.packetsSent > 0 && this.random() < this.dropRate) {
+        this.withhold(layer, seq, packet);
         continue;
       }
-      if (!this.send(this.videoTrack, packet)) return;
+      if (!this.send(this.videoTrack, packet)) return false;
       this.stats.videoPacketsSent++;
       this.stats.videoBytesSent += packet.length;
+      layer.stats.packetsSent++;
+      layer.stats.bytesSent += packet.length;
     }
+    return true;
   }
 
   private sendAudioPacket(durationMs: number): void {
@@ -386,11 +573,17 @@ export class WhipPublisher {
       if (feedback.kind === 'nack') {
         this.stats.nacksReceived++;
         this.stats.packetsNacked += feedback.lost.length;
-        // RtcpNackResponder has already resent what it holds; send what was withheld.
+        const layer = this.layers.find((l) => l.ssrc === feedback.mediaSsrc);
+        if (!layer) continue;
+        // RtcpNackResponder has already resent what it holds; send what was withheld, or, for a
+        // simulcast layer, resend from its history in its RTX stream.
         for (const seq of feedback.lost) {
-          const packet = this.withheld.get(seq);
+          const key = withheldKey(layer, seq);
+          const original = this.withheld.get(key) ?? layer.history?.get(seq);
+          if (!original) continue;
+          this.withheld.delete(key);
+          const packet = this.simulcast ? this.rtxOf(layer, original) : original;
           if (!packet) continue;
-          this.withheld.delete(seq);
           const delay = this.options.repairDelayMs ?? 0;
           if (delay > 0) {
             setTimeout(() => {
@@ -402,27 +595,61 @@ export class WhipPublisher {
         }
       } else if (feedback.kind === 'pli' || feedback.kind === 'fir') {
         this.stats.keyframeRequests++;
-        this.rewindToKeyframe();
+        const target =
+          feedback.kind === 'pli'
+            ? this.layers.filter((l) => l.ssrc === feedback.mediaSsrc)
+            : this.layers;
+        for (const layer of target.length > 0 ? target : this.layers) {
+          layer.stats.keyframeRequests++;
+          this.rewindToKeyframe(layer);
+        }
       }
     }
   }
 
-  private withhold(seq: number, packet: Buffer): void {
+  /** RFC 4588: the original sequence number, then the payload, on the layer's RTX SSRC. */
+  private rtxOf(layer: VideoLayer, original: Buffer): Buffer | undefined {
+    const rtp = parseRtp(original);
+    if (!rtp) return undefined;
+    const payload = Buffer.allocUnsafe(2 + rtp.payloadEnd - rtp.payloadOffset);
+    payload.writeUInt16BE(rtp.sequenceNumber, 0);
+    original.copy(payload, 2, rtp.payloadOffset, rtp.payloadEnd);
+    const seq = layer.rtxSeq;
+    layer.rtxSeq = (layer.rtxSeq + 1) & 0xffff;
+    return buildRtp(
+      {
+        payloadType: RTX_PAYLOAD_TYPE,
+        sequenceNumber: seq,
+        timestamp: rtp.timestamp,
+        ssrc: layer.rtxSsrc,
+        marker: rtp.marker,
+      },
+      payload,
+      layer.rtxExtensions,
+    );
+  }
+
+  private withhold(layer: VideoLayer, seq: number, packet: Buffer): void {
     this.stats.droppedPackets++;
-    this.withheld.set(seq, packet);
+    this.withheld.set(withheldKey(layer, seq), packet);
     if (this.withheld.size > 512) {
       const oldest = this.withheld.keys().next().value;
       if (oldest !== undefined) this.withheld.delete(oldest);
     }
   }
 
-  private rewindToKeyframe(): void {
+  private rewindToKeyframe(layer: VideoLayer): void {
     if (this.options.rewindOnKeyframeRequest === false) return;
     const now = performance.now();
     // A burst of requests (several subscribers joining) needs one keyframe, not several.
-    if (now - this.lastRewindAt < 1000) return;
-    this.lastRewindAt = now;
-    if (this.video?.frames[this.videoCursor]?.keyframe) return;
-    this.videoCursor = this.lastKeyframeIndex;
+    if (now - layer.lastRewindAt < 1000) return;
+    layer.lastRewindAt = now;
+    if (layer.video.frames[layer.cursor]?.keyframe) return;
+    layer.cursor = layer.lastKeyframeIndex;
   }
+}
+
+/** One key per layer and sequence number (layers have their own sequence spaces). */
+function withheldKey(layer: VideoLayer, seq: number): number {
+  return layer.ssrc * 0x10000 + seq;
 }

@@ -25,16 +25,73 @@ export interface ParsedRtp extends RtpHeaderFields {
   payloadEnd: number;
 }
 
-/** Writes a 12-byte RTP header (no CSRC, no extension) followed by `payload`. */
-export function buildRtp(fields: RtpHeaderFields, payload: Uint8Array): Buffer {
-  const buf = Buffer.allocUnsafe(RTP_HEADER_SIZE + payload.length);
-  buf[0] = 0x80;
+/** One RFC 8285 one-byte header extension element (id 1–14, 1–16 bytes of data). */
+export interface RtpExtensionElement {
+  id: number;
+  data: Uint8Array;
+}
+
+/**
+ * Writes a 12-byte RTP header (no CSRC), optionally one-byte header extensions (RFC 8285), then
+ * `payload`.
+ */
+export function buildRtp(
+  fields: RtpHeaderFields,
+  payload: Uint8Array,
+  extensions: readonly RtpExtensionElement[] = [],
+): Buffer {
+  let extBytes = 0;
+  for (const e of extensions) {
+    if (e.id < 1 || e.id > 14 || e.data.length < 1 || e.data.length > 16) {
+      throw new Error(`RTP: one-byte header extension id ${e.id} with ${e.data.length} bytes`);
+    }
+    extBytes += 1 + e.data.length;
+  }
+  const extWords = Math.ceil(extBytes / 4);
+  const extSize = extensions.length > 0 ? 4 + extWords * 4 : 0;
+  const size = RTP_HEADER_SIZE + extSize + payload.length;
+  // Extension padding must be zero; without extensions every byte is written below.
+  const buf = extSize > 0 ? Buffer.alloc(size) : Buffer.allocUnsafe(size);
+  buf[0] = extensions.length > 0 ? 0x90 : 0x80;
   buf[1] = (fields.marker ? 0x80 : 0) | (fields.payloadType & 0x7f);
   buf.writeUInt16BE(fields.sequenceNumber & 0xffff, 2);
   buf.writeUInt32BE(fields.timestamp >>> 0, 4);
   buf.writeUInt32BE(fields.ssrc >>> 0, 8);
-  buf.set(payload, RTP_HEADER_SIZE);
+  if (extSize > 0) {
+    buf.writeUInt16BE(0xbede, RTP_HEADER_SIZE);
+    buf.writeUInt16BE(extWords, RTP_HEADER_SIZE + 2);
+    let at = RTP_HEADER_SIZE + 4;
+    for (const e of extensions) {
+      buf[at++] = (e.id << 4) | (e.data.length - 1);
+      buf.set(e.data, at);
+      at += e.data.length;
+    }
+  }
+  buf.set(payload, RTP_HEADER_SIZE + extSize);
   return buf;
+}
+
+/** RFC 8285 one-byte header extensions of an RTP packet, by id; empty when there are none. */
+export function parseRtpExtensions(buf: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  if (buf.length < RTP_HEADER_SIZE || !(buf[0]! & 0x10)) return out;
+  const start = RTP_HEADER_SIZE + (buf[0]! & 0x0f) * 4;
+  if (buf.length < start + 4 || buf.readUInt16BE(start) !== 0xbede) return out;
+  const end = Math.min(buf.length, start + 4 + buf.readUInt16BE(start + 2) * 4);
+  let at = start + 4;
+  while (at < end) {
+    const b = buf[at]!;
+    if (b === 0) {
+      at++;
+      continue;
+    }
+    const id = b >> 4;
+    const len = (b & 0x0f) + 1;
+    if (id === 15 || at + 1 + len > end) break;
+    out.set(id, buf.subarray(at + 1, at + 1 + len));
+    at += 1 + len;
+  }
+  return out;
 }
 
 /** True when the packet is RTCP (RFC 5761 demultiplexing: packet type 192–223). */
@@ -263,6 +320,43 @@ export function parseSenderReports(buf: Buffer): SenderReport[] {
     offset += length;
   }
   return out;
+}
+
+/**
+ * REMB (draft-alvestrand-rmcat-remb): the receiver's estimate of what it can take, in bit/s, for
+ * the media SSRCs listed.
+ */
+export function buildRemb(senderSsrc: number, bitrate: number, ssrcs: readonly number[]): Buffer {
+  let mantissa = Math.max(0, Math.floor(bitrate));
+  let exp = 0;
+  while (mantissa > 0x3ffff) {
+    mantissa = Math.floor(mantissa / 2);
+    exp++;
+  }
+  const buf = Buffer.alloc(20 + 4 * ssrcs.length);
+  buf[0] = 0x80 | 15; // FMT=15 (application layer feedback)
+  buf[1] = 206; // PSFB
+  buf.writeUInt16BE(buf.length / 4 - 1, 2);
+  buf.writeUInt32BE(senderSsrc >>> 0, 4);
+  buf.writeUInt32BE(0, 8);
+  buf.write('REMB', 12, 'ascii');
+  buf[16] = ssrcs.length;
+  buf[17] = (exp << 2) | (mantissa >> 16);
+  buf.writeUInt16BE(mantissa & 0xffff, 18);
+  for (const [i, ssrc] of ssrcs.entries()) buf.writeUInt32BE(ssrc >>> 0, 20 + 4 * i);
+  return buf;
+}
+
+/** Picture size of a VP8 keyframe from the start of its first partition, if it is one. */
+export function vp8KeyframeSize(
+  frameStart: Uint8Array,
+): { width: number; height: number } | undefined {
+  if (frameStart.length < 10 || !isVp8Keyframe(frameStart)) return undefined;
+  if (frameStart[3] !== 0x9d || frameStart[4] !== 0x01 || frameStart[5] !== 0x2a) return undefined;
+  return {
+    width: (frameStart[6]! | (frameStart[7]! << 8)) & 0x3fff,
+    height: (frameStart[8]! | (frameStart[9]! << 8)) & 0x3fff,
+  };
 }
 
 /** Seeded PRNG (mulberry32): reproducible artificial loss. Returns floats in [0, 1). */

@@ -2,16 +2,27 @@ import { HttpError } from '../../core/errors.ts';
 import { MediaSession } from './MediaSession.ts';
 import { PublishedTrack } from './PublishedTrack.ts';
 import type { MediaKind } from './types.ts';
+import { routeSimulcastRtx } from './weriftPatches.ts';
 
 /**
- * A WHIP session: receives the publisher's audio and video (answers recvonly) and exposes one
- * {@link PublishedTrack} per kind for the room to fan out.
+ * A WHIP session: receives the publisher's audio and video (answers recvonly). Each stream is a
+ * {@link PublishedTrack} for the room to fan out: one per kind, or, for a simulcast video, one per
+ * layer (`videoLayers`, lowest first, in the order of the offer's `a=rid` lines).
  */
 export class PublisherSession extends MediaSession {
   readonly direction = 'publish' as const;
+  /** One track per kind; for simulcast video, the highest layer (what is recorded). */
   readonly tracks: Partial<Record<MediaKind, PublishedTrack>> = {};
+  /** Every video stream the publisher sends, lowest layer first (one without simulcast). */
+  readonly videoLayers: PublishedTrack[] = [];
 
-  /** Ask the publisher for a keyframe (throttled per track). */
+  /** The publisher's streams of `kind`, lowest first. */
+  layers(kind: MediaKind): readonly PublishedTrack[] {
+    if (kind === 'video') return this.videoLayers;
+    return this.tracks.audio ? [this.tracks.audio] : [];
+  }
+
+  /** Ask the publisher for a keyframe on its main (highest) video stream, throttled. */
   requestKeyframe(): void {
     this.tracks.video?.requestKeyframe();
   }
@@ -21,15 +32,41 @@ export class PublisherSession extends MediaSession {
       const kind = transceiver.kind;
       if (kind !== 'audio' && kind !== 'video') continue;
       if (this.tracks[kind]) continue;
+      const layered = transceiver.receiver.tracks.filter((t) => t.rid);
+      if (kind === 'video' && layered.length > 1) {
+        routeSimulcastRtx(this.pc);
+        // werift gives each layer the first negotiated codec, which may be RTX: name the media one.
+        const media = transceiver.codecs.find((c) => c.name.toLowerCase() !== 'rtx');
+        for (const track of layered) {
+          if (media && track.codec?.name.toLowerCase() === 'rtx') track.codec = media;
+        }
+        layered.forEach((track, index) => {
+          this.videoLayers.push(
+            new PublishedTrack({
+              kind,
+              transceiver,
+              track,
+              counters: this.counters,
+              log: this.log,
+              layer: { rid: track.rid!, index, count: layered.length },
+            }),
+          );
+        });
+        this.tracks.video = this.videoLayers[this.videoLayers.length - 1];
+        this.log.debug('simulcast publisher', { rids: layered.map((t) => t.rid).join(',') });
+        continue;
+      }
       const track = transceiver.receiver.tracks[0];
       if (!track) continue;
-      this.tracks[kind] = new PublishedTrack({
+      const published = new PublishedTrack({
         kind,
         transceiver,
         track,
         counters: this.counters,
         log: this.log,
       });
+      this.tracks[kind] = published;
+      if (kind === 'video') this.videoLayers.push(published);
     }
     if (!this.tracks.audio && !this.tracks.video) {
       throw new HttpError(
@@ -41,12 +78,12 @@ export class PublisherSession extends MediaSession {
   }
 
   protected override connectedHook(): void {
-    // A (re)connected publisher: subscribers need a keyframe from this new source.
-    this.requestKeyframe();
+    // A (re)connected publisher: subscribers need a keyframe from this new source, on every layer.
+    for (const layer of this.videoLayers) layer.requestKeyframe();
   }
 
   protected override onClose(): void {
     this.tracks.audio?.close();
-    this.tracks.video?.close();
+    for (const layer of this.videoLayers) layer.close();
   }
 }

@@ -107,13 +107,20 @@ export class Room {
     return out;
   }
 
-  /** Points the publisher feeding `subscriberRole` at the current forwarder lists (copy-on-write). */
+  /**
+   * Points the publisher feeding `subscriberRole` at the current forwarder lists (copy-on-write):
+   * every stream of a kind (each simulcast layer) feeds every forwarder of that kind, and each
+   * forwarder learns the streams it may choose from.
+   */
   private wire(subscriberRole: Role): void {
     const publisher = this.publishers.get(otherRole(subscriberRole));
     if (!publisher) return;
     for (const kind of KINDS) {
-      const track = publisher.tracks[kind];
-      if (track) track.sinks = this.forwarders(subscriberRole, kind);
+      const layers = publisher.layers(kind);
+      if (layers.length === 0) continue;
+      const sinks = this.forwarders(subscriberRole, kind);
+      for (const forwarder of sinks) forwarder.setLayers(layers);
+      for (const layer of layers) layer.sinks = sinks;
     }
   }
 }

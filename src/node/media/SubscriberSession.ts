@@ -1,24 +1,47 @@
 import { MediaStream, type RTCRtpTransceiver } from 'werift';
+import type { LayerSelectorOptions } from './LayerSelector.ts';
+import { LinkEstimate, type LinkEstimateOptions } from './LinkEstimate.ts';
 import { MediaSession, type MediaSessionOptions } from './MediaSession.ts';
-import { TrackForwarder } from './TrackForwarder.ts';
+import { type ForwarderQuality, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaKind } from './types.ts';
 
 export interface SubscriberSessionOptions extends MediaSessionOptions {
   /** The subscriber asked for a keyframe, or has just connected and needs one. */
   onKeyframeRequest: () => void;
+  /** How often the video layer is re-decided, ms. */
+  layerIntervalMs?: number;
+  /** Layer switching rules. */
+  selector?: LayerSelectorOptions;
+  /** Bandwidth estimate tuning. */
+  estimate?: LinkEstimateOptions;
 }
+
+/** What a subscriber currently receives (for pages, the admin API and the bench). */
+export type SubscriberQuality = ForwarderQuality;
+
+const DEFAULT_LAYER_INTERVAL_MS = 250;
 
 /**
  * A WHEP session: answers sendonly audio and video slots right away (the publisher may come
- * later) and owns one {@link TrackForwarder} per kind.
+ * later) and owns one {@link TrackForwarder} per kind. While connected it re-decides, a few times
+ * a second, which video layer its link can carry (from its REMB and receiver reports), leaving
+ * the audio alone.
  */
 export class SubscriberSession extends MediaSession {
   readonly direction = 'subscribe' as const;
   readonly forwarders: Partial<Record<MediaKind, TrackForwarder>> = {};
   private readonly slots: { kind: MediaKind; transceiver: RTCRtpTransceiver }[] = [];
+  private readonly estimate: LinkEstimate;
+  private layerTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly subscriberOptions: SubscriberSessionOptions) {
     super(subscriberOptions);
+    this.estimate = new LinkEstimate(subscriberOptions.estimate);
+  }
+
+  /** The video this subscriber gets: layer, weak connection, estimate. Undefined without video. */
+  get quality(): SubscriberQuality | undefined {
+    return this.forwarders.video?.quality();
   }
 
   protected override beforeOffer(): void {
@@ -43,16 +66,34 @@ export class SubscriberSession extends MediaSession {
         counters: this.counters,
         log: this.log,
         onKeyframeRequest: this.subscriberOptions.onKeyframeRequest,
+        estimate: this.estimate,
+        selector: this.subscriberOptions.selector,
       });
     }
   }
 
   protected override connectedHook(): void {
     this.subscriberOptions.onKeyframeRequest();
+    if (this.forwarders.video && !this.layerTimer) {
+      this.layerTimer = setInterval(
+        this.selectLayer,
+        this.subscriberOptions.layerIntervalMs ?? DEFAULT_LAYER_INTERVAL_MS,
+      );
+      this.layerTimer.unref();
+    }
   }
 
   protected override onClose(): void {
+    if (this.layerTimer) clearInterval(this.layerTimer);
+    this.layerTimer = undefined;
     this.forwarders.audio?.close();
     this.forwarders.video?.close();
   }
+
+  private readonly selectLayer = (): void => {
+    if (this.closed) return;
+    const now = performance.now();
+    const audioBps = this.forwarders.audio?.sentBitrate(now) ?? 0;
+    this.forwarders.video?.selectLayer(now, audioBps);
+  };
 }

@@ -9,20 +9,38 @@ import {
   wrapRtx,
 } from 'werift';
 import type { Logger } from '../../core/log.ts';
+import {
+  type LayerChange,
+  LayerSelector,
+  type LayerSelectorOptions,
+  STILL,
+} from './LayerSelector.ts';
+import { LinkEstimate } from './LinkEstimate.ts';
+import { RateMeter } from './RateMeter.ts';
+import { RetransmitHistory } from './RetransmitHistory.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
 import {
   fixSenderReportClock,
   matchCodec,
   rtxPayloadTypeFor,
-  SENDER_HISTORY_SIZE,
   type SenderInternals,
   senderInternals,
 } from './werift.ts';
+import { interceptNacks } from './weriftPatches.ts';
 
-/** What a forwarder needs to know about the publisher track a packet came from. */
+/** What a forwarder needs to know about the publisher stream a packet came from. */
 export interface ForwardSource {
   /** The publisher's negotiated codec for a payload type. */
   codecFor(payloadType: number): RTCRtpCodecParameters | undefined;
+  /** Number of simulcast layers of this kind (1 without simulcast). */
+  readonly layerCount: number;
+  /** Whether `packet` of this stream begins a keyframe. */
+  isKeyframeStart(packet: RtpPacket): boolean;
+  /** Ask the publisher for a keyframe on this stream (throttled). */
+  requestKeyframe(): void;
+  /** Measured bitrate, bit/s. */
+  bitrate(now: number): number;
+  readonly rid?: string;
 }
 
 export interface TrackForwarderOptions {
@@ -31,24 +49,65 @@ export interface TrackForwarderOptions {
   transceiver: RTCRtpTransceiver;
   counters: MediaCounters;
   log: Logger;
-  /** The subscriber asked for a keyframe (PLI or FIR). */
+  /** The subscriber asked for a keyframe (PLI or FIR) before any source was known. */
   onKeyframeRequest: () => void;
+  /** The subscriber's link estimate, shared by its forwarders (REMB may come on either). */
+  estimate?: LinkEstimate;
+  /** Layer switching rules (video). */
+  selector?: LayerSelectorOptions;
+  /** Still-frame mode: a keyframe of the lowest layer this often, ms. */
+  stillIntervalMs?: number;
+}
+
+/** What one subscriber's video currently gets. */
+export interface ForwarderQuality {
+  /** Index of the layer forwarded (0 = lowest), undefined before any. */
+  layer: number | undefined;
+  /** Its rid, for simulcast publishers. */
+  rid: string | undefined;
+  /** Layers the publisher sends. */
+  layers: number;
+  /** The link cannot carry even the lowest layer: audio plus a still frame every few seconds. */
+  weak: boolean;
+  /** The subscriber's estimated bandwidth (audio included), bit/s. */
+  estimateBps: number;
+  /** What the node sends it on this track, bit/s. */
+  sentBps: number;
+  /** Loss it reported last (0..1). */
+  lossFraction: number;
+  /** Round trip measured from its receiver reports, ms. */
+  rttMs: number | undefined;
+  /** Layer changes so far. */
+  switches: number;
 }
 
 type Extensions = RtpHeader['extensions'];
 /** Shared, never-mutated empty list: werift's sendRtp builds a new extension array per packet. */
 const NO_EXTENSIONS = Object.freeze([]) as unknown as Extensions;
 const FIR_FORMAT = 4;
+const REMB_FORMAT = 15;
 const PSFB = 206;
+const SR = 200;
+const RR = 201;
+/** Reported loss at or above this moves a subscriber down without waiting. */
+const HEAVY_LOSS = 0.2;
+const DEFAULT_STILL_INTERVAL_MS = 3_000;
+/** A switch still waiting for its keyframe asks again this often. */
+const SWITCH_RETRY_MS = 1_000;
 
 function ignore(): void {}
 
 /**
  * Sends one publisher track to one subscriber: clones every packet (werift's sendRtp rewrites the
- * packet and keeps it in its NACK history), strips the publisher's header extensions, maps the
- * codec to the subscriber's payload type, and keeps sequence numbers and timestamps continuous
- * when the source changes (publisher reconnect). Answers the subscriber's NACKs from werift's
- * sender history and reports its PLI/FIR upstream.
+ * packet), strips the publisher's header extensions, maps the codec to the subscriber's payload
+ * type, and keeps sequence numbers and timestamps continuous when the source changes (publisher
+ * reconnect, simulcast layer switch). Answers the subscriber's NACKs from its own history, sized
+ * to the leg's round trip, and asks the right publisher stream for a keyframe on PLI/FIR.
+ *
+ * Video from a simulcast publisher: `selectLayer` (called periodically) picks the layer the
+ * subscriber's link can carry; a switch asks the target layer for a keyframe and keeps forwarding
+ * the old layer until that keyframe arrives. When even the lowest layer does not fit, only one
+ * keyframe of it is forwarded every few seconds (still-frame mode). Audio is never held back.
  */
 export class TrackForwarder {
   readonly kind: MediaKind;
@@ -57,6 +116,11 @@ export class TrackForwarder {
   private readonly counters: MediaCounters;
   private readonly log: Logger;
   private readonly unsubscribe: (() => void)[] = [];
+  private readonly history = new RetransmitHistory();
+  private readonly sentMeter = new RateMeter(1_000, 10);
+  private readonly estimate: LinkEstimate;
+  private readonly selector: LayerSelector;
+  private readonly stillIntervalMs: number;
   private source: ForwardSource | undefined;
   private sourceSsrc = -1;
   private sourcePayloadType = -1;
@@ -64,6 +128,19 @@ export class TrackForwarder {
   private clockRate = 90000;
   private lastForwardAt = 0;
   private closed = false;
+  /** The publisher's layers of this kind, lowest first (video). */
+  private layers: readonly ForwardSource[] = [];
+  /** The layer being switched to, forwarded from its next keyframe. */
+  private target: ForwardSource | undefined;
+  private targetSince = 0;
+  /** Same source, but skip to its next keyframe (leaving still-frame mode). */
+  private awaitKeyframe = false;
+  private still = false;
+  private stillWanted = false;
+  private stillTimestamp = -1;
+  private lastStillRequestAt = Number.NEGATIVE_INFINITY;
+  private heavyLoss = false;
+  private lastEstimateBps: number | undefined;
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;
@@ -72,16 +149,20 @@ export class TrackForwarder {
     fixSenderReportClock(this.sender);
     this.counters = options.counters;
     this.log = options.log;
+    this.estimate = options.estimate ?? new LinkEstimate();
+    this.selector = new LayerSelector(options.selector);
+    this.stillIntervalMs = options.stillIntervalMs ?? DEFAULT_STILL_INTERVAL_MS;
+    interceptNacks(this.sender, (nack) => this.onNack(nack.lost));
     this.unsubscribe.push(
       this.sender.onPictureLossIndication.subscribe(() => this.keyframeRequested()).unSubscribe,
       this.sender.onRtcp.subscribe((packet) => this.onRtcp(packet)).unSubscribe,
-      this.sender.onGenericNack.subscribe((nack) => this.onNack(nack.lost)).unSubscribe,
     );
   }
 
   /** Hot path: one call per publisher packet. */
   forward(packet: RtpPacket, source: ForwardSource): void {
     if (this.closed) return;
+    if (source !== this.source && !this.admit(packet, source)) return;
     const header = packet.header;
     if (
       source !== this.source ||
@@ -91,11 +172,16 @@ export class TrackForwarder {
       this.switchSource(header, source);
     }
     if (!this.codecUsable) return;
+    if ((this.still || this.awaitKeyframe) && !this.gate(packet, source)) return;
     if (this.sender.dtlsTransport?.state !== 'connected') return;
     const out = packet.clone();
     out.header.extensions = NO_EXTENSIONS;
-    this.lastForwardAt = performance.now();
+    const now = performance.now();
+    this.lastForwardAt = now;
     this.sender.sendRtp(out).catch(ignore);
+    // sendRtp has rewritten the header synchronously: the number the subscriber will NACK.
+    this.history.add(out.header.sequenceNumber, out, now);
+    this.sentMeter.add(packet.payload.length, now);
     this.counters.packetsOut++;
     this.counters.bytesOut += packet.payload.length;
   }
@@ -103,12 +189,177 @@ export class TrackForwarder {
   /** Forget the current source, so the next packet is treated as a new one (publisher replaced). */
   resetSource(): void {
     this.source = undefined;
+    this.target = undefined;
+  }
+
+  /**
+   * The publisher's streams of this kind, lowest layer first (video; one entry without
+   * simulcast). A new set (new publisher) starts at the layer the subscriber had, or the top.
+   */
+  setLayers(layers: readonly ForwardSource[]): void {
+    if (sameLayers(layers, this.layers)) return;
+    this.layers = layers;
+    if (this.kind !== 'video' || layers.length <= 1) {
+      this.target = undefined;
+      return;
+    }
+    const chosen = this.selector.layer;
+    const index =
+      chosen === undefined ? layers.length - 1 : Math.min(Math.max(chosen, 0), layers.length - 1);
+    this.switchTo(layers[index]!, performance.now());
+  }
+
+  /** What this subscriber's stream currently is. */
+  quality(now = performance.now()): ForwarderQuality {
+    const layer = this.selector.layer;
+    const index = this.source ? this.layers.indexOf(this.source) : -1;
+    const rttS = (this.sender as unknown as { rtt?: number }).rtt;
+    return {
+      layer: index >= 0 ? index : undefined,
+      rid: this.source?.rid,
+      layers: this.layers.length,
+      weak: layer === STILL,
+      estimateBps: Math.round(
+        this.lastEstimateBps ?? this.estimate.value(now, this.sentBitrate(now)),
+      ),
+      sentBps: Math.round(this.sentBitrate(now)),
+      lossFraction: this.estimate.lossFraction,
+      rttMs: rttS === undefined ? undefined : rttS * 1000,
+      switches: this.selector.switches,
+    };
+  }
+
+  /** What the node sends this subscriber on this track, bit/s (payload). */
+  sentBitrate(now: number): number {
+    return this.sentMeter.bitsPerSecond(now);
+  }
+
+  /**
+   * Video: re-decides the layer from the subscriber's feedback and the layers' measured
+   * bitrates. `audioBps` is what the subscriber's audio takes: video gets the rest, audio is
+   * never cut to make room.
+   */
+  selectLayer(now: number, audioBps: number): void {
+    if (this.closed || this.kind !== 'video') return;
+    const layers = this.layers;
+    if (layers.length === 0) return;
+    const rttS = (this.sender as unknown as { rtt?: number }).rtt;
+    if (rttS !== undefined) this.history.setRtt(rttS * 1000);
+    const layerBps = layers.map((layer) => layer.bitrate(now));
+    let topBps = 0;
+    for (const bps of layerBps) topBps = Math.max(topBps, bps);
+    // The estimate need not grow past what the best layer takes, with room to spare.
+    this.estimate.setCeiling(Math.max(300_000, 1.5 * (topBps + audioBps)));
+    const sent = this.sentBitrate(now) + audioBps;
+    const estimate = this.estimate.value(now, sent);
+    this.lastEstimateBps = estimate;
+    const budget = estimate - audioBps;
+    const change = this.selector.update({
+      now,
+      budgetBps: budget,
+      layerBps,
+      heavyLoss: this.heavyLoss,
+    });
+    this.heavyLoss = false;
+    if (change) this.apply(change, now);
+    const lowest = layers[0]!;
+    if (this.still && now - this.lastStillRequestAt >= this.stillIntervalMs) {
+      this.lastStillRequestAt = now;
+      this.stillWanted = true;
+      lowest.requestKeyframe();
+    }
+    if (this.target && now - this.targetSince >= SWITCH_RETRY_MS) {
+      this.targetSince = now;
+      this.target.requestKeyframe();
+    }
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (const off of this.unsubscribe.splice(0)) off();
+  }
+
+  private apply(change: LayerChange, now: number): void {
+    const layers = this.layers;
+    this.log.debug('subscriber layer changed', {
+      from: change.from,
+      to: change.to,
+      reason: change.reason,
+    });
+    if (change.from !== undefined) this.counters.layerSwitches++;
+    if (change.reason === 'up' || change.reason === 'start') this.estimate.onRateRaised(now);
+    if (change.to === STILL) {
+      if (!this.still) this.counters.stillFrameEntries++;
+      this.still = true;
+      this.stillWanted = true;
+      this.lastStillRequestAt = now;
+      this.awaitKeyframe = false;
+      this.switchTo(layers[0]!, now);
+      layers[0]!.requestKeyframe();
+      return;
+    }
+    const wasStill = this.still;
+    this.still = false;
+    const next = layers[change.to];
+    if (!next) return;
+    if (next === this.source) {
+      // Leaving still-frame mode on the same layer: resume at its next keyframe.
+      this.target = undefined;
+      if (wasStill) {
+        this.awaitKeyframe = true;
+        next.requestKeyframe();
+      }
+      return;
+    }
+    this.switchTo(next, now);
+  }
+
+  /** Asks `layer` for a keyframe and forwards it from that keyframe on. */
+  private switchTo(layer: ForwardSource, now: number): void {
+    if (layer === this.source) {
+      this.target = undefined;
+      return;
+    }
+    this.target = layer;
+    this.targetSince = now;
+    layer.requestKeyframe();
+  }
+
+  /** A packet from a stream other than the current one: switch to it now? */
+  private admit(packet: RtpPacket, source: ForwardSource): boolean {
+    if (this.kind !== 'video' || source.layerCount <= 1) {
+      // One stream per kind: a new source is a reconnected publisher; take it as it comes.
+      this.target = undefined;
+      return true;
+    }
+    if (source !== this.target) return false;
+    if (!source.isKeyframeStart(packet)) return false;
+    this.target = undefined;
+    return true;
+  }
+
+  /** Still-frame mode and resumption: which packets of the current stream go out. */
+  private gate(packet: RtpPacket, source: ForwardSource): boolean {
+    const header = packet.header;
+    if (this.still && header.timestamp === this.stillTimestamp) return true;
+    const wanted = this.awaitKeyframe || this.stillWanted;
+    if (!wanted || !source.isKeyframeStart(packet)) return false;
+    // Continue the subscriber's sequence numbers right after the last packet it got.
+    this.alignSequence(header);
+    if (this.awaitKeyframe) {
+      this.awaitKeyframe = false;
+      return true;
+    }
+    this.stillWanted = false;
+    this.stillTimestamp = header.timestamp;
+    return true;
+  }
+
+  private alignSequence(header: RtpHeader): void {
+    const internals = this.internals;
+    if (internals.sequenceNumber === undefined) return;
+    internals.seqOffset = uint16Add(internals.sequenceNumber, 1 - header.sequenceNumber);
   }
 
   private switchSource(header: RtpHeader, source: ForwardSource): void {
@@ -130,6 +381,7 @@ export class TrackForwarder {
       this.log.debug('forwarder source switched', {
         kind: this.kind,
         ssrc: header.ssrc,
+        rid: source.rid,
         nextSeq: uint16Add(internals.sequenceNumber, 1),
       });
     }
@@ -161,39 +413,56 @@ export class TrackForwarder {
   private keyframeRequested(): void {
     if (this.closed) return;
     this.counters.plisFromSubscribers++;
-    this.options.onKeyframeRequest();
+    if (this.still) {
+      // Still-frame mode sends keyframes on its own schedule; a viewer that has none yet gets one.
+      if (this.stillTimestamp < 0) {
+        this.stillWanted = true;
+        this.layers[0]?.requestKeyframe();
+      }
+      return;
+    }
+    const source = this.target ?? this.source;
+    if (source) source.requestKeyframe();
+    else this.options.onKeyframeRequest();
   }
 
   private onRtcp(packet: RtcpPacket): void {
-    // PLI arrives through onPictureLossIndication; FIR only here.
-    if (
-      packet.type === PSFB &&
-      (packet as { feedback?: { count?: number } }).feedback?.count === FIR_FORMAT
-    ) {
-      this.keyframeRequested();
+    const type = packet.type;
+    if (type === PSFB) {
+      const feedback = (packet as { feedback?: { count?: number; bitrate?: bigint } }).feedback;
+      if (feedback?.count === FIR_FORMAT) {
+        // PLI arrives through onPictureLossIndication; FIR only here.
+        this.keyframeRequested();
+      } else if (feedback?.count === REMB_FORMAT && feedback.bitrate !== undefined) {
+        this.estimate.onRemb(Number(feedback.bitrate), performance.now());
+      }
+    } else if ((type === RR || type === SR) && this.kind === 'video') {
+      const reports = (packet as { reports?: { ssrc: number; fractionLost: number }[] }).reports;
+      if (!reports) return;
+      for (const report of reports) {
+        if (report.ssrc !== this.sender.ssrc) continue;
+        const loss = report.fractionLost / 256;
+        this.estimate.onReceiverReport(loss, performance.now());
+        if (loss >= HEAVY_LOSS) this.heavyLoss = true;
+      }
     }
   }
 
-  /**
-   * werift has already resent what it found in its history; count those, and resend the entries
-   * werift misses: its NACK parser does not wrap sequence numbers past 65535.
-   */
+  /** Resends what the subscriber lost from this leg's own history (RTX when negotiated). */
   private onNack(lost: number[]): void {
     if (this.closed) return;
     this.counters.nacksFromSubscribers++;
-    const cache = this.internals.rtpCache;
+    const now = performance.now();
     for (const requested of lost) {
-      const seq = requested & 0xffff;
-      const cached = cache[seq % SENDER_HISTORY_SIZE];
-      if (!cached || cached.header.sequenceNumber !== seq) continue;
-      this.counters.retransmits++;
-      if (requested !== seq) this.resend(cached);
+      const packet = this.history.get(requested & 0xffff, now);
+      if (!packet) continue;
+      if (this.resend(packet)) this.counters.retransmits++;
     }
   }
 
-  private resend(packet: RtpPacket): void {
+  private resend(packet: RtpPacket): boolean {
     const transport = this.sender.dtlsTransport;
-    if (transport?.state !== 'connected') return;
+    if (transport?.state !== 'connected') return false;
     let out = packet;
     const rtxPayloadType = this.internals.rtxPayloadType;
     if (rtxPayloadType !== undefined) {
@@ -202,5 +471,12 @@ export class TrackForwarder {
       internals.rtxSequenceNumber = uint16Add(internals.rtxSequenceNumber, 1);
     }
     transport.sendRtp(out.payload, out.header).catch(ignore);
+    return true;
   }
+}
+
+function sameLayers(a: readonly ForwardSource[], b: readonly ForwardSource[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

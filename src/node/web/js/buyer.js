@@ -15,6 +15,7 @@ import { Chat, promptText } from './chat.js';
 import { initI18n, onLanguageChange, t, timeZoneName } from './i18n.js';
 import { publisherQuality, QualityReporter } from './quality.js';
 import { exposeTestHook, inboundStats, linkQuality, MediaSession, outboundStats } from './rtc.js';
+import { WeakVideoDetector } from './weak.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,6 +54,12 @@ const state = {
   lastPrompt: undefined,
   lang: 'en',
   reconnects: 0,
+  /** Support's camera runs on still frames while their voice carries on. */
+  weakVideo: false,
+  /** The camera goes out in simulcast layers (set when the call starts). */
+  simulcast: false,
+  iceRestarts: { publish: 0, subscribe: 0 },
+  sessionIds: { publish: undefined, subscribe: undefined },
 };
 const stats = { outbound: undefined, inbound: undefined };
 /** @type {{ case?: any, iceServers?: RTCIceServer[] }} */
@@ -71,6 +78,8 @@ let clockSkewMs = 0;
 let callStartedAt = 0;
 let promptTimer;
 const staffSessions = new Set();
+/** Support may turn their camera off (no video packets at all): only a trickle counts as weak. */
+const weakVideo = new WeakVideoDetector({ requireVideoPackets: true });
 /** The publication's measured network quality goes to the node (case-data export). */
 const quality = new QualityReporter({
   caseId,
@@ -254,6 +263,34 @@ function videoSender(pc) {
     .find((tr) => tr.sender.track?.kind === 'video' || tr.receiver.track?.kind === 'video')?.sender;
 }
 
+/**
+ * Simulcast layers, lowest first: the node forwards each viewer the one its link carries. The
+ * lowest is a quarter of the picture, so it is only offered from 360 lines up.
+ */
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+const SIMULCAST_MIN_HEIGHT = 360;
+
+/** Sends `track`; video in simulcast layers when the camera is big enough and the browser agrees. */
+function addSendTransceiver(pc, track) {
+  const init = { direction: 'sendonly', streams: [localStream] };
+  const { width = 0, height = 0 } = track.kind === 'video' ? track.getSettings() : {};
+  if (track.kind === 'video' && Math.min(width, height) >= SIMULCAST_MIN_HEIGHT) {
+    try {
+      pc.addTransceiver(track, { ...init, sendEncodings: SIMULCAST.map((e) => ({ ...e })) });
+      state.simulcast = true;
+      return;
+    } catch (err) {
+      console.warn('simulcast refused; sending one layer:', err?.message ?? err);
+    }
+  }
+  if (track.kind === 'video') state.simulcast = false;
+  pc.addTransceiver(track, init);
+}
+
 function startPublisher() {
   publisher = new MediaSession({
     kind: 'whip',
@@ -263,12 +300,13 @@ function startPublisher() {
     setup: (pc) => {
       for (const track of localStream.getTracks()) {
         if (track.kind === 'video') track.contentHint = 'detail';
-        pc.addTransceiver(track, { direction: 'sendonly', streams: [localStream] });
+        addSendTransceiver(pc, track);
       }
     },
     onState: (s) => {
       state.publish = s;
       state.reconnects = publisher?.reconnects ?? 0;
+      noteSessions();
       if (s === 'connected') {
         state.fallback = false;
         clearNotice('buyer.fallback');
@@ -331,6 +369,7 @@ function startSubscriber() {
     },
     onState: (s) => {
       state.subscribe = s;
+      noteSessions();
     },
     onConnection: (c) => {
       state.connection.subscribe = c;
@@ -361,6 +400,9 @@ function stopMedia() {
   state.publish = 'idle';
   state.subscribe = 'idle';
   state.quality = 'idle';
+  weakVideo.reset();
+  state.weakVideo = false;
+  $('weak').hidden = true;
 }
 
 async function start() {
@@ -534,6 +576,15 @@ async function onEventsBroken() {
 
 // ---- stats ----
 
+/** Session ids and ICE restarts of both connections, for the test hook. */
+function noteSessions() {
+  state.sessionIds = { publish: publisher?.sessionId, subscribe: subscriber?.sessionId };
+  state.iceRestarts = {
+    publish: publisher?.iceRestarts ?? 0,
+    subscribe: subscriber?.iceRestarts ?? 0,
+  };
+}
+
 async function sampleStats() {
   if (state.phase !== 'call') return;
   try {
@@ -544,15 +595,37 @@ async function sampleStats() {
     if (subscriber?.pc) {
       stats.inbound = await inboundStats(subscriber.pc, stats.inbound);
       const v = stats.inbound.video;
+      state.weakVideo =
+        state.subscribe === 'connected' &&
+        weakVideo.update({
+          at: stats.inbound.at,
+          framesDecoded: v?.framesDecoded ?? 0,
+          videoPackets: v?.packetsReceived ?? 0,
+          audioPackets: stats.inbound.audio?.packetsReceived ?? 0,
+        });
       const prev = $('remote').dataset.frames;
-      const showing = !!v && v.width > 0 && String(v.framesDecoded) !== prev;
-      $('remote').hidden = !showing;
+      const moving = !!v && v.width > 0 && String(v.framesDecoded) !== prev;
+      // a weak link keeps its last frame on screen, with the banner saying why it is still
+      $('remote').hidden = !(moving || (state.weakVideo && !!v?.width));
       $('remote').dataset.frames = String(v?.framesDecoded ?? 0);
     }
   } catch {
     // a connection replaced mid-read: the next sample will do
   }
+  if (state.subscribe !== 'connected') {
+    weakVideo.reset();
+    state.weakVideo = false;
+  }
+  $('weak').hidden = !state.weakVideo;
+  noteSessions();
   renderQuality();
+}
+
+/** The network changed (another Wi-Fi, mobile data, back online): restart ICE on both sessions. */
+function networkChanged() {
+  if (state.phase !== 'call') return;
+  publisher?.networkChanged();
+  subscriber?.networkChanged();
 }
 
 // ---- start-up ----
@@ -622,10 +695,11 @@ async function main() {
     state.online = true;
     clearNotice('error.network');
     renderQuality();
-    if (publisher && publisher.state !== 'connected') publisher.restart();
-    if (subscriber && subscriber.state !== 'connected') subscriber.restart();
+    networkChanged();
     if (events && !events.connected) events.open();
   });
+  // a phone moving from Wi-Fi to mobile data: the old path is gone, restart ICE on the new one
+  navigator.connection?.addEventListener?.('change', networkChanged);
   window.addEventListener('pagehide', () => {
     quality.stop();
     publisher?.stop();

@@ -1,0 +1,180 @@
+/**
+ * Which simulcast layer one subscriber gets, from its estimated bandwidth and each layer's
+ * bitrate as measured at the node. Pure: the caller passes the time and the measurements.
+ *
+ * - Down promptly: when the budget stays below the current layer's bitrate for `downHoldMs`, or
+ *   at once on heavy loss; to the best layer that fits.
+ * - Up slowly, one layer at a time: only after the budget has exceeded the next layer's bitrate
+ *   × `upMargin` for `upHoldMs`. An upgrade that has to be undone within `failWindowMs` doubles the wait before
+ *   that layer is tried again (up to `maxBackoff` ×), so random loss cannot make layers flap.
+ * - When even the lowest layer does not fit: {@link STILL} (audio plus a still frame now and then).
+ */
+
+/** The subscriber gets audio and an occasional still frame of the lowest layer. */
+export const STILL = -1;
+
+export interface LayerSelectorOptions {
+  downHoldMs?: number;
+  upHoldMs?: number;
+  upMargin?: number;
+  failWindowMs?: number;
+  maxBackoff?: number;
+}
+
+export const LAYER_SELECTOR_DEFAULTS = {
+  downHoldMs: 1_000,
+  upHoldMs: 4_000,
+  upMargin: 1.3,
+  failWindowMs: 10_000,
+  maxBackoff: 8,
+} as const;
+
+export interface LayerInput {
+  now: number;
+  /** What the subscriber can take for video (its estimate minus the audio it gets), bit/s. */
+  budgetBps: number;
+  /** Measured bitrate of each layer, lowest first; 0 for a layer that is not arriving. */
+  layerBps: readonly number[];
+  /** The subscriber reports heavy loss: step down without waiting. */
+  heavyLoss?: boolean;
+}
+
+export interface LayerChange {
+  from: number | undefined;
+  to: number;
+  at: number;
+  reason: 'start' | 'down' | 'heavy_loss' | 'up' | 'layer_gone';
+}
+
+export class LayerSelector {
+  private readonly o: Required<LayerSelectorOptions>;
+  private current: number | undefined;
+  private belowSince: number | undefined;
+  private aboveSince: number | undefined;
+  private lastUp: { layer: number; at: number } | undefined;
+  private readonly backoff = new Map<number, number>();
+  private changes = 0;
+
+  constructor(options: LayerSelectorOptions = {}) {
+    this.o = { ...LAYER_SELECTOR_DEFAULTS, ...options };
+    for (const [name, value] of Object.entries(this.o)) {
+      if (!Number.isFinite(value) || value < 0) {
+        throw new Error(`layer selector: ${name} must be a non-negative number, got ${value}`);
+      }
+    }
+    if (this.o.upMargin < 1) throw new Error('layer selector: upMargin must be at least 1');
+  }
+
+  /** The chosen layer (index, or {@link STILL}); undefined before any layer has arrived. */
+  get layer(): number | undefined {
+    return this.current;
+  }
+
+  /** Layer changes so far (the first choice not counted). */
+  get switches(): number {
+    return this.changes;
+  }
+
+  /** The wait before `layer` is tried again after failed upgrades, ms. */
+  upHoldFor(layer: number): number {
+    return this.o.upHoldMs * (this.backoff.get(layer) ?? 1);
+  }
+
+  /** Decides for now; returns the change, if the choice changed. */
+  update(input: LayerInput): LayerChange | undefined {
+    const { now, budgetBps, layerBps } = input;
+    const top = highestActive(layerBps);
+    if (top < 0) return undefined; // nothing arriving: keep the choice for when it resumes
+    const current = this.current;
+    if (current === undefined) return this.change(bestFitting(layerBps, budgetBps), now, 'start');
+    if (current !== STILL && !(layerBps[current]! > 0)) {
+      // The publisher stopped sending this layer (its own uplink estimate dropped it).
+      return this.change(Math.min(bestFitting(layerBps, budgetBps), top), now, 'layer_gone');
+    }
+    if (
+      this.lastUp &&
+      this.lastUp.layer === current &&
+      now - this.lastUp.at >= this.o.failWindowMs
+    ) {
+      this.backoff.delete(current); // the upgrade held
+      this.lastUp = undefined;
+    }
+    if (current !== STILL) {
+      if (input.heavyLoss) {
+        const lower = Math.min(
+          bestFitting(layerBps, budgetBps),
+          nextActiveBelow(layerBps, current),
+        );
+        return this.change(lower, now, 'heavy_loss');
+      }
+      if (budgetBps < layerBps[current]!) {
+        this.belowSince ??= now;
+        if (now - this.belowSince >= this.o.downHoldMs) {
+          return this.change(bestFitting(layerBps, budgetBps), now, 'down');
+        }
+      } else {
+        this.belowSince = undefined;
+      }
+    }
+    const next = nextActiveAbove(layerBps, current);
+    if (next === undefined) {
+      this.aboveSince = undefined;
+      return undefined;
+    }
+    if (budgetBps >= layerBps[next]! * this.o.upMargin) {
+      this.aboveSince ??= now;
+      if (now - this.aboveSince >= this.upHoldFor(next)) {
+        // One layer at a time: each step proves the link before the next is tried.
+        return this.change(next, now, 'up');
+      }
+    } else {
+      this.aboveSince = undefined;
+    }
+    return undefined;
+  }
+
+  private change(to: number, now: number, reason: LayerChange['reason']): LayerChange | undefined {
+    const from = this.current;
+    if (from === to) return undefined;
+    this.current = to;
+    this.belowSince = undefined;
+    this.aboveSince = undefined;
+    if (from !== undefined) this.changes++;
+    if (reason === 'up') {
+      this.lastUp = { layer: to, at: now };
+    } else if (from !== undefined && from !== STILL && (to === STILL || to < from)) {
+      const up = this.lastUp;
+      if (up && from >= up.layer && now - up.at < this.o.failWindowMs) {
+        // The last upgrade did not hold: wait longer before trying that layer again.
+        const factor = Math.min(this.o.maxBackoff, (this.backoff.get(up.layer) ?? 1) * 2);
+        this.backoff.set(up.layer, factor);
+      }
+      this.lastUp = undefined;
+    }
+    return { from, to, at: now, reason };
+  }
+}
+
+function highestActive(layerBps: readonly number[]): number {
+  for (let i = layerBps.length - 1; i >= 0; i--) if (layerBps[i]! > 0) return i;
+  return -1;
+}
+
+/** The best arriving layer whose bitrate fits `budget`, or {@link STILL}. */
+function bestFitting(layerBps: readonly number[], budget: number): number {
+  for (let i = layerBps.length - 1; i >= 0; i--) {
+    const bps = layerBps[i]!;
+    if (bps > 0 && bps <= budget) return i;
+  }
+  return STILL;
+}
+
+function nextActiveBelow(layerBps: readonly number[], layer: number): number {
+  for (let i = layer - 1; i >= 0; i--) if (layerBps[i]! > 0) return i;
+  return STILL;
+}
+
+function nextActiveAbove(layerBps: readonly number[], layer: number): number | undefined {
+  for (let i = layer + 1; i < layerBps.length; i++) if (layerBps[i]! > 0) return i;
+  return undefined;
+}

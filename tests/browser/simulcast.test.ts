@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PublisherSession } from '../../src/node/media/PublisherSession.ts';
+import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
+import {
+  DESKTOP,
+  hasChromium,
+  launchBrowser,
+  type TestBrowser,
+  warnIfNoChromium,
+} from '../helpers/browser.ts';
+import { startTestNode, type TestNode } from '../helpers/node.ts';
+
+warnIfNoChromium();
+
+interface PageIds {
+  sessionIds: { publish?: string; subscribe?: string };
+  simulcast?: boolean;
+}
+
+describe.skipIf(!hasChromium)('simulcast from the buyer page to a staff viewer', () => {
+  let tn: TestNode;
+  let buyer: TestBrowser;
+  let staff: TestBrowser;
+  let caseId: string;
+
+  beforeAll(async () => {
+    tn = await startTestNode();
+    const created = tn.node.cases.create({ orderId: 'ORD-SIM', sku: 'SKU-S', reason: 'damaged' });
+    caseId = created.case.id;
+    [buyer, staff] = await Promise.all([
+      launchBrowser({ viewport: DESKTOP }),
+      launchBrowser({ viewport: DESKTOP }),
+    ]);
+    await staff.page.goto(created.links.staff.url);
+    await buyer.page.goto(created.links.buyer.url);
+    await buyer.page.click('#start');
+    await staff.page.waitForFunction(
+      () => (window.returncam?.state.framesDecoded ?? 0) > 10,
+      undefined,
+      { timeout: 30_000 },
+    );
+  });
+
+  afterAll(async () => {
+    await Promise.all([buyer?.close(), staff?.close()]);
+    await tn?.close();
+  });
+
+  it('publishes three layers and the staff viewer on a clean link gets the top one', async () => {
+    const buyerState = (await buyer.page.evaluate(
+      () => window.returncam!.state,
+    )) as unknown as PageIds;
+    expect(buyerState.simulcast).toBe(true);
+    const offer = await buyer.page.evaluate(
+      () => window.returncam!.peerConnections.publish!.localDescription!.sdp,
+    );
+    expect(offer).toMatch(/^a=simulcast:send q;h;f$/m);
+    const camera = await buyer.page.evaluate(() => {
+      const pc = window.returncam!.peerConnections.publish!;
+      const track = pc.getSenders().find((s) => s.track?.kind === 'video')!.track!;
+      return track.getSettings();
+    });
+
+    // The node receives each layer as its own stream.
+    const publisher = tn.node.rooms.publisher(
+      caseId,
+      'buyer',
+      buyerState.sessionIds.publish!,
+    ) as PublisherSession;
+    expect(publisher.videoLayers.map((l) => l.rid)).toEqual(['q', 'h', 'f']);
+    await expect
+      .poll(() => publisher.videoLayers.map((l) => l.bitrate(performance.now()) > 0), {
+        timeout: 30_000,
+      })
+      .toEqual([true, true, true]);
+
+    // The staff page plays the full picture: the top layer.
+    await expect
+      .poll(() => staff.page.evaluate(() => window.returncam!.state.videoWidth), {
+        timeout: 40_000,
+        interval: 500,
+      })
+      .toBe(camera.width);
+    const staffIds = (await staff.page.evaluate(
+      () => window.returncam!.state,
+    )) as unknown as PageIds;
+    const viewer = tn.node.rooms.session(caseId, staffIds.sessionIds.subscribe!) as
+      | SubscriberSession
+      | undefined;
+    const quality = viewer?.quality;
+    console.info(
+      `browser simulcast: camera ${camera.width}x${camera.height}; layers ${publisher.videoLayers
+        .map((l) => `${l.rid} ${Math.round(l.bitrate(performance.now()) / 1000)} kbit/s`)
+        .join(', ')}; staff ${JSON.stringify(quality)}`,
+    );
+    expect(quality).toMatchObject({ rid: 'f', layer: 2, weak: false });
+    // And stays there: a clean link does not make layers flap.
+    const switches = quality!.switches;
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    const later = viewer!.quality!;
+    console.info(`browser simulcast, 10 s later: staff ${JSON.stringify(later)}`);
+    expect(later).toMatchObject({ rid: 'f', layer: 2, weak: false });
+    expect(later.switches - switches).toBeLessThanOrEqual(0);
+  });
+});

@@ -1,0 +1,465 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RtpHeader, RtpPacket } from 'werift';
+import { seededRandom } from '../../src/bench/clients/rtp.ts';
+import { KeyframeThrottle } from '../../src/node/media/KeyframeThrottle.ts';
+import { isKeyframeStart } from '../../src/node/media/keyframes.ts';
+import { type LayerChange, LayerSelector, STILL } from '../../src/node/media/LayerSelector.ts';
+import { LinkEstimate } from '../../src/node/media/LinkEstimate.ts';
+import { RateMeter } from '../../src/node/media/RateMeter.ts';
+import { RetransmitHistory } from '../../src/node/media/RetransmitHistory.ts';
+import { checkOffer } from '../../src/node/media/sdp.ts';
+
+/** Three simulcast layers as a phone sends them: q, h, f. */
+const LAYERS = [150_000, 500_000, 1_500_000];
+const TICK = 250;
+
+/** Runs a selector over `ms` of ticks with `budget(t)`; returns every change. */
+function run(
+  selector: LayerSelector,
+  from: number,
+  ms: number,
+  budget: (t: number) => number,
+  layers: (t: number) => readonly number[] = () => LAYERS,
+  heavyLoss: (t: number) => boolean = () => false,
+): LayerChange[] {
+  const changes: LayerChange[] = [];
+  for (let t = from; t <= from + ms; t += TICK) {
+    const change = selector.update({
+      now: t,
+      budgetBps: budget(t),
+      layerBps: layers(t),
+      heavyLoss: heavyLoss(t),
+    });
+    if (change) changes.push(change);
+  }
+  return changes;
+}
+
+describe('LayerSelector', () => {
+  it.each([
+    [5_000_000, 2],
+    [1_500_000, 2],
+    [1_000_000, 1],
+    [200_000, 0],
+    [100_000, STILL],
+  ])('starts a subscriber with %i bit/s to spare on layer %i', (budget, layer) => {
+    const s = new LayerSelector();
+    expect(s.update({ now: 0, budgetBps: budget, layerBps: LAYERS })).toMatchObject({
+      from: undefined,
+      to: layer,
+      reason: 'start',
+    });
+    expect(s.switches).toBe(0);
+  });
+
+  it('decides nothing until a layer arrives, then starts', () => {
+    const s = new LayerSelector();
+    expect(s.update({ now: 0, budgetBps: 1e7, layerBps: [0, 0, 0] })).toBeUndefined();
+    expect(s.layer).toBeUndefined();
+    expect(s.update({ now: 250, budgetBps: 1e7, layerBps: LAYERS })?.to).toBe(2);
+  });
+
+  it('goes down one second after the budget falls below the current layer, not before', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    // At t = 10 s the link drops to 700 kbit/s: top layer no longer fits, the middle one does.
+    const changes = run(s, 250, 20_000, (t) => (t < 10_000 ? 3e6 : 700_000));
+    expect(changes).toHaveLength(1);
+    expect(changes[0]).toMatchObject({ from: 2, to: 1, reason: 'down' });
+    expect(changes[0]!.at).toBeGreaterThanOrEqual(11_000);
+    expect(changes[0]!.at).toBeLessThanOrEqual(11_000 + TICK);
+  });
+
+  it('ignores a dip shorter than the down hold', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    const changes = run(s, 250, 20_000, (t) => (t >= 5_000 && t < 5_750 ? 400_000 : 3e6));
+    expect(changes).toEqual([]);
+  });
+
+  it('goes down at once on heavy loss, without waiting for the estimate', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    const changes = run(
+      s,
+      250,
+      2_000,
+      () => 3e6,
+      () => LAYERS,
+      (t) => t === 1_000,
+    );
+    expect(changes[0]).toMatchObject({ from: 2, to: 1, reason: 'heavy_loss', at: 1_000 });
+  });
+
+  it('goes up only after the budget has exceeded the next layer × 1.3 for four seconds', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 200_000, layerBps: LAYERS });
+    expect(s.layer).toBe(0);
+    // 600 kbit/s fits the middle layer (500 k) but not with the 1.3 margin: stay.
+    expect(run(s, 250, 30_000, () => 600_000)).toEqual([]);
+    // 700 kbit/s clears 650 k: up, four seconds later.
+    const changes = run(s, 30_250, 10_000, () => 700_000);
+    expect(changes).toHaveLength(1);
+    expect(changes[0]).toMatchObject({ from: 0, to: 1, reason: 'up' });
+    expect(changes[0]!.at - 30_250).toBeGreaterThanOrEqual(4_000);
+    expect(changes[0]!.at - 30_250).toBeLessThanOrEqual(4_000 + TICK);
+  });
+
+  it('falls back to still frames when even the lowest layer does not fit, and leaves slowly', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 300_000, layerBps: LAYERS });
+    const down = run(s, 250, 5_000, () => 60_000);
+    expect(down.map((c) => c.to)).toEqual([STILL]);
+    expect(down[0]!.at).toBeLessThanOrEqual(1_000 + 2 * TICK);
+    // Enough for the lowest layer with margin at t = 10 s: back to layer 0 four seconds later.
+    const up = run(s, 5_250, 20_000, (t) => (t < 10_000 ? 60_000 : 250_000));
+    expect(up).toHaveLength(1);
+    expect(up[0]).toMatchObject({ from: STILL, to: 0, reason: 'up' });
+    expect(up[0]!.at).toBeGreaterThanOrEqual(14_000);
+  });
+
+  it('leaves a layer the publisher stopped sending at once', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    const changes = run(
+      s,
+      250,
+      2_000,
+      () => 3e6,
+      (t) => (t >= 1_000 ? [150_000, 500_000, 0] : LAYERS),
+    );
+    expect(changes).toEqual([{ from: 2, to: 1, at: 1_000, reason: 'layer_gone' }]);
+  });
+
+  it('waits twice as long before retrying an upgrade that failed', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 700_000, layerBps: LAYERS });
+    expect(s.layer).toBe(1);
+    expect(s.upHoldFor(2)).toBe(4_000);
+    // The estimate says the top layer fits; after the upgrade the link proves it does not.
+    let upAt = -1;
+    const changes = run(s, 250, 12_000, (t) => (upAt >= 0 && t > upAt + 1_500 ? 900_000 : 2.5e6));
+    upAt = changes[0]?.at ?? -1;
+    expect(changes[0]).toMatchObject({ to: 2, reason: 'up' });
+    const more = run(s, 12_250, 3_000, () => 900_000);
+    expect(more.map((c) => c.to)).toEqual([1]);
+    expect(s.upHoldFor(2)).toBe(8_000);
+  });
+
+  it('does not flap under random loss: a bounded number of switches where a naive rule flaps', () => {
+    /** Ten minutes of a link whose loss is random (0–16 % per report, seeded): the estimate
+     * wanders around the middle layer's up threshold; layers are measured with ±15 % noise. */
+    const trace = (selector: LayerSelector) => {
+      const random = seededRandom(42);
+      const estimate = new LinkEstimate({ startBps: 700_000 });
+      const changes: LayerChange[] = [];
+      for (let t = 0; t <= 600_000; t += TICK) {
+        if (t % 1_000 === 0) {
+          // Mostly light loss, now and then a burst of 10–16 %.
+          const loss = random() < 0.8 ? 0.03 * random() : 0.1 + 0.06 * random();
+          estimate.onReceiverReport(loss, t);
+        }
+        const layerBps = LAYERS.map((bps) => bps * (0.85 + 0.3 * random()));
+        estimate.setCeiling(800_000);
+        const noise = 0.8 + 0.4 * random();
+        const budget = estimate.value(t, 0) * noise - 40_000;
+        const change = selector.update({ now: t, budgetBps: budget, layerBps });
+        if (change) changes.push(change);
+      }
+      return changes;
+    };
+    const naive = trace(
+      new LayerSelector({ downHoldMs: 0, upHoldMs: 0, upMargin: 1, maxBackoff: 1 }),
+    );
+    expect(naive.length).toBeGreaterThan(50);
+    const changes = trace(new LayerSelector());
+    console.info(`random loss: naive rule ${naive.length} switches, selector ${changes.length}`);
+    expect(changes.length).toBeLessThanOrEqual(8);
+  });
+
+  it('on a link that cannot carry the top layer, tries it with growing pauses, a bounded number of times', () => {
+    const random = seededRandom(7);
+    const estimate = new LinkEstimate();
+    const s = new LayerSelector();
+    const changes: LayerChange[] = [];
+    let topMs = 0;
+    const capacity = 1_000_000;
+    for (let t = 0; t <= 300_000; t += TICK) {
+      const layerBps = LAYERS.map((bps) => bps * (0.9 + 0.2 * random()));
+      const sent = (s.layer === undefined || s.layer < 0 ? 0 : layerBps[s.layer]!) + 40_000;
+      if (t % 1_000 === 0) {
+        // Random loss of 0–4 %, plus whatever exceeds the link.
+        const overflow = Math.max(0, sent - capacity) / sent;
+        estimate.onReceiverReport(Math.min(1, 0.04 * random() + overflow), t);
+      }
+      estimate.setCeiling(1.5 * (layerBps[2]! + 40_000));
+      const change = s.update({
+        now: t,
+        budgetBps: estimate.value(t, sent) - 40_000,
+        layerBps,
+        heavyLoss: false,
+      });
+      if (change) changes.push(change);
+      if (s.layer === 2) topMs += TICK;
+    }
+    const ups = changes.filter((c) => c.reason === 'up' && c.to === 2);
+    expect(ups.length).toBeGreaterThan(0);
+    expect(ups.length).toBeLessThanOrEqual(10);
+    expect(topMs / 300_000).toBeLessThan(0.15);
+    expect(s.layer).toBe(1);
+  });
+});
+
+describe('LinkEstimate', () => {
+  it('grows about 8 % a second under 2 % loss, holds between 2 and 10 %, cuts by loss/2 above', () => {
+    const e = new LinkEstimate({ startBps: 1_000_000 });
+    for (let t = 1_000; t <= 10_000; t += 1_000) e.onReceiverReport(0.01, t);
+    expect(e.value(10_000, 0)).toBeCloseTo(1_000_000 * 1.08 ** 10, -3);
+    const grown = e.value(10_000, 0);
+    e.onReceiverReport(0.05, 11_000);
+    expect(e.value(11_000, 0)).toBeCloseTo(grown, 0);
+    e.onReceiverReport(0.3, 12_000);
+    expect(e.value(12_000, 0)).toBeCloseTo(grown * 0.85, 0);
+  });
+
+  it('never grows past its ceiling, and cuts from the ceiling', () => {
+    const e = new LinkEstimate({ startBps: 2_000_000 });
+    e.setCeiling(800_000);
+    expect(e.value(0, 0)).toBe(800_000);
+    for (let t = 1_000; t <= 20_000; t += 1_000) e.onReceiverReport(0, t);
+    expect(e.value(20_000, 0)).toBe(800_000);
+    e.onReceiverReport(0.2, 21_000);
+    expect(e.value(21_000, 0)).toBeCloseTo(720_000, 0);
+  });
+
+  it('is held down by a REMB below what is sent, not by one at the receiver growth ceiling', () => {
+    const e = new LinkEstimate({ startBps: 2_000_000 });
+    e.onRemb(300_000, 0);
+    expect(e.value(100, 1_000_000)).toBe(300_000);
+    // 1.5 × a 200 k stream: the receiver's estimator has simply stopped growing.
+    e.onRemb(300_000, 200);
+    expect(e.value(300, 200_000)).toBe(2_000_000);
+    // A REMB older than three seconds no longer counts.
+    expect(e.value(4_000, 1_000_000)).toBe(2_000_000);
+  });
+
+  it('refuses unusable options', () => {
+    expect(() => new LinkEstimate({ startBps: -1 })).toThrow(/startBps/);
+  });
+});
+
+describe('KeyframeThrottle', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('sends at most one request per window; one inside the window goes out when it ends', () => {
+    const sent: number[] = [];
+    const throttle = new KeyframeThrottle({
+      intervalMs: 500,
+      now: () => Date.now(),
+      send: () => {
+        sent.push(Date.now());
+        return true;
+      },
+    });
+    const start = Date.now();
+    throttle.request();
+    expect(sent).toEqual([start]);
+    vi.advanceTimersByTime(100);
+    throttle.request();
+    throttle.request();
+    expect(sent).toHaveLength(1);
+    expect(throttle.pending).toBe(true);
+    vi.advanceTimersByTime(399);
+    expect(sent).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(sent).toEqual([start, start + 500]);
+    // A request every 50 ms for 3 s: one per window, never closer than 500 ms.
+    for (let i = 0; i < 60; i++) {
+      throttle.request();
+      vi.advanceTimersByTime(50);
+    }
+    vi.advanceTimersByTime(1_000);
+    const gaps = sent.slice(1).map((t, i) => t - sent[i]!);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(500);
+    expect(sent.length).toBeLessThanOrEqual(2 + 7);
+    expect(sent.length).toBeGreaterThanOrEqual(2 + 6);
+    throttle.close();
+  });
+
+  it('keeps no window open when a request could not be sent', () => {
+    let ok = false;
+    let calls = 0;
+    const throttle = new KeyframeThrottle({
+      intervalMs: 500,
+      now: () => Date.now(),
+      send: () => {
+        calls++;
+        return ok;
+      },
+    });
+    throttle.request();
+    ok = true;
+    throttle.request();
+    expect(calls).toBe(2);
+    throttle.close();
+    throttle.request();
+    vi.advanceTimersByTime(1_000);
+    expect(calls).toBe(2);
+  });
+
+  it('throttles each stream on its own', () => {
+    const sent: string[] = [];
+    const layers = ['q', 'h', 'f'].map(
+      (rid) =>
+        new KeyframeThrottle({
+          intervalMs: 500,
+          now: () => Date.now(),
+          send: () => sent.push(rid) > 0,
+        }),
+    );
+    for (const layer of layers) layer.request();
+    for (const layer of layers) layer.request();
+    expect(sent).toEqual(['q', 'h', 'f']);
+    vi.advanceTimersByTime(500);
+    expect(sent).toEqual(['q', 'h', 'f', 'q', 'h', 'f']);
+  });
+});
+
+function packet(seq: number, payload = Buffer.alloc(10)): RtpPacket {
+  return new RtpPacket(new RtpHeader({ sequenceNumber: seq, payloadType: 96, ssrc: 1 }), payload);
+}
+
+describe('RetransmitHistory', () => {
+  it('answers within max(1 s, 3 × RTT) and forgets older packets', () => {
+    const h = new RetransmitHistory();
+    h.add(100, packet(100), 0);
+    expect(h.get(100, 900)).toBeDefined();
+    expect(h.get(100, 1_100)).toBeUndefined();
+    h.setRtt(700);
+    expect(h.windowMs).toBe(2_100);
+    expect(h.get(100, 2_000)).toBeDefined();
+    expect(h.get(101, 10)).toBeUndefined();
+  });
+
+  it('grows to hold a window of a fast stream on a long round trip, across sequence wrap', () => {
+    const h = new RetransmitHistory({ initialCapacity: 128 });
+    h.setRtt(700);
+    // 1.5 Mbit/s of 1100-byte packets: ~170 packets a second, 2.1 s window ≈ 360 packets.
+    let seq = 65_300;
+    for (let i = 0; i < 400; i++) {
+      h.add(seq & 0xffff, packet(seq & 0xffff), i * 6);
+      seq++;
+    }
+    expect(h.capacity).toBeGreaterThanOrEqual(512);
+    const now = 400 * 6;
+    // The packet sent 2 s ago (≈ 333 packets back) is still there; wrap-around included.
+    const back = (seq - 333) & 0xffff;
+    expect(h.get(back, now)?.header.sequenceNumber).toBe(back);
+    expect(h.get((seq - 1) & 0xffff, now)).toBeDefined();
+  });
+
+  it('refuses capacities that are not powers of two', () => {
+    expect(() => new RetransmitHistory({ initialCapacity: 100 })).toThrow(/powers of two/);
+  });
+});
+
+describe('RateMeter', () => {
+  it('measures bits per second over its window and forgets old traffic', () => {
+    const m = new RateMeter(1_000, 10);
+    for (let t = 0; t < 1_000; t += 10) m.add(125, t); // 100 × 125 B in a second = 100 kbit/s
+    expect(m.bitsPerSecond(999)).toBe(100_000);
+    expect(m.bitsPerSecond(1_550)).toBeCloseTo(40_000, -3);
+    expect(m.bitsPerSecond(5_000)).toBe(0);
+  });
+});
+
+describe('keyframe detection', () => {
+  const vp8 = (descriptor: number[], firstByte: number) =>
+    Buffer.from([...descriptor, firstByte, 0, 0, 0x9d, 0x01, 0x2a]);
+  const h264 = (bytes: number[]) => Buffer.from(bytes);
+
+  it.each([
+    ['VP8 keyframe start', vp8([0x10], 0x00), 'VP8', true],
+    ['VP8 interframe start', vp8([0x10], 0x01), 'VP8', false],
+    ['VP8 keyframe continuation (S=0)', vp8([0x00], 0x00), 'VP8', false],
+    ['VP8 keyframe start, 15-bit picture id', vp8([0x90, 0x80, 0x81, 0x23], 0x00), 'VP8', true],
+    ['VP8 start of partition 1', vp8([0x11], 0x00), 'VP8', false],
+    ['H.264 IDR single NAL', h264([0x65, 0x88]), 'H264', true],
+    ['H.264 non-IDR single NAL', h264([0x41, 0x9a]), 'H264', false],
+    [
+      'H.264 STAP-A with SPS',
+      h264([0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce]),
+      'H264',
+      true,
+    ],
+    ['H.264 STAP-A of SEI only', h264([0x18, 0x00, 0x02, 0x06, 0x05]), 'H264', false],
+    ['H.264 FU-A start of IDR', h264([0x7c, 0x85, 0x88]), 'H264', true],
+    ['H.264 FU-A middle of IDR', h264([0x7c, 0x05, 0x88]), 'H264', false],
+    ['H.264 FU-A start of non-IDR', h264([0x5c, 0x81, 0x9a]), 'H264', false],
+  ] as const)('%s', (_name, payload, codec, expected) => {
+    expect(isKeyframeStart(payload, codec)).toBe(expected);
+  });
+});
+
+describe('checkOffer: simulcast publishers', () => {
+  const offer = (video: string[], audio: string[] = []) =>
+    [
+      'v=0',
+      'o=- 1 1 IN IP4 0.0.0.0',
+      's=-',
+      't=0 0',
+      'a=ice-ufrag:abcd',
+      'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+      'a=fingerprint:sha-256 AB:CD:EF',
+      ...(audio.length > 0
+        ? [
+            'm=audio 9 UDP/TLS/RTP/SAVPF 111',
+            'a=mid:0',
+            'a=sendonly',
+            'a=rtpmap:111 opus/48000/2',
+            ...audio,
+          ]
+        : []),
+      'm=video 9 UDP/TLS/RTP/SAVPF 96',
+      'a=mid:1',
+      'a=sendonly',
+      'a=rtpmap:96 VP8/90000',
+      ...video,
+      '',
+    ].join('\r\n');
+  const RID_EXT = 'a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
+  const layers = (...rids: string[]) => [
+    ...rids.map((r) => `a=rid:${r} send`),
+    `a=simulcast:send ${rids.join(';')}`,
+  ];
+
+  it("accepts Chrome's simulcast offer: rids and the rid extension, no a=ssrc", () => {
+    const media = checkOffer(offer([RID_EXT, ...layers('q', 'h', 'f')]), 'publish');
+    expect(media[0]?.rids.map((r) => r.id)).toEqual(['q', 'h', 'f']);
+  });
+
+  it.each([
+    [[...layers('q', 'h', 'f')], /rtp-stream-id header extension/],
+    [[RID_EXT, ...layers('q')], /1 "a=rid:<id> send" layer\(s\); send 2 to 3/],
+    [[RID_EXT, ...layers('a', 'b', 'c', 'd')], /4 "a=rid:<id> send" layer/],
+    [[RID_EXT, 'a=rid:q send', 'a=rid:q send', 'a=simulcast:send q;q'], /repeats a simulcast rid/],
+    [[RID_EXT, 'a=rid:q', 'a=simulcast:send q'], /malformed a=rid/],
+    [['a=ssrc:1 cname:x'].slice(0, 0), /declares no a=ssrc/],
+  ])(
+    'refuses an unusable simulcast offer with a message that says what to fix (%#)',
+    (video, message) => {
+      expect(() => checkOffer(offer(video), 'publish')).toThrow(message);
+    },
+  );
+
+  it('refuses simulcast on audio', () => {
+    expect(() =>
+      checkOffer(offer(['a=ssrc:1 cname:x'], [RID_EXT, ...layers('a', 'b')]), 'publish'),
+    ).toThrow(/audio m-line \(mid 0\) uses simulcast; only video may/);
+  });
+});
