@@ -7,6 +7,15 @@ import { parseDuration } from '../../core/duration.ts';
 import { HttpError } from '../../core/errors.ts';
 import { type CaseService, PAGE_EVENT_TYPES } from '../cases/CaseService.ts';
 import { recordingsDisk } from '../fleet/health.ts';
+import {
+  buildSdpFrag,
+  iceEntityTag,
+  ifMatchHolds,
+  parseSdpFrag,
+  type RemoteIceFragment,
+  SDPFRAG_TYPE,
+  SdpFragError,
+} from '../media/iceRestart.ts';
 import type { RoomManager } from '../media/RoomManager.ts';
 import type { ChainedEvent } from '../store/eventChain.ts';
 import type { Role } from '../store/Store.ts';
@@ -53,7 +62,7 @@ const CORS = {
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Allow-Methods': 'GET, POST, DELETE, PATCH, OPTIONS',
   'Access-Control-Allow-Headers': 'Authorization, Content-Type, If-Match, Last-Event-ID',
-  'Access-Control-Expose-Headers': 'Location, ETag, Link, Accept-Post',
+  'Access-Control-Expose-Headers': 'Location, ETag, Link, Accept-Post, Accept-Patch',
   'Access-Control-Max-Age': '600',
 };
 
@@ -296,7 +305,7 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       res.end();
     });
     router.on('OPTIONS', `/${kind}/:caseId/:sessionId`, ({ res }) => {
-      res.writeHead(204, CORS);
+      res.writeHead(204, { ...CORS, 'Accept-Patch': SDPFRAG_TYPE });
       res.end();
     });
     router.on('POST', `/${kind}/:caseId`, async (ctx) => {
@@ -327,7 +336,8 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
         ...CORS,
         'Content-Type': 'application/sdp',
         Location: `/${kind}/${caseId}/${sessionId}`,
-        ETag: `"${sessionId}"`,
+        ETag: iceEntityTag(sessionId, 0),
+        'Accept-Patch': SDPFRAG_TYPE,
       });
       ctx.res.end(answerSdp);
     });
@@ -344,16 +354,53 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       ctx.res.writeHead(200, CORS);
       ctx.res.end();
     });
-    router.on('PATCH', `/${kind}/:caseId/:sessionId`, () => {
-      throw new HttpError(
-        405,
-        'trickle_unsupported',
-        'trickle ICE is not used: the answer already carries every candidate',
-        {
-          Allow: 'DELETE',
-          ...CORS,
-        },
-      );
+    // trickle ICE and ICE restart (RFC 9725 section 4.3)
+    router.on('PATCH', `/${kind}/:caseId/:sessionId`, async (ctx) => {
+      const caseId = ctx.params.caseId!;
+      const sessionId = ctx.params.sessionId!;
+      const who = cases.authorize(caseId, bearerToken(ctx.req), { write: true });
+      const body = await readBody(ctx.req, limits.sdpBytes, [SDPFRAG_TYPE]);
+      const session = rooms.session(caseId, sessionId);
+      const direction = kind === 'whip' ? 'publish' : 'subscribe';
+      if (!session || session.direction !== direction || session.role !== who.role) {
+        throw new HttpError(
+          404,
+          'session_not_found',
+          `no live ${kind.toUpperCase()} session ${sessionId} in case ${caseId} for this link; start a new one with POST /${kind}/${caseId}`,
+          CORS,
+        );
+      }
+      const ifMatch = ctx.req.headers['if-match'];
+      if (!ifMatchHolds(ifMatch, session.iceEntityTag)) {
+        throw new HttpError(
+          412,
+          'precondition_failed',
+          `If-Match ${ifMatch} does not match the session's current entity-tag ${session.iceEntityTag} (an ICE restart changed it); use If-Match: * to restart ICE`,
+          { ...CORS, ETag: session.iceEntityTag },
+        );
+      }
+      let fragment: RemoteIceFragment;
+      try {
+        fragment = parseSdpFrag(body.toString('utf8'));
+      } catch (err) {
+        if (err instanceof SdpFragError) throw new HttpError(400, 'bad_sdpfrag', err.message, CORS);
+        throw err;
+      }
+      const local = await session.patchIce(fragment);
+      if (!local) {
+        ctx.res.writeHead(204, { ...CORS, ETag: session.iceEntityTag });
+        ctx.res.end();
+        return;
+      }
+      const text = buildSdpFrag(local);
+      ctx.res.writeHead(200, {
+        ...CORS,
+        'Content-Type': SDPFRAG_TYPE,
+        'Content-Length': Buffer.byteLength(text),
+        ETag: session.iceEntityTag,
+        'Cache-Control': 'no-store',
+      });
+      ctx.res.end(text);
     });
   }
 

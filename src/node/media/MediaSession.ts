@@ -1,18 +1,47 @@
 import { RTCPeerConnection } from 'werift';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
+import { shapePublisherAnswer } from './answer.ts';
+import {
+  addTrickledCandidates,
+  applyIceRestart,
+  iceCredentialsOf,
+  iceEntityTag,
+  type LocalIce,
+  type RemoteIceFragment,
+  startRestartedIce,
+} from './iceRestart.ts';
 import { SafeEvent } from './SafeEvent.ts';
 import { sanitizeOffer } from './sdp.ts';
-import type {
-  MediaCounters,
-  MediaOptions,
-  Role,
-  SessionDirection,
-  SessionEndedInfo,
-  SessionEndReason,
-  SessionInfo,
+import {
+  extensionIdTable,
+  TRANSPORT_CC_URI,
+  TransportFeedbackGenerator,
+  transportSequenceNumber,
+} from './twcc.ts';
+import {
+  DEFAULT_MAX_BITRATE_KBPS,
+  type MediaCounters,
+  type MediaOptions,
+  type Role,
+  type SessionDirection,
+  type SessionEndedInfo,
+  type SessionEndReason,
+  type SessionInfo,
 } from './types.ts';
-import { peerConfig } from './werift.ts';
+import {
+  connectionRtcpSsrc,
+  disableWeriftTwcc,
+  negotiatedExtensionIds,
+  peerConfig,
+  sendRawRtcp,
+  tapIncomingRtp,
+} from './werift.ts';
+
+/** How often a publisher connection gets transport-wide congestion control feedback. */
+export const TRANSPORT_FEEDBACK_INTERVAL_MS = 50;
+/** Feedback goes out early once this many sequence numbers wait (a burst, e.g. a bandwidth probe). */
+const TRANSPORT_FEEDBACK_EARLY_PACKETS = 100;
 
 export interface MediaSessionTimeouts {
   /** How long ICE gathering may take before the answer is refused. */
@@ -52,7 +81,9 @@ export abstract class MediaSession {
   readonly onConnected: SafeEvent<SessionInfo>;
   /** Emitted once, when the session closes for any reason. */
   readonly onEnded: SafeEvent<SessionEndedInfo>;
-  protected readonly pc: RTCPeerConnection;
+  private peer: RTCPeerConnection | undefined;
+  private transportFeedback: TransportFeedbackGenerator | undefined;
+  private untapRtp: (() => void) | undefined;
   protected readonly log: Logger;
   protected readonly counters: MediaCounters;
   private readonly timeouts: MediaSessionTimeouts;
@@ -72,9 +103,34 @@ export abstract class MediaSession {
     this.onIceConnected = new SafeEvent('iceConnected', reportError);
     this.onConnected = new SafeEvent('connected', reportError);
     this.onEnded = new SafeEvent('ended', reportError);
-    this.pc = new RTCPeerConnection(peerConfig(options.media));
-    this.pc.iceConnectionStateChange.subscribe((state) => this.onIceState(state));
-    this.pc.connectionStateChange.subscribe((state) => this.onConnectionState(state));
+  }
+
+  /**
+   * The session's werift peer connection, created on first use: its configuration depends on
+   * `direction`, which subclasses set after this constructor has run.
+   */
+  protected get pc(): RTCPeerConnection {
+    if (!this.peer) {
+      if (this.direction !== 'publish' && this.direction !== 'subscribe') {
+        throw new Error('MediaSession: the peer connection was used before `direction` was set');
+      }
+      const pc = new RTCPeerConnection(peerConfig(this.options.media, this.direction));
+      pc.iceConnectionStateChange.subscribe((state) => this.onIceState(state));
+      pc.connectionStateChange.subscribe((state) => this.onConnectionState(state));
+      this.peer = pc;
+    }
+    return this.peer;
+  }
+
+  /** Most video this session's publisher may send, kbit/s (its role's configured ceiling). */
+  get maxVideoBitrateKbps(): number {
+    const role = this.options.role;
+    return this.options.media.maxBitrateKbps?.[role] ?? DEFAULT_MAX_BITRATE_KBPS[role];
+  }
+
+  /** Transport-wide congestion control feedback sent so far (publishers that negotiated it). */
+  get transportFeedbackStats(): TransportFeedbackGenerator['stats'] | undefined {
+    return this.transportFeedback?.stats;
   }
 
   get sessionId(): string {
@@ -110,16 +166,23 @@ export abstract class MediaSession {
     try {
       this.beforeOffer();
       try {
-        await this.pc.setRemoteDescription({ type: 'offer', sdp: sanitizeOffer(offerSdp) });
+        await this.pc.setRemoteDescription({
+          type: 'offer',
+          sdp: sanitizeOffer(offerSdp, this.direction),
+        });
       } catch (err) {
         throw new HttpError(400, 'bad_sdp', `SDP offer was rejected: ${errorMessage(err)}`);
       }
+      if (this.direction === 'publish') this.startTransportFeedback();
       this.afterOffer();
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       await this.gathered();
-      const sdp = this.pc.localDescription?.sdp;
+      let sdp = this.pc.localDescription?.sdp;
       if (!sdp) throw new Error('werift produced no local description');
+      if (this.direction === 'publish') {
+        sdp = shapePublisherAnswer(sdp, { maxVideoKbps: this.maxVideoBitrateKbps });
+      }
       this.startTimer(this.timeouts.connectMs, () => {
         if (!this.dtlsConnected) this.close('connect_timeout');
       });
@@ -141,6 +204,8 @@ export abstract class MediaSession {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.disconnectTimer = undefined;
+    this.untapRtp?.();
+    this.untapRtp = undefined;
     try {
       this.onClose();
     } catch (err) {
@@ -151,8 +216,7 @@ export abstract class MediaSession {
     this.onIceConnected.clear();
     this.onConnected.clear();
     this.onEnded.clear();
-    this.pc
-      .close()
+    (this.peer?.close() ?? Promise.resolve())
       .catch((err: unknown) => {
         this.log.warn('peer connection close failed', { error: errorMessage(err) });
       })
@@ -168,6 +232,37 @@ export abstract class MediaSession {
   protected onClose(): void {}
   /** Called once when DTLS is connected. */
   protected connectedHook(): void {}
+
+  /**
+   * Answers the publisher's transport-wide sequence numbers with the node's own feedback
+   * (`twcc.ts`) instead of werift's, when the offer negotiated them: every RTP packet of the
+   * connection, any SSRC, is recorded as it arrives; feedback leaves every
+   * {@link TRANSPORT_FEEDBACK_INTERVAL_MS} ms, or sooner after a burst.
+   */
+  private startTransportFeedback(): void {
+    disableWeriftTwcc(this.pc);
+    if (this.transportFeedback) return;
+    const ids = negotiatedExtensionIds(this.pc, TRANSPORT_CC_URI);
+    if (ids.length === 0) return;
+    const extensionIds = extensionIdTable(ids);
+    const generator = new TransportFeedbackGenerator({
+      senderSsrc: connectionRtcpSsrc(this.pc) ?? 1,
+    });
+    this.transportFeedback = generator;
+    const send = () => {
+      const feedback = generator.flush();
+      for (let i = 0; i < feedback.length; i++) sendRawRtcp(this.pc, feedback[i]!);
+    };
+    this.untapRtp = tapIncomingRtp(this.pc, (packet) => {
+      const seq = transportSequenceNumber(packet.header.extensions, extensionIds);
+      if (seq === undefined) return;
+      generator.record(seq, performance.now() * 1000, packet.header.ssrc);
+      if (generator.pending >= TRANSPORT_FEEDBACK_EARLY_PACKETS) send();
+    });
+    const timer = setInterval(send, TRANSPORT_FEEDBACK_INTERVAL_MS);
+    timer.unref();
+    this.timers.add(timer as NodeJS.Timeout);
+  }
 
   private async gathered(): Promise<void> {
     if (this.pc.iceGatheringState === 'complete') return;
@@ -257,5 +352,68 @@ export abstract class MediaSession {
         this.close('closed');
         break;
     }
+  }
+
+  // ---- ICE restart and trickle ICE (WHIP/WHEP PATCH, RFC 9725 section 4.3) ----
+
+  private iceRestarts = 0;
+  private icePatching: Promise<unknown> = Promise.resolve();
+
+  /** The session's strong entity-tag; every ICE restart gives it a new one. */
+  get iceEntityTag(): string {
+    return iceEntityTag(this.options.sessionId, this.iceRestarts);
+  }
+
+  /**
+   * Applies a PATCH fragment, one at a time. New credentials restart ICE on the same session
+   * (media, recording and forwarding carry on) and resolve with the node's new credentials and
+   * candidates; a trickle fragment (same or no credentials) adds its candidates and resolves
+   * undefined. A restart that finds no working pair within the connect timeout ends the session.
+   */
+  patchIce(fragment: RemoteIceFragment): Promise<LocalIce | undefined> {
+    const run = async (): Promise<LocalIce | undefined> => {
+      if (this.closed) {
+        throw new HttpError(404, 'session_not_found', `session ${this.sessionId} has ended`);
+      }
+      const current = iceCredentialsOf(this.pc.remoteDescription?.sdp ?? '');
+      const next = fragment.credentials;
+      if (!next || (current && next.ufrag === current.ufrag && next.pwd === current.pwd)) {
+        await addTrickledCandidates(this.pc, fragment);
+        return undefined;
+      }
+      const local = await applyIceRestart(this.pc, fragment);
+      this.iceRestarts++;
+      // the old path is gone on purpose: only a failed restart may end the session now
+      if (this.disconnectTimer) {
+        clearTimeout(this.disconnectTimer);
+        this.timers.delete(this.disconnectTimer);
+        this.disconnectTimer = undefined;
+      }
+      const transport = this.pc.iceTransports[0];
+      // checks that fail surface as ICE 'failed', which ends the session (onIceState)
+      if (transport) {
+        void startRestartedIce(transport, this.timeouts.connectMs, () => this.closed).then(
+          (connected) => {
+            if (!connected || this.closed) return;
+            // packets sent while no pair was nominated are lost: start again from a keyframe
+            try {
+              this.connectedHook();
+            } catch (err) {
+              this.log.error('session reconnect handler failed', { error: errorMessage(err) });
+            }
+          },
+        );
+      }
+      const generation = this.iceRestarts;
+      this.startTimer(this.timeouts.connectMs, () => {
+        if (generation !== this.iceRestarts) return;
+        if (this.pc.iceTransports[0]?.state !== 'connected') this.close('ice_failed');
+      });
+      this.log.info('ICE restarted', { restarts: this.iceRestarts });
+      return local;
+    };
+    const result = this.icePatching.then(run, run);
+    this.icePatching = result.catch(() => {});
+    return result;
   }
 }

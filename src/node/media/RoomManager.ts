@@ -114,6 +114,11 @@ export class RoomManager {
     return publisher?.sessionId === sessionId ? publisher : undefined;
   }
 
+  /** A live session of a case (WHIP/WHEP PATCH), or undefined. */
+  session(caseId: string, sessionId: string): MediaSession | undefined {
+    return this.rooms.get(caseId)?.find(sessionId);
+  }
+
   /** Ends one session (WHIP/WHEP DELETE). False when the case has no such session. */
   endSession(caseId: string, sessionId: string): boolean {
     const session = this.rooms.get(caseId)?.find(sessionId);

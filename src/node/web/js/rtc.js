@@ -1,18 +1,41 @@
 /**
  * WHIP (publish) and WHEP (subscribe) sessions against the node, each on its own
- * RTCPeerConnection, that reconnect by themselves: a failed, closed or long-disconnected
- * connection is replaced by a new POST with the same token (the node drops the old session).
+ * RTCPeerConnection, that reconnect by themselves: on a network change or a connection that drops,
+ * ICE restarts on the same session (PATCH, RFC 9725 section 4.3); when that is not possible (an
+ * older node, the session is gone) or does not help, the connection is replaced by a new POST
+ * with the same token (the node drops the old session).
  */
 import { ApiError, classifyError, FATAL_KINDS } from './api.js';
+import { answerWithIce, parseFragment, restartFragment, SDPFRAG_TYPE } from './ice.js';
 
 const ICE_GATHER_TIMEOUT_MS = 3000;
 /** A session that has not connected this long after the answer is replaced. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** `disconnected` this long is treated as lost. */
+/** `disconnected` this long, with no ICE restart possible, is treated as lost. */
 const DISCONNECTED_GRACE_MS = 2500;
+/** `disconnected` this long: restart ICE on the same session. */
+const ICE_RESTART_AFTER_MS = 1500;
+/** Still not connected this long after an ICE restart: replace the session. */
+const RESTART_GRACE_MS = 6000;
+/** Network changes closer together than this share one ICE restart. */
+const NETWORK_CHANGE_MIN_GAP_MS = 1000;
 /** A WHIP/WHEP POST that takes longer is abandoned and retried. */
 const POST_TIMEOUT_MS = 15_000;
 const BACKOFF_MS = [200, 1000, 2000, 4000, 8000];
+
+/** The node's JSON error (or just the status) as an ApiError. */
+async function apiError(res) {
+  let code = `http_${res.status}`;
+  let message = `HTTP ${res.status}`;
+  try {
+    const body = await res.json();
+    code = body?.error?.code ?? code;
+    message = body?.error?.message ?? message;
+  } catch {
+    // keep the status
+  }
+  return new ApiError(res.status, code, message);
+}
 
 /** Resolves once ICE gathering is complete (or after a timeout, with what was gathered). */
 export function iceGatheringDone(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
@@ -70,6 +93,20 @@ export class MediaSession {
     this.watch = undefined;
     this.answeredAt = 0;
     this.disconnectedSince = 0;
+    /** The session's entity-tag (ETag), which every ICE restart changes. */
+    this.etag = undefined;
+    this.iceRestarts = 0;
+    this.iceRestarting = false;
+    /** An ICE restart was tried since the connection last worked. */
+    this.iceRestartTried = false;
+    this.restartedAt = 0;
+    /** The node answered PATCH with 405/501 (an older node): reconnect with POST only. */
+    this.patchUnsupported = false;
+  }
+
+  /** The node's id for the current session (last segment of its Location). */
+  get sessionId() {
+    return this.location?.split('/').pop();
   }
 
   setState(state) {
@@ -110,6 +147,9 @@ export class MediaSession {
     this.pc = pc;
     this.answeredAt = 0;
     this.disconnectedSince = 0;
+    this.iceRestarting = false;
+    this.iceRestartTried = false;
+    this.etag = undefined;
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
       this.onConnection(pc.connectionState);
@@ -137,18 +177,7 @@ export class MediaSession {
           throw new ApiError(0, 'network', err instanceof Error ? err.message : String(err));
         })
         .finally(() => clearTimeout(timeout));
-      if (!res.ok) {
-        let code = `http_${res.status}`;
-        let message = `HTTP ${res.status}`;
-        try {
-          const body = await res.json();
-          code = body?.error?.code ?? code;
-          message = body?.error?.message ?? message;
-        } catch {
-          // keep the status
-        }
-        throw new ApiError(res.status, code, message);
-      }
+      if (!res.ok) throw await apiError(res);
       const answer = await res.text();
       const location = res.headers.get('Location');
       if (pc !== this.pc) {
@@ -156,6 +185,7 @@ export class MediaSession {
         return;
       }
       this.location = location ? new URL(location, window.location.href).pathname : undefined;
+      this.etag = res.headers.get('ETag') ?? undefined;
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       this.answeredAt = performance.now();
     } catch (err) {
@@ -184,30 +214,143 @@ export class MediaSession {
     }, delay);
   }
 
-  /** Runs four times a second: replaces connections that failed, were closed under us or never came up. */
+  /**
+   * Runs four times a second: restarts ICE on a connection that dropped, and replaces connections
+   * that failed even so, were closed under us or never came up.
+   */
   check() {
     const pc = this.pc;
     if (this.stopped || !pc) return;
     const state = pc.connectionState;
+    const ice = pc.iceConnectionState;
     const now = performance.now();
-    if (state === 'connected') {
+    if (state === 'connected' && (ice === 'connected' || ice === 'completed')) {
       this.disconnectedSince = 0;
+      if (!this.iceRestarting) {
+        this.iceRestartTried = false;
+        this.failures = 0;
+        this.setState('connected');
+      }
       return;
     }
-    if (state === 'failed' || state === 'closed') {
+    if (this.iceRestarting) return;
+    if (state === 'closed' || (state === 'failed' && !this.canRestartIce())) {
       this.dropAndRetry(new Error(`connection ${state}`));
       return;
     }
-    if (state === 'disconnected') {
+    if (state === 'failed') {
+      this.restartIce('connection failed');
+      return;
+    }
+    if (state === 'disconnected' || ice === 'disconnected') {
       this.setState('reconnecting');
       if (!this.disconnectedSince) this.disconnectedSince = now;
-      if (now - this.disconnectedSince > DISCONNECTED_GRACE_MS) {
+      if (now - this.disconnectedSince > ICE_RESTART_AFTER_MS && this.canRestartIce()) {
+        this.restartIce('connection lost');
+      } else if (
+        now - Math.max(this.disconnectedSince, this.restartedAt) >
+        (this.iceRestartTried ? RESTART_GRACE_MS : DISCONNECTED_GRACE_MS)
+      ) {
         this.dropAndRetry(new Error('connection lost'));
       }
       return;
     }
     if (this.answeredAt && now - this.answeredAt > CONNECT_TIMEOUT_MS) {
       this.dropAndRetry(new Error('connection timed out'));
+    }
+  }
+
+  /** An ICE restart is worth trying: the session is answered, the node takes PATCH, none tried yet. */
+  canRestartIce() {
+    return !!this.pc && !!this.location && !this.patchUnsupported && !this.iceRestartTried;
+  }
+
+  /**
+   * The network changed (another Wi-Fi, mobile data, back online): the current path may be gone
+   * even if the connection does not know it yet, so restart ICE now (or connect again when there
+   * is no answered session to restart).
+   */
+  networkChanged() {
+    // going offline is a change too: wait for the network that comes next ('online')
+    if (this.stopped || navigator.onLine === false) return;
+    if (!this.pc || !this.location) {
+      if (this.state !== 'connected') this.restart();
+      return;
+    }
+    if (this.iceRestarting || performance.now() - this.restartedAt < NETWORK_CHANGE_MIN_GAP_MS)
+      return;
+    if (this.patchUnsupported) {
+      if (this.pc.connectionState !== 'connected') this.dropAndRetry(new Error('network changed'));
+      return;
+    }
+    this.iceRestartTried = false;
+    this.restartIce('network changed');
+  }
+
+  /**
+   * ICE restart on the same session (RFC 9725 section 4.3): new local credentials and candidates
+   * go to the node in a PATCH, its new ones come back and are applied to the answer already held.
+   * Media, recording and the session id carry on. If the PATCH fails (405 from an older node, the
+   * session is gone, no network), the connection is replaced by a new session as before.
+   */
+  async restartIce(reason) {
+    const pc = this.pc;
+    const location = this.location;
+    if (this.stopped || !pc || !location || this.iceRestarting) return;
+    // the answer to the POST is still being applied: nothing to restart yet
+    if (pc.signalingState !== 'stable' || !pc.currentRemoteDescription) return;
+    this.iceRestarting = true;
+    this.iceRestartTried = true;
+    this.restartedAt = performance.now();
+    this.setState('reconnecting');
+    try {
+      pc.restartIce();
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGatheringDone(pc);
+      if (pc !== this.pc) return;
+      const abort = new AbortController();
+      const timeout = setTimeout(() => abort.abort(), POST_TIMEOUT_MS);
+      const res = await fetch(location, {
+        method: 'PATCH',
+        headers: {
+          'Content-Type': SDPFRAG_TYPE,
+          Authorization: `Bearer ${this.token}`,
+          'If-Match': '*',
+        },
+        body: restartFragment(pc.localDescription.sdp),
+        signal: abort.signal,
+      })
+        .catch((err) => {
+          throw new ApiError(0, 'network', err instanceof Error ? err.message : String(err));
+        })
+        .finally(() => clearTimeout(timeout));
+      if (!res.ok) throw await apiError(res);
+      const ice = parseFragment(await res.text());
+      if (pc !== this.pc) return;
+      this.etag = res.headers.get('ETag') ?? this.etag;
+      const previous = pc.currentRemoteDescription.sdp;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answerWithIce(previous, ice) });
+      this.iceRestarts += 1;
+      this.restartedAt = performance.now();
+      this.answeredAt = this.restartedAt;
+      this.disconnectedSince = 0;
+      console.info(`ICE restarted on the same session (${reason})`);
+    } catch (err) {
+      if (pc !== this.pc || this.stopped) return;
+      if (err instanceof ApiError && (err.status === 405 || err.status === 501)) {
+        this.patchUnsupported = true;
+      }
+      const kind = classifyError(err);
+      if (FATAL_KINDS.has(kind)) {
+        this.stop({ quiet: true });
+        this.onFatal(kind, err);
+        return;
+      }
+      console.warn(`ICE restart failed (${err?.message ?? err}); reconnecting with a new session`);
+      this.iceRestarting = false;
+      this.dropAndRetry(err);
+    } finally {
+      if (pc === this.pc) this.iceRestarting = false;
     }
   }
 

@@ -14,6 +14,7 @@ import { Chat } from './chat.js';
 import { english, formatTime, initI18n, onLanguageChange, t, timeZoneName } from './i18n.js';
 import { QualityReporter, viewerQuality } from './quality.js';
 import { exposeTestHook, formatBitrate, inboundStats, MediaSession, outboundStats } from './rtc.js';
+import { WeakVideoDetector } from './weak.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -60,6 +61,10 @@ const state = {
   framesDecoded: 0,
   snapshots: 0,
   resubscribes: 0,
+  /** The buyer's video runs on still frames while the audio carries on. */
+  weakVideo: false,
+  iceRestarts: { publish: 0, subscribe: 0 },
+  sessionIds: { publish: undefined, subscribe: undefined },
   lang: 'en',
 };
 const stats = { inbound: undefined, outbound: undefined };
@@ -84,6 +89,7 @@ let lastFrames = 0;
 let lastFrameAt = 0;
 let lastResubscribeAt = 0;
 let toastTimer;
+const weakVideo = new WeakVideoDetector();
 /** The subscription's measured network quality goes to the node (case-data export). */
 const quality = new QualityReporter({
   caseId,
@@ -260,7 +266,9 @@ function renderTools() {
 }
 
 function renderStage() {
-  const hasVideo = state.videoWidth > 0 && Date.now() - lastFrameAt < 2000;
+  // a weak link still shows its last frame: the banner explains why it does not move
+  const hasVideo = state.videoWidth > 0 && (Date.now() - lastFrameAt < 2000 || state.weakVideo);
+  $('weak').hidden = !state.weakVideo;
   $('stage-empty').hidden = hasVideo;
   $('snapshot').disabled = !hasVideo;
   let key = 'staff.waiting';
@@ -342,6 +350,7 @@ function startPublisher() {
     },
     onState: (s) => {
       state.publish = s;
+      noteSessions();
     },
     onConnection: (c) => {
       state.connection.publish = c;
@@ -398,6 +407,7 @@ function startSubscriber() {
     },
     onState: (s) => {
       state.subscribe = s;
+      noteSessions();
       if (s === 'connected' && state.notice?.key === 'error.storage') showNotice(undefined);
       renderStage();
     },
@@ -659,12 +669,29 @@ async function onEventsBroken() {
 
 // ---- stats ----
 
+/** Session ids and ICE restarts of both connections, for the test hook. */
+function noteSessions() {
+  state.sessionIds = { publish: publisher?.sessionId, subscribe: subscriber?.sessionId };
+  state.iceRestarts = {
+    publish: publisher?.iceRestarts ?? 0,
+    subscribe: subscriber?.iceRestarts ?? 0,
+  };
+}
+
 async function sampleStats() {
   if (state.phase !== 'live') return;
   try {
     if (subscriber?.pc) {
       stats.inbound = await inboundStats(subscriber.pc, stats.inbound);
       const v = stats.inbound.video;
+      if (state.subscribe === 'connected') {
+        state.weakVideo = weakVideo.update({
+          at: stats.inbound.at,
+          framesDecoded: v?.framesDecoded ?? 0,
+          videoPackets: v?.packetsReceived ?? 0,
+          audioPackets: stats.inbound.audio?.packetsReceived ?? 0,
+        });
+      }
       if (v) {
         if (v.framesDecoded < lastFrames) lastFrames = 0;
         if (v.framesDecoded > lastFrames) lastFrameAt = Date.now();
@@ -678,6 +705,11 @@ async function sampleStats() {
   } catch {
     // a connection replaced mid-read: the next sample will do
   }
+  if (state.subscribe !== 'connected' || !state.buyerLive) {
+    weakVideo.reset();
+    state.weakVideo = false;
+  }
+  noteSessions();
   checkStall();
   renderStage();
   renderStats();
@@ -689,6 +721,8 @@ async function sampleStats() {
  */
 function checkStall() {
   if (!subscriber || !state.buyerLive || state.subscribe !== 'connected') return;
+  // audio still arrives: the subscription works, the buyer's link is what is short
+  if (state.weakVideo) return;
   const now = performance.now();
   if (Date.now() - lastFrameAt < STALL_RESUBSCRIBE_MS) return;
   if (now - lastResubscribeAt < STALL_RESUBSCRIBE_MS * 2) return;
@@ -743,6 +777,13 @@ async function load() {
   startPublisher();
 }
 
+/** The network changed: both connections restart ICE (or reconnect) on the new path. */
+function networkChanged() {
+  if (state.phase !== 'live') return;
+  publisher?.networkChanged();
+  subscriber?.networkChanged();
+}
+
 async function main() {
   await initI18n($('lang'));
   onLanguageChange(renderAll);
@@ -762,10 +803,11 @@ async function main() {
   window.addEventListener('online', () => {
     state.online = true;
     if (state.notice?.key === 'error.network') showNotice(undefined);
-    if (publisher && publisher.state !== 'connected') publisher.restart();
-    if (subscriber && subscriber.state !== 'connected') subscriber.restart();
+    networkChanged();
     if (events && !events.connected) events.open();
   });
+  // another network (Wi-Fi to wired, VPN on): restart ICE on both sessions
+  navigator.connection?.addEventListener?.('change', networkChanged);
   window.addEventListener('pagehide', () => {
     quality.stop();
     publisher?.stop();

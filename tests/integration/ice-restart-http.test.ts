@@ -1,0 +1,255 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RTCPeerConnection } from 'werift';
+import { startTestNode, type TestNode } from '../helpers/node.ts';
+
+/**
+ * WHIP/WHEP PATCH (RFC 9725 section 4.3) against a real node: a werift peer subscribes over WHEP
+ * on loopback, then restarts ICE through PATCH; and every way a PATCH can be wrong.
+ */
+
+const FRAG = 'application/trickle-ice-sdpfrag';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** The ICE part of a full SDP as a PATCH body: first m-section's mid, credentials, candidates. */
+function fragmentOf(sdp: string): string {
+  const first = sdp.split(/\r?\n/).filter(Boolean);
+  const start = first.findIndex((l) => l.startsWith('m='));
+  const next = first.findIndex((l, i) => i > start && l.startsWith('m='));
+  const section = first.slice(start, next === -1 ? undefined : next);
+  const pick = (prefix: string) => section.filter((l) => l.startsWith(prefix));
+  return `${[
+    'm=audio 9 UDP/TLS/RTP/SAVPF 0',
+    ...pick('a=mid:'),
+    ...pick('a=ice-ufrag:'),
+    ...pick('a=ice-pwd:'),
+    ...pick('a=candidate:'),
+    'a=end-of-candidates',
+  ].join('\r\n')}\r\n`;
+}
+
+const ufragOf = (sdp: string) => /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
+const candidatesOf = (frag: string) =>
+  frag.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
+
+/** The answer a client holds, with the node's new ICE credentials and candidates. */
+function withIce(answer: string, ufrag: string, pwd: string, candidates: string[]): string {
+  const lines = answer
+    .split(/\r?\n/)
+    .filter((l) => l !== '' && !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates')
+    .map((l) =>
+      l.startsWith('a=ice-ufrag:')
+        ? `a=ice-ufrag:${ufrag}`
+        : l.startsWith('a=ice-pwd:')
+          ? `a=ice-pwd:${pwd}`
+          : l,
+    );
+  lines.splice(lines.findIndex((l) => l.startsWith('a=mid:')) + 1, 0, ...candidates);
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
+  let tn: TestNode;
+  let caseId: string;
+  let staffToken: string;
+  let buyerToken: string;
+  const peers: RTCPeerConnection[] = [];
+
+  beforeAll(async () => {
+    tn = await startTestNode();
+    const c = tn.node.cases.create({ orderId: 'ORD-ICE', sku: 'SKU-ICE', reason: 'damaged' });
+    caseId = c.case.id;
+    staffToken = c.links.staff.token;
+    buyerToken = c.links.buyer.token;
+  });
+
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map((pc) => pc.close()));
+  });
+
+  afterAll(async () => {
+    await tn?.close();
+  });
+
+  /** A werift viewer subscribed over WHEP with the staff link; returns its session URL and ETag. */
+  async function subscribe() {
+    const pc = new RTCPeerConnection({ iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'] });
+    peers.push(pc);
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(`${tn.url}/whep/${caseId}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${staffToken}`, 'Content-Type': 'application/sdp' },
+      body: pc.localDescription!.sdp,
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const location = new URL(res.headers.get('Location')!, tn.url).href;
+    const etag = res.headers.get('ETag')!;
+    expect(res.headers.get('Accept-Patch')).toBe(FRAG);
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    await waitFor('the viewer to connect', () => pc.connectionState === 'connected');
+    return { pc, location, etag, sessionId: location.split('/').pop()! };
+  }
+
+  const patch = (url: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(url, {
+      method: 'PATCH',
+      headers: {
+        Authorization: `Bearer ${staffToken}`,
+        'Content-Type': FRAG,
+        'If-Match': '*',
+        ...headers,
+      },
+      body,
+    });
+
+  it('restarts ICE on the same session: new credentials, new ETag, the pair comes back', async () => {
+    const { pc, location, etag, sessionId } = await subscribe();
+    const nodeUfragBefore = ufragOf(pc.remoteDescription!.sdp)!;
+    pc.restartIce();
+    await pc.setLocalDescription(await pc.createOffer());
+    const offer = pc.localDescription!.sdp;
+    expect(ufragOf(offer)).not.toBe(ufragOf(pc.remoteDescription!.sdp));
+
+    const res = await patch(location, fragmentOf(offer));
+    const body = await res.text();
+    expect(res.status, body).toBe(200);
+    expect(res.headers.get('Content-Type')).toBe(FRAG);
+    const newTag = res.headers.get('ETag');
+    expect(newTag).toMatch(/^"[^"]+"$/);
+    expect(newTag).not.toBe(etag);
+    const nodeUfrag = /a=ice-ufrag:(\S+)/.exec(body)?.[1];
+    const nodePwd = /a=ice-pwd:(\S+)/.exec(body)?.[1];
+    expect(nodeUfrag).toBeDefined();
+    expect(nodeUfrag).not.toBe(nodeUfragBefore);
+    expect(nodePwd?.length).toBeGreaterThanOrEqual(22);
+    expect(body).toMatch(/^a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 \d+ typ host/m);
+    expect(body).toContain('a=end-of-candidates');
+
+    // the node still has the same session, under its new entity-tag
+    const session = tn.node.rooms.session(caseId, sessionId);
+    expect(session?.closed).toBe(false);
+    expect(session?.iceEntityTag).toBe(newTag);
+
+    // the client applies the node's new ICE to the answer it had, and ICE connects again
+    await pc.setRemoteDescription({
+      type: 'answer',
+      sdp: withIce(pc.remoteDescription!.sdp, nodeUfrag!, nodePwd!, candidatesOf(body)),
+    });
+    // werift as a client has the node's gap too: it starts checks only while DTLS is down
+    const transport = pc.iceTransports[0]!;
+    void transport.start().catch(() => {});
+    await waitFor('the restarted ICE to connect', () => transport.state === 'connected');
+    expect(pc.connectionState).toBe('connected');
+    // a pair of the new generation carries the connection: STUN consent checks are answered
+    // only with the node's new password
+    const selected = transport.connection.nominated;
+    expect(selected).toBeDefined();
+    await sleep(300);
+    expect(tn.node.rooms.session(caseId, sessionId)?.closed).toBe(false);
+    expect(tn.node.rooms.stats().subscribers).toBe(1);
+
+    // a second restart whose fragment has no candidates: the node waits for the client's checks
+    pc.restartIce();
+    await pc.setLocalDescription(await pc.createOffer());
+    const bare = fragmentOf(pc.localDescription!.sdp)
+      .split('\r\n')
+      .filter((l) => !l.startsWith('a=candidate:'))
+      .join('\r\n');
+    const startedAt = performance.now();
+    const second = await patch(location, bare, { 'If-Match': newTag! });
+    const secondBody = await second.text();
+    expect(second.status, secondBody).toBe(200);
+    const thirdTag = second.headers.get('ETag');
+    expect(thirdTag).not.toBe(newTag);
+    const ufrag2 = /a=ice-ufrag:(\S+)/.exec(secondBody)![1]!;
+    const pwd2 = /a=ice-pwd:(\S+)/.exec(secondBody)![1]!;
+    expect(ufrag2).not.toBe(nodeUfrag);
+    await pc.setRemoteDescription({
+      type: 'answer',
+      sdp: withIce(pc.remoteDescription!.sdp, ufrag2, pwd2, candidatesOf(secondBody)),
+    });
+    void transport.start().catch(() => {});
+    await waitFor('the second restart to connect', () => transport.state === 'connected');
+    console.info(
+      `ICE restart over PATCH on loopback: ${Math.round(performance.now() - startedAt)} ms from PATCH to a connected pair`,
+    );
+    await sleep(300);
+    expect(tn.node.rooms.session(caseId, sessionId)?.iceEntityTag).toBe(thirdTag);
+    expect(tn.node.rooms.session(caseId, sessionId)?.closed).toBe(false);
+
+    // a trickle PATCH under an old entity-tag is refused: an ICE restart made it stale
+    const stale = await patch(location, 'a=end-of-candidates\r\n', { 'If-Match': newTag! });
+    expect(stale.status).toBe(412);
+    expect(stale.headers.get('ETag')).toBe(thirdTag);
+    expect((await stale.json()).error.code).toBe('precondition_failed');
+    // the current one is accepted: trickle only, 204
+    const trickle = await patch(location, 'a=end-of-candidates\r\n', { 'If-Match': thirdTag! });
+    expect(trickle.status).toBe(204);
+    expect(trickle.headers.get('ETag')).toBe(thirdTag);
+  });
+
+  it('refuses a PATCH that is not an sdpfrag, is malformed, or names no live session', async () => {
+    const { location, sessionId } = await subscribe();
+    const good = 'a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n';
+
+    const asSdp = await patch(location, good, { 'Content-Type': 'application/sdp' });
+    expect(asSdp.status).toBe(415);
+    expect((await asSdp.json()).error.message).toContain(FRAG);
+
+    const cases: [string, string][] = [
+      ['', 'empty'],
+      ['hello world\r\n', 'malformed line'],
+      ['a=ice-ufrag:abcd\r\n', 'both a=ice-ufrag and a=ice-pwd'],
+      ['a=ice-ufrag:ab\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n', 'a=ice-ufrag must be'],
+      ['a=ice-ufrag:abcd\r\na=ice-pwd:short\r\n', 'a=ice-pwd must be'],
+      ['a=candidate:not a candidate\r\n', 'malformed candidate'],
+      ['a=mid:0\r\n', 'no ICE information'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await patch(location, body);
+      expect(res.status, body).toBe(400);
+      const error = (await res.json()).error;
+      expect(error.code).toBe('bad_sdpfrag');
+      expect(error.message).toContain(message);
+    }
+    // nothing of that touched the session
+    expect(tn.node.rooms.session(caseId, sessionId)?.closed).toBe(false);
+
+    const unknown = await patch(`${tn.url}/whep/${caseId}/no-such-session`, good);
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).error.code).toBe('session_not_found');
+    // a WHEP session is not reachable through the WHIP URL, nor with the other role's link
+    const wrongKind = await patch(`${tn.url}/whip/${caseId}/${sessionId}`, good);
+    expect(wrongKind.status).toBe(404);
+    const wrongRole = await patch(location, good, { Authorization: `Bearer ${buyerToken}` });
+    expect(wrongRole.status).toBe(404);
+    const noToken = await fetch(location, {
+      method: 'PATCH',
+      headers: { 'Content-Type': FRAG },
+      body: good,
+    });
+    expect(noToken.status).toBe(401);
+
+    const mismatch = await patch(location, good, { 'If-Match': '"something-else"' });
+    expect(mismatch.status).toBe(412);
+    const weak = await patch(location, good, { 'If-Match': `W/"${sessionId}"` });
+    expect(weak.status).toBe(412);
+
+    // CORS preflight allows the method and headers a browser PATCH needs
+    const preflight = await fetch(location, { method: 'OPTIONS' });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('Access-Control-Allow-Methods')).toContain('PATCH');
+    expect(preflight.headers.get('Access-Control-Allow-Headers')).toContain('If-Match');
+    expect(preflight.headers.get('Access-Control-Expose-Headers')).toContain('ETag');
+    expect(preflight.headers.get('Accept-Patch')).toBe(FRAG);
+  });
+});
