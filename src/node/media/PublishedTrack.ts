@@ -7,6 +7,7 @@ import { RateMeter } from './RateMeter.ts';
 import type { ForwardSource, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
 import { replaceNackHandler, sendGenericNack } from './werift.ts';
+import { fastReceivePath } from './weriftHotPath.ts';
 
 export interface PublishedTrackOptions {
   kind: MediaKind;
@@ -95,6 +96,8 @@ export class PublishedTrack implements ForwardSource {
       }
     }
     this.unsubscribe.push(options.track.onReceiveRtp.subscribe(this.onRtp).unSubscribe);
+    // No promise per werift event on this stream's receive path.
+    fastReceivePath(receiver, options.track);
   }
 
   /** Number of layers of this kind the publisher sends (1 without simulcast). */
@@ -153,7 +156,7 @@ export class PublishedTrack implements ForwardSource {
     if (this.kind === 'video') this.watchForOutage(header.sequenceNumber, now);
     this.nack?.received(header.sequenceNumber, now);
     const sinks = this.sinks;
-    for (let i = 0; i < sinks.length; i++) sinks[i]!.forward(packet, this);
+    for (let i = 0; i < sinks.length; i++) sinks[i]!.forward(packet, this, now);
   };
 
   /** Fast recovery: a long silence or an unrepairable jump asks for a keyframe right away. */

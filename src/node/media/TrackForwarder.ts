@@ -9,6 +9,7 @@ import {
   wrapRtx,
 } from 'werift';
 import type { Logger } from '../../core/log.ts';
+import { forwardTiming } from './forwardTiming.ts';
 import {
   type LayerChange,
   LayerSelector,
@@ -26,6 +27,7 @@ import {
   type SenderInternals,
   senderInternals,
 } from './werift.ts';
+import { sendRtpNow } from './weriftHotPath.ts';
 import { interceptNacks } from './weriftPatches.ts';
 
 /** What a forwarder needs to know about the publisher stream a packet came from. */
@@ -159,8 +161,11 @@ export class TrackForwarder {
     );
   }
 
-  /** Hot path: one call per publisher packet. */
-  forward(packet: RtpPacket, source: ForwardSource): void {
+  /**
+   * Hot path: one call per publisher packet. `arrivedAt` (`performance.now()` when the packet
+   * reached the node) times the forwarding for `returncam_forward_seconds`.
+   */
+  forward(packet: RtpPacket, source: ForwardSource, arrivedAt?: number): void {
     if (this.closed) return;
     if (source !== this.source && !this.admit(packet, source)) return;
     const header = packet.header;
@@ -174,11 +179,19 @@ export class TrackForwarder {
     if (!this.codecUsable) return;
     if ((this.still || this.awaitKeyframe) && !this.gate(packet, source)) return;
     if (this.sender.dtlsTransport?.state !== 'connected') return;
+    // One new header and packet sharing the payload (the patched `clone`): sendRtp rewrites the
+    // header and keeps the packet.
     const out = packet.clone();
     out.header.extensions = NO_EXTENSIONS;
     const now = performance.now();
     this.lastForwardAt = now;
-    this.sender.sendRtp(out).catch(ignore);
+    const timed = arrivedAt !== undefined && forwardTiming.shouldSample();
+    try {
+      sendRtpNow(this.sender, out);
+    } catch {
+      return; // werift's sendRtp would have rejected: the packet was not sent
+    }
+    if (timed) forwardTiming.record(performance.now() - arrivedAt);
     // sendRtp has rewritten the header synchronously: the number the subscriber will NACK.
     this.history.add(out.header.sequenceNumber, out, now);
     this.sentMeter.add(packet.payload.length, now);

@@ -29,6 +29,10 @@ import {
   useVP8 as vp8Codec,
 } from 'werift';
 import type { MediaOptions, SessionDirection } from './types.ts';
+import { applyHotPathPatches } from './weriftHotPath.ts';
+
+// Faster versions of werift's per-packet functions (weriftHotPath.ts), once per process.
+applyHotPathPatches();
 
 /** Size of werift's per-sender retransmission history (`RTP_HISTORY_SIZE` in rtpSender.js). */
 export const SENDER_HISTORY_SIZE = 128;

@@ -48,13 +48,16 @@ interface Pkt {
 }
 
 const MAX_JUMP = 3000;
+/** What a call returns when no frame is ready (most calls): shared, never written to. */
+const NO_FRAMES: BufferedFrame[] = Object.freeze([]) as unknown as BufferedFrame[];
 
 /**
  * Reorders one track's RTP packets by sequence number, joins them into frames and lets a frame out
  * only when all its packets are there. A gap waits up to `deadlineMs` for a retransmission (werift
  * NACKs the publisher); then the frame is given up and, for video, nothing is written until the
  * next keyframe (a frame whose reference was lost would decode to garbage). Video also waits for a
- * keyframe at the start. A processor: `processInput` and `tick` return the frames now ready.
+ * keyframe at the start. A processor: `processInput` and `tick` return the frames now ready (a
+ * shared empty array, not to be written to, when there are none).
  */
 export class JitterBuffer {
   readonly stats: JitterBufferStats = {
@@ -117,12 +120,12 @@ export class JitterBuffer {
         this.next = ext; // reordered before anything left: widen the start
       } else {
         this.stats.late++;
-        return [];
+        return NO_FRAMES;
       }
     }
     if (this.packets.has(ext)) {
       this.stats.duplicates++;
-      return [];
+      return NO_FRAMES;
     }
     this.packets.set(ext, { ts: p.timestamp, marker: p.marker, payload: p.payload, arrival: now });
     return this.drain(now);
@@ -139,7 +142,8 @@ export class JitterBuffer {
   }
 
   private drain(now: number): BufferedFrame[] {
-    const out: BufferedFrame[] = [];
+    // Allocated only when a frame is delivered: most packets complete nothing.
+    let out: BufferedFrame[] | undefined;
     while (this.next !== undefined && this.packets.size > 0) {
       const first = this.packets.get(this.next);
       const head = first !== undefined && this.rules.isFrameStart(first.payload);
@@ -166,7 +170,10 @@ export class JitterBuffer {
           this.emitted = true;
           const frame = this.rules.assemble(payloads);
           if (!frame) this.lost();
-          else this.deliver({ ...frame, rtpTimestamp: first.ts, arrival }, out);
+          else if (this.deliverable(frame)) {
+            out ??= [];
+            out.push({ ...frame, rtpTimestamp: first.ts, arrival });
+          }
           continue;
         }
       }
@@ -176,7 +183,7 @@ export class JitterBuffer {
       this.stuckSince = now === Number.POSITIVE_INFINITY ? undefined : now;
     }
     if (this.packets.size === 0) this.stuckSince = undefined;
-    return out;
+    return out ?? NO_FRAMES;
   }
 
   /** The last sequence number of the complete frame starting at `start`, if it is complete. */
@@ -224,14 +231,15 @@ export class JitterBuffer {
     this.options.onKeyframeNeeded?.();
   }
 
-  private deliver(frame: BufferedFrame, out: BufferedFrame[]): void {
+  /** Whether an assembled frame goes out (not while waiting for a keyframe); counts it. */
+  private deliverable(frame: AssembledFrame): boolean {
     if (this.needKeyframe && !frame.keyframe) {
       this.stats.framesSkipped++;
       this.askKeyframe();
-      return;
+      return false;
     }
     this.needKeyframe = false;
     this.stats.frames++;
-    out.push(frame);
+    return true;
   }
 }

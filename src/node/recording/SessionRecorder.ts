@@ -258,13 +258,16 @@ export class SessionRecorder {
   }
 
   private enqueue(track: RecTrack, frames: BufferedFrame[]): void {
-    for (const frame of frames) {
+    for (let f = 0; f < frames.length; f++) {
+      const frame = frames[f]!;
       const t = track.clock.toMs(frame.rtpTimestamp, frame.arrival);
       if (t > this.lastT) this.lastT = t;
       const item = { t, track, frame };
       let i = this.queue.length;
       while (i > 0 && this.queue[i - 1]!.t > t) i--;
-      this.queue.splice(i, 0, item);
+      // In time order (the common case) it goes at the end.
+      if (i === this.queue.length) this.queue.push(item);
+      else this.queue.splice(i, 0, item);
     }
   }
 

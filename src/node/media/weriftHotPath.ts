@@ -1,0 +1,805 @@
+/**
+ * Faster versions of the werift 0.24.4 functions every forwarded RTP packet passes through
+ * (docs/performance.md, "Where the packet path spends its time"). Each patch replaces one
+ * werift function with one that produces the same packets and state without the per-packet
+ * strings, BigInts, arrays and promises. Before patching, each checks that werift's function
+ * still has the shape it was written against (its fields, or words of its source); a patch whose
+ * check fails is left out and listed in `hotPathStatus()`, which a unit test asserts is empty
+ * of failures, so a werift upgrade that changes a shape fails loudly there.
+ *
+ * Applied once, at import of `werift.ts` (`applyHotPathPatches`). Per-connection parts (werift's
+ * `Event` instances, whose `execute` is an instance field) are applied by `fastReceivePath`.
+ */
+import { createCipheriv } from 'node:crypto';
+import { isIP } from 'node:net';
+import {
+  Connection,
+  Event,
+  ProtectionProfileAeadAes128Gcm,
+  RTCDtlsTransport,
+  RTCRtpReceiver,
+  RTCRtpSender,
+  RTP_EXTENSION_URI,
+  RtpHeader,
+  RtpPacket,
+  SrtpSession,
+  StunProtocol,
+  UdpTransport,
+} from 'werift';
+
+/** Offset from the Unix epoch (1970) to the NTP epoch (1900), in milliseconds. */
+const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
+const TWO_POW_32 = 4_294_967_296;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+function ignore(): void {}
+
+export interface HotPathPatch {
+  name: string;
+  /** What it replaces in werift 0.24.4 (`lib/index.mjs`). */
+  replaces: string;
+  applied: boolean;
+  /** Why it was not applied. */
+  reason?: string;
+}
+
+const status: HotPathPatch[] = [];
+
+/** Every patch and whether it is in effect. */
+export function hotPathStatus(): readonly HotPathPatch[] {
+  return status;
+}
+
+/** The werift functions as they were before patching (tests compare against them). */
+export const weriftOriginals: {
+  rtpHeaderDeSerialize?: (buf: Buffer) => RtpHeader;
+  rtpPacketClone?: (this: RtpPacket) => RtpPacket;
+  senderSendRtp?: (this: RTCRtpSender, rtp: RtpPacket | Buffer) => Promise<void>;
+  gcmEncryptRtp?: (header: RtpHeader, payload: Buffer, roc: number) => Buffer;
+} = {};
+
+function sourceHas(fn: unknown, words: readonly string[]): string | undefined {
+  if (typeof fn !== 'function') return 'not a function';
+  const text = Function.prototype.toString.call(fn);
+  for (const w of words) if (!text.includes(w)) return `its source no longer contains "${w}"`;
+  return undefined;
+}
+
+function patch(name: string, replaces: string, check: () => string | undefined, apply: () => void) {
+  let reason: string | undefined;
+  try {
+    reason = skipped.has(name) ? 'left out by RETURNCAM_WERIFT_HOTPATH' : check();
+    if (reason === undefined) apply();
+  } catch (err) {
+    reason = `check failed: ${(err as Error).message}`;
+  }
+  status.push({ name, replaces, applied: reason === undefined, reason });
+}
+
+let applied = false;
+/**
+ * `RETURNCAM_WERIFT_HOTPATH=off` leaves werift as it is (to compare, or if a patch misbehaves);
+ * `RETURNCAM_WERIFT_HOTPATH=skip:RtpPacket.clone,Event.execute` leaves out the patches named.
+ */
+let disabled = false;
+let skipped: ReadonlySet<string> = new Set();
+
+/** Applies every process-wide patch once. */
+export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void {
+  if (applied) return;
+  applied = true;
+  const setting = env.RETURNCAM_WERIFT_HOTPATH ?? '';
+  if (setting.startsWith('skip:')) skipped = new Set(setting.slice(5).split(','));
+  if (setting === 'off') {
+    disabled = true;
+    status.push({
+      name: 'all',
+      replaces: 'every patch in this file',
+      applied: false,
+      reason: 'turned off by RETURNCAM_WERIFT_HOTPATH=off',
+    });
+    return;
+  }
+  patchRtpHeaderDeSerialize();
+  patchRtpPacketClone();
+  patchRunRtcp();
+  patchGcmEncrypt();
+  patchSenderSendRtp();
+  patch(
+    'Event.execute',
+    'Event.execute (common/src/event.ts): an async IIFE per event; replaced per event by fastReceivePath',
+    () => checkEventShape(() => new Event()),
+    () => {},
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// RTP header parsing: `RtpHeader.deSerialize` (rtp/src/rtp/rtp.ts) reads its bit fields through
+// `getBit`, which formats each byte as a binary string, splits it and parses it back (four calls
+// per header), and grows the extension list by spreading it into a new array per extension. It
+// parses every packet twice (SRTP header check, then `RtpPacket.deSerialize`). Same fields, read
+// with shifts and masks.
+
+/** Own fields of a werift 0.24.4 `RtpHeader`, in declaration order. */
+const HEADER_FIELDS = [
+  'version',
+  'padding',
+  'paddingSize',
+  'extension',
+  'marker',
+  'payloadOffset',
+  'payloadType',
+  'sequenceNumber',
+  'timestamp',
+  'ssrc',
+  'csrcLength',
+  'csrc',
+  'extensionProfile',
+  'extensionLength',
+  'extensions',
+] as const;
+
+function headerShapeChanged(): string | undefined {
+  const keys = Object.keys(new RtpHeader());
+  if (keys.join() !== HEADER_FIELDS.join()) return `RtpHeader fields are now ${keys.join()}`;
+  return undefined;
+}
+
+const ONE_BYTE_PROFILE = 0xbede;
+const TWO_BYTE_PROFILE = 0x1000;
+
+type Extension = RtpHeader['extensions'][number];
+
+function deSerializeHeader(raw: Buffer): RtpHeader {
+  const h = new RtpHeader();
+  const b0 = raw[0]!;
+  h.version = b0 >> 6;
+  h.padding = (b0 & 0x20) !== 0;
+  h.extension = (b0 & 0x10) !== 0;
+  const cc = b0 & 0x0f;
+  h.csrcLength = cc;
+  const csrc: number[] = new Array(cc);
+  for (let i = 0; i < cc; i++) csrc[i] = raw.readUInt32BE(12 + i * 4);
+  h.csrc = csrc;
+  let offset = 12 + cc * 4;
+  const b1 = raw[1]!;
+  h.marker = (b1 & 0x80) !== 0;
+  h.payloadType = b1 & 0x7f;
+  h.sequenceNumber = raw.readUInt16BE(2);
+  h.timestamp = raw.readUInt32BE(4);
+  h.ssrc = raw.readUInt32BE(8);
+  if (h.extension) {
+    const profile = raw.readUInt16BE(offset);
+    h.extensionProfile = profile as RtpHeader['extensionProfile'];
+    offset += 2;
+    const extensionLength = raw.readUInt16BE(offset) * 4;
+    h.extensionLength = extensionLength;
+    offset += 2;
+    const extensions: Extension[] = [];
+    if (profile === ONE_BYTE_PROFILE) {
+      const end = offset + extensionLength;
+      while (offset < end) {
+        const byte = raw[offset];
+        if (byte === 0) {
+          offset++;
+          continue;
+        }
+        // werift reads past the end as `undefined`: an id of 0 and a length of 1.
+        const id = byte === undefined ? 0 : byte >> 4;
+        const len = byte === undefined ? 1 : (byte & 0x0f) + 1;
+        offset++;
+        if (id === 15) break;
+        extensions.push({ id, payload: raw.subarray(offset, offset + len) });
+        offset += len;
+      }
+    } else if (profile === TWO_BYTE_PROFILE) {
+      const end = offset + extensionLength;
+      while (offset < end) {
+        if (raw[offset] === 0) {
+          offset++;
+          continue;
+        }
+        const id = raw[offset]!;
+        offset++;
+        const len = raw[offset]!;
+        offset++;
+        extensions.push({ id, payload: raw.subarray(offset, offset + len) });
+        offset += len;
+      }
+    } else {
+      const payload = raw.subarray(offset, offset + extensionLength);
+      extensions.push({ id: 0, payload });
+      offset += payload.length;
+    }
+    h.extensions = extensions;
+  }
+  h.payloadOffset = offset;
+  if (h.padding) h.paddingSize = raw[raw.length - 1]!;
+  return h;
+}
+
+function patchRtpHeaderDeSerialize(): void {
+  const target = RtpHeader as unknown as { deSerialize: (buf: Buffer) => RtpHeader };
+  patch(
+    'RtpHeader.deSerialize',
+    'RtpHeader.deSerialize (rtp/src/rtp/rtp.ts): getBit string parsing, array spreads',
+    () =>
+      headerShapeChanged() ??
+      sourceHas(target.deSerialize, ['getBit(v_p_x_cc, 0, 2)', 'getBit(m_pt, 1, 7)', '240']),
+    () => {
+      weriftOriginals.rtpHeaderDeSerialize = target.deSerialize.bind(RtpHeader);
+      target.deSerialize = deSerializeHeader;
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `RtpPacket.clone` (rtp/src/rtp/rtp.ts) spreads the header into a temporary object and copies
+// it again in `RtpHeader`'s constructor (`Object.assign`); werift's receiver clones every packet
+// for its track, the forwarder every packet per subscriber. Same new header (the same fields;
+// `csrc` and `extensions` arrays shared as the spread shares them), same shared payload.
+
+function cloneHeader(s: RtpHeader): RtpHeader {
+  const h = new RtpHeader();
+  h.version = s.version;
+  h.padding = s.padding;
+  h.paddingSize = s.paddingSize;
+  h.extension = s.extension;
+  h.marker = s.marker;
+  h.payloadOffset = s.payloadOffset;
+  h.payloadType = s.payloadType;
+  h.sequenceNumber = s.sequenceNumber;
+  h.timestamp = s.timestamp;
+  h.ssrc = s.ssrc;
+  h.csrcLength = s.csrcLength;
+  h.csrc = s.csrc;
+  h.extensionProfile = s.extensionProfile;
+  h.extensionLength = s.extensionLength;
+  h.extensions = s.extensions;
+  return h;
+}
+
+function patchRtpPacketClone(): void {
+  const proto = RtpPacket.prototype as unknown as { clone: (this: RtpPacket) => RtpPacket };
+  patch(
+    'RtpPacket.clone',
+    'RtpPacket.clone (rtp/src/rtp/rtp.ts): header spread + Object.assign',
+    () => headerShapeChanged() ?? sourceHas(proto.clone, ['new RtpHeader({ ...this.header })']),
+    () => {
+      weriftOriginals.rtpPacketClone = proto.clone;
+      proto.clone = function clone(this: RtpPacket) {
+        return new RtpPacket(cloneHeader(this.header), this.payload);
+      };
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `runRtcp` (RTCRtpSender, RTCRtpReceiver) is an async method called for every packet sent or
+// received; after the first call it returns at once, but as an async function it still makes a
+// promise each time. Skip the call when the loop already runs (the same test it starts with).
+
+function patchRunRtcp(): void {
+  for (const [name, cls] of [
+    ['RTCRtpSender', RTCRtpSender],
+    ['RTCRtpReceiver', RTCRtpReceiver],
+  ] as const) {
+    const proto = cls.prototype as unknown as {
+      runRtcp: (this: { rtcpRunning?: boolean; stopped?: boolean }) => Promise<void>;
+    };
+    patch(
+      `${name}.runRtcp`,
+      `${name}.runRtcp: a promise per packet once the RTCP loop runs`,
+      () => sourceHas(proto.runRtcp, ['if (this.rtcpRunning || this.stopped) return;']),
+      () => {
+        const original = proto.runRtcp;
+        proto.runRtcp = function runRtcp() {
+          if (this.rtcpRunning || this.stopped) return RESOLVED;
+          return original.call(this);
+        };
+      },
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SRTP encrypt, AES-128-GCM (`CipherAesGcm.encryptRtp`, rtp/src/srtp/cipher/gcm.ts): serialises
+// the header into its own Buffer, then `Buffer.concat([hdr, enc, authTag])`. Here the header is
+// serialised (by werift's own `serialize`) into a Buffer sized for the whole SRTP packet and the
+// ciphertext and tag are copied behind it: the same bytes, one Buffer fewer and no concat.
+
+interface GcmCipher {
+  srtpSessionKey: Buffer;
+  aeadAuthTagLen: number;
+  rtpInitializationVector: (header: RtpHeader, roc: number) => Buffer;
+  encryptRtp: (header: RtpHeader, payload: Buffer, roc: number) => Buffer;
+}
+
+function gcmCipherPrototype(): GcmCipher {
+  const session = new SrtpSession({
+    keys: {
+      localMasterKey: Buffer.alloc(16, 1),
+      localMasterSalt: Buffer.alloc(12, 2),
+      remoteMasterKey: Buffer.alloc(16, 3),
+      remoteMasterSalt: Buffer.alloc(12, 4),
+    },
+    profile: ProtectionProfileAeadAes128Gcm,
+  } as ConstructorParameters<typeof SrtpSession>[0]);
+  const cipher = (session as unknown as { localContext: { cipher: object } }).localContext.cipher;
+  return Object.getPrototypeOf(cipher) as GcmCipher;
+}
+
+function patchGcmEncrypt(): void {
+  let proto: GcmCipher | undefined;
+  patch(
+    'CipherAesGcm.encryptRtp',
+    'CipherAesGcm.encryptRtp (rtp/src/srtp/cipher/gcm.ts): separate header Buffer + Buffer.concat',
+    () => {
+      proto = gcmCipherPrototype();
+      return sourceHas(proto.encryptRtp, [
+        'header.serialize(header.serializeSize)',
+        'createCipheriv',
+        '"aes-128-gcm"',
+        'cipher.setAAD(hdr)',
+        'Buffer.concat([hdr, enc, authTag])',
+      ]);
+    },
+    () => {
+      const p = proto!;
+      weriftOriginals.gcmEncryptRtp = p.encryptRtp;
+      p.encryptRtp = function encryptRtp(this: GcmCipher, header, payload, roc) {
+        const headerSize = header.serializeSize;
+        const dst = header.serialize(headerSize + payload.length + this.aeadAuthTagLen);
+        const iv = this.rtpInitializationVector(header, roc);
+        const cipher = createCipheriv('aes-128-gcm', this.srtpSessionKey, iv);
+        cipher.setAAD(dst.subarray(0, headerSize));
+        const enc = cipher.update(payload);
+        cipher.final();
+        enc.copy(dst, headerSize);
+        cipher.getAuthTag().copy(dst, headerSize + enc.length);
+        return dst;
+      };
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The send chain: `RTCRtpSender.sendRtp` (webrtc/src/media/rtpSender.ts) → `RTCDtlsTransport.
+// sendRtp` (webrtc/src/transport/dtls.ts) → ICE `Connection.send` (ice/src/ice.ts) →
+// `StunProtocol.sendData` → `UdpTransport.send` (common/src/transport.ts): four async functions,
+// none of which waits for anything when the peer's address is an IP literal. Per packet the
+// sender also formats `ntpTime()` through a string and a BigInt, copies, maps, filters and sorts
+// the header-extension list, and files a BWE record that only transport-cc feedback reads.
+//
+// `sendRtpNow` does the same synchronously: rewrites the header (SSRC, payload type, offsets,
+// extensions in id order), keeps the packet in werift's 128-entry cache, encrypts and hands the
+// datagram to the socket. The NTP time comes from integer maths (werift's writes the decimal
+// digits of the fraction as binary, see `fixSenderReportClock`), so abs-send-time is now correct.
+// Anything unusual (RED, a Buffer instead of a packet, a TURN relay) takes werift's own path.
+
+interface SenderExt {
+  id: number;
+  uri: string;
+}
+
+interface SenderInternals {
+  dtlsTransport: DtlsInternals;
+  codec?: { payloadType: number };
+  ssrc: number;
+  timestampOffset: number;
+  seqOffset: number;
+  timestamp: number;
+  sequenceNumber: number;
+  ntpTimestamp: bigint;
+  rtpTimestamp: number;
+  octetCount: number;
+  headerBytesSent: number;
+  packetCount: number;
+  rtpCache: (RtpPacket | undefined)[];
+  redRedundantPayloadType?: number;
+  headerExtensions: SenderExt[];
+  mid?: string;
+  rtpStreamId?: string;
+  repairedRtpStreamId?: string;
+  rtcpRunning?: boolean;
+  stopped?: boolean;
+  runRtcp: () => Promise<void>;
+  senderBWE: { rtpPacketSent: (info: object) => void };
+  __srClockFixed?: boolean;
+  __extPlan?: ExtensionPlan;
+}
+
+interface DtlsInternals {
+  state: string;
+  srtp: { encrypt: (payload: Buffer, header: RtpHeader) => Buffer };
+  config: { debug?: { outboundPacketLoss?: number } };
+  bytesSent: number;
+  packetsSent: number;
+  transportSequenceNumber: number;
+  iceTransport: { connection: IceConnection };
+  sendRtp: (payload: Buffer, header: RtpHeader) => Promise<number>;
+}
+
+interface CandidatePair {
+  protocol: unknown;
+  remoteAddr: [string, number];
+  packetsSent: number;
+  bytesSent: number;
+}
+
+interface IceConnection {
+  nominated?: CandidatePair;
+  canSendApplicationData: () => boolean;
+  send: (data: Buffer) => Promise<void>;
+}
+
+/** Per sender: the negotiated extensions, split into fixed payloads and per-packet ones. */
+interface ExtensionPlan {
+  source: SenderExt[];
+  mid: string | undefined;
+  rid: string | undefined;
+  rrid: string | undefined;
+  /** In negotiated order; `payload` undefined for per-packet ones (abs-send-time, transport-cc). */
+  entries: { id: number; uri: string; payload: Buffer | undefined }[];
+  absSendTime: boolean;
+  transportCc: boolean;
+}
+
+const RTP_HISTORY_SIZE = 128;
+
+function extensionPlan(s: SenderInternals): ExtensionPlan {
+  const plan = s.__extPlan;
+  if (
+    plan &&
+    plan.source === s.headerExtensions &&
+    plan.mid === s.mid &&
+    plan.rid === s.rtpStreamId &&
+    plan.rrid === s.repairedRtpStreamId
+  ) {
+    return plan;
+  }
+  const entries: ExtensionPlan['entries'] = [];
+  let absSendTime = false;
+  let transportCc = false;
+  for (const e of s.headerExtensions) {
+    switch (e.uri) {
+      case RTP_EXTENSION_URI.sdesMid:
+        if (s.mid) entries.push({ id: e.id, uri: e.uri, payload: Buffer.from(s.mid) });
+        break;
+      case RTP_EXTENSION_URI.sdesRTPStreamID:
+        if (s.rtpStreamId)
+          entries.push({ id: e.id, uri: e.uri, payload: Buffer.from(s.rtpStreamId) });
+        break;
+      case RTP_EXTENSION_URI.repairedRtpStreamId:
+        if (s.repairedRtpStreamId) {
+          entries.push({ id: e.id, uri: e.uri, payload: Buffer.from(s.repairedRtpStreamId) });
+        }
+        break;
+      case RTP_EXTENSION_URI.transportWideCC:
+        transportCc = true;
+        entries.push({ id: e.id, uri: e.uri, payload: undefined });
+        break;
+      case RTP_EXTENSION_URI.absSendTime:
+        absSendTime = true;
+        entries.push({ id: e.id, uri: e.uri, payload: undefined });
+        break;
+    }
+  }
+  const next: ExtensionPlan = {
+    source: s.headerExtensions,
+    mid: s.mid,
+    rid: s.rtpStreamId,
+    rrid: s.repairedRtpStreamId,
+    entries,
+    absSendTime,
+    transportCc,
+  };
+  s.__extPlan = next;
+  return next;
+}
+
+/** NTP time now: seconds since 1900 in the high word, binary fraction in the low word. */
+export function ntpNow(): { seconds: number; fraction: number } {
+  const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
+  const seconds = Math.floor(ms / 1000);
+  const fraction = Math.min(
+    TWO_POW_32 - 1,
+    Math.floor(((ms - seconds * 1000) / 1000) * TWO_POW_32),
+  );
+  return { seconds, fraction };
+}
+
+/** abs-send-time (6.18 fixed-point seconds, 24 bits) of an NTP time, as werift serialises it. */
+export function absSendTimeBytes(seconds: number, fraction: number): Buffer {
+  const value = ((seconds & 0x3f) << 18) | (fraction >>> 14);
+  const buf = Buffer.allocUnsafe(3);
+  buf.writeUIntBE(value & 0xffffff, 0, 3);
+  return buf;
+}
+
+function buildExtensions(s: SenderInternals, header: RtpHeader): Extension[] {
+  const plan = extensionPlan(s);
+  const original = header.extensions;
+  const out: Extension[] = [];
+  let abs: Buffer | undefined;
+  if (plan.absSendTime) {
+    const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
+    const seconds = Math.floor(ms / 1000);
+    const fraction = Math.min(
+      TWO_POW_32 - 1,
+      Math.floor(((ms - seconds * 1000) / 1000) * TWO_POW_32),
+    );
+    abs = absSendTimeBytes(seconds, fraction);
+  }
+  const entries = plan.entries;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    let payload = e.payload;
+    if (payload === undefined) {
+      if (e.uri === RTP_EXTENSION_URI.absSendTime) payload = abs!;
+      else {
+        const dtls = s.dtlsTransport;
+        dtls.transportSequenceNumber = (dtls.transportSequenceNumber + 1) & 0xffff;
+        payload = Buffer.allocUnsafe(2);
+        payload.writeUInt16BE(dtls.transportSequenceNumber, 0);
+      }
+    }
+    out.push({ id: e.id, payload });
+  }
+  // The packet's own extensions: a negotiated id takes their payload, others are kept.
+  for (let i = 0; i < original.length; i++) {
+    const ext = original[i]!;
+    let found = -1;
+    for (let j = 0; j < out.length; j++) {
+      if (out[j]!.id === ext.id) {
+        found = j;
+        break;
+      }
+    }
+    if (found >= 0) out[found] = { id: ext.id, payload: ext.payload };
+    else out.push(ext);
+  }
+  // Stable insertion sort by id (a handful of entries), as werift's `sort`.
+  for (let i = 1; i < out.length; i++) {
+    const e = out[i]!;
+    let j = i - 1;
+    while (j >= 0 && out[j]!.id > e.id) {
+      out[j + 1] = out[j]!;
+      j--;
+    }
+    out[j + 1] = e;
+  }
+  return out;
+}
+
+/** ICE send without promises: straight to the UDP socket for a host/srflx pair. */
+function iceSendNow(connection: IceConnection, data: Buffer): void {
+  if (!connection.canSendApplicationData()) return;
+  const pair = connection.nominated!;
+  const protocol = pair.protocol as {
+    transport?: { closed?: boolean; socket?: { send: (...a: unknown[]) => void } };
+  };
+  const transport = protocol.transport;
+  const addr = pair.remoteAddr;
+  if (
+    !(protocol instanceof StunProtocol) ||
+    !(transport instanceof UdpTransport) ||
+    !transport.socket ||
+    isIP(addr[0]) === 0
+  ) {
+    connection.send(data).catch(ignore);
+    return;
+  }
+  if (transport.closed) return;
+  try {
+    transport.socket.send(data, addr[1], addr[0]);
+  } catch {
+    return; // werift's chain swallows send errors and then does not count the packet
+  }
+  pair.packetsSent++;
+  pair.bytesSent += data.length;
+}
+
+/** `RTCDtlsTransport.sendRtp` without the promise: the SRTP packet's size, 0 when it failed. */
+function dtlsSendRtpNow(dtls: DtlsInternals, payload: Buffer, header: RtpHeader): number {
+  try {
+    const enc = dtls.srtp.encrypt(payload, header);
+    const loss = dtls.config.debug?.outboundPacketLoss;
+    if (loss && loss / 100 < Math.random()) return enc.length;
+    dtls.bytesSent += enc.length;
+    dtls.packetsSent++;
+    iceSendNow(dtls.iceTransport.connection, enc);
+    return enc.length;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Sends `rtp` on `sender` now, as werift's `sendRtp` would (the packet is rewritten and kept in
+ * the sender's cache), without creating a promise. Throws what werift's would reject with.
+ */
+export function sendRtpNow(sender: RTCRtpSender, rtp: RtpPacket): void {
+  const s = sender as unknown as SenderInternals;
+  const original = weriftOriginals.senderSendRtp;
+  if (!original) {
+    sender.sendRtp(rtp).catch(ignore);
+    return;
+  }
+  const dtls = s.dtlsTransport;
+  if (dtls.state !== 'connected' || !s.codec) return;
+  if (s.redRedundantPayloadType || Buffer.isBuffer(rtp)) {
+    original.call(sender, rtp).catch(ignore);
+    return;
+  }
+  const header = rtp.header;
+  const payload = rtp.payload;
+  header.ssrc = s.ssrc;
+  header.payloadType = s.codec.payloadType;
+  header.timestamp = (header.timestamp + s.timestampOffset) >>> 0;
+  header.sequenceNumber = (header.sequenceNumber + s.seqOffset) & 0xffff;
+  s.timestamp = header.timestamp;
+  s.sequenceNumber = header.sequenceNumber;
+  header.extensions = buildExtensions(s, header);
+  if (s.__srClockFixed) {
+    // `fixSenderReportClock`'s setter records the instant and ignores the value.
+    s.ntpTimestamp = 0n;
+  } else {
+    const { seconds, fraction } = ntpNow();
+    s.ntpTimestamp = (BigInt(seconds) << 32n) | BigInt(fraction);
+  }
+  s.rtpTimestamp = header.timestamp;
+  s.octetCount += payload.length;
+  s.headerBytesSent += header.serializeSize;
+  s.packetCount = (s.packetCount + 1) >>> 0;
+  s.rtpCache[header.sequenceNumber % RTP_HISTORY_SIZE] = rtp;
+  const size = dtlsSendRtpNow(dtls, payload, header);
+  if (!s.rtcpRunning && !s.stopped) s.runRtcp().catch(ignore);
+  if (s.__extPlan?.transportCc) {
+    // Only transport-cc feedback reads these records (werift's sender BWE).
+    const millitime = Date.now();
+    s.senderBWE.rtpPacketSent({
+      wideSeq: dtls.transportSequenceNumber,
+      size,
+      sendingAtMs: millitime,
+      sentAtMs: millitime,
+    });
+  }
+}
+
+function patchSenderSendRtp(): void {
+  const proto = RTCRtpSender.prototype as unknown as {
+    sendRtp: (this: RTCRtpSender, rtp: RtpPacket | Buffer) => Promise<void>;
+  };
+  patch(
+    'RTCRtpSender.sendRtp',
+    'RTCRtpSender.sendRtp → RTCDtlsTransport.sendRtp → Connection.send → StunProtocol.sendData → UdpTransport.send: four async functions, ntpTime() strings, extension arrays',
+    () =>
+      sourceHas(proto.sendRtp, [
+        'header.ssrc = this.ssrc',
+        'header.payloadType = this.codec.payloadType',
+        'uint32Add(header.timestamp, this.timestampOffset)',
+        'uint16Add(header.sequenceNumber, this.seqOffset)',
+        'const ntpTimestamp = ntpTime()',
+        'this.headerExtensions.map',
+        'header.extensions.sort((a, b) => a.id - b.id)',
+        'this.rtpCache[header.sequenceNumber % RTP_HISTORY_SIZE] = rtp',
+        'this.redRedundantPayloadType',
+        'await this.dtlsTransport.sendRtp(rtpPayload, header)',
+        'this.senderBWE.rtpPacketSent(sentInfo)',
+      ]) ??
+      sourceHas(RTCDtlsTransport.prototype.sendRtp, [
+        'this.srtp.encrypt(payload, header)',
+        'outboundPacketLoss',
+        'this.bytesSent += enc.length',
+        'this.iceTransport.connection.send(enc)',
+      ]) ??
+      sourceHas(Connection, [
+        'send = async (data) =>',
+        'if (!this.canSendApplicationData())',
+        'await activePair.protocol.sendData(data, activePair.remoteAddr)',
+        'activePair.packetsSent++',
+      ]) ??
+      sourceHas(StunProtocol.prototype.sendData, [
+        'this.transport.closed',
+        'this.transport.send',
+      ]) ??
+      sourceHas(UdpTransport, [
+        'send = async (data, addr) =>',
+        'net.isIP(addr[0])',
+        'this.socket.send(data, addr[1], addr[0])',
+      ]),
+    () => {
+      weriftOriginals.senderSendRtp = proto.sendRtp;
+      proto.sendRtp = function sendRtp(this: RTCRtpSender, rtp) {
+        if (Buffer.isBuffer(rtp)) return weriftOriginals.senderSendRtp!.call(this, rtp);
+        try {
+          sendRtpNow(this, rtp);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return RESOLVED;
+      };
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// werift's `Event.execute` (common/src/event.ts) runs the synchronous listeners, then starts an
+// async IIFE for the `promiseStack` listeners, empty on the packet path: a promise and a closure
+// per event per packet, four events per received packet. `execute` is an instance field, so it is
+// replaced per event: same order, a throwing sync listener still throws to the emitter (and the
+// async listeners then do not run), async listeners still run one after another with errors to
+// `onerror`; only when there are none is no promise made.
+
+interface WeriftEvent {
+  ended: boolean;
+  event: {
+    stack: { execute: (...args: unknown[]) => unknown }[];
+    promiseStack: { execute: (...args: unknown[]) => Promise<unknown> }[];
+  };
+  onerror: (e: unknown) => void;
+  execute: (...args: unknown[]) => void;
+  __fast?: boolean;
+}
+
+function isWeriftEvent(value: unknown): value is WeriftEvent {
+  const e = value as WeriftEvent | undefined;
+  return (
+    typeof e?.execute === 'function' &&
+    Array.isArray(e.event?.stack) &&
+    Array.isArray(e.event?.promiseStack) &&
+    typeof e.ended === 'boolean'
+  );
+}
+
+/** Replaces one werift `Event`'s `execute` (see above). False when `event` is not one. */
+export function fastEvent(event: unknown): boolean {
+  if (!isWeriftEvent(event)) return false;
+  if (event.__fast) return true;
+  const e = event;
+  e.execute = (...args: unknown[]) => {
+    if (e.ended) return;
+    const stack = e.event.stack;
+    for (let i = 0; i < stack.length; i++) stack[i]!.execute(...args);
+    const promiseStack = e.event.promiseStack;
+    if (promiseStack.length === 0) return;
+    (async () => {
+      for (const item of promiseStack) await item.execute(...args);
+    })().catch((err) => e.onerror(err));
+  };
+  e.__fast = true;
+  return true;
+}
+
+/**
+ * The per-packet events of a publisher's receive path: each ICE protocol's `onDataReceived`, the
+ * ICE connection's `onData`, the DTLS transport's `onRtp`, the receiver's `onRtp` and the track's
+ * `onReceiveRtp`. Idempotent; protocols added later (an ICE restart) are caught on the next call.
+ */
+export function fastReceivePath(receiver: RTCRtpReceiver, track?: unknown): void {
+  if (disabled || skipped.has('Event.execute')) return;
+  const r = receiver as unknown as {
+    onRtp?: unknown;
+    dtlsTransport?: {
+      onRtp?: unknown;
+      iceTransport?: { connection?: { onData?: unknown; protocols?: unknown[] } };
+    };
+  };
+  fastEvent(r.onRtp);
+  fastEvent((track as { onReceiveRtp?: unknown } | undefined)?.onReceiveRtp);
+  const dtls = r.dtlsTransport;
+  fastEvent(dtls?.onRtp);
+  const connection = dtls?.iceTransport?.connection;
+  fastEvent(connection?.onData);
+  for (const protocol of connection?.protocols ?? []) {
+    fastEvent((protocol as { onDataReceived?: unknown }).onDataReceived);
+  }
+}
+
+/** Checks werift's `Event` still has the shape `fastEvent` replaces (for the status list). */
+export function checkEventShape(make: () => unknown): string | undefined {
+  const e = make();
+  if (!isWeriftEvent(e)) return 'Event no longer has execute/event.stack/event.promiseStack/ended';
+  return sourceHas(e.execute, ['promiseStack', 'item.execute(...args)', 'this.onerror(e)']);
+}

@@ -1,0 +1,497 @@
+/**
+ * The werift hot-path patches (src/node/media/weriftHotPath.ts) against werift's own functions:
+ * the same packets in, the same bytes and state out.
+ */
+
+import { createHook } from 'node:async_hooks';
+import { createSocket } from 'node:dgram';
+import { describe, expect, it } from 'vitest';
+import {
+  Event,
+  ProtectionProfileAeadAes128Gcm,
+  RTCDtlsTransport,
+  RTCRtpCodecParameters,
+  RTCRtpSender,
+  RTP_EXTENSION_URI,
+  RtpHeader,
+  RtpPacket,
+  SrtpSession,
+  StunProtocol,
+  serializeAbsSendTime,
+  UdpTransport,
+} from 'werift';
+import { forwardTiming, SAMPLE_EVERY } from '../../src/node/media/forwardTiming.ts';
+import { ntpFromPerformance } from '../../src/node/media/werift.ts';
+import {
+  absSendTimeBytes,
+  fastEvent,
+  hotPathStatus,
+  ntpNow,
+  sendRtpNow,
+  weriftOriginals,
+} from '../../src/node/media/weriftHotPath.ts';
+
+/** A deterministic pseudo-random source, so a failure can be replayed. */
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+function header(props: Partial<RtpHeader>): RtpHeader {
+  return new RtpHeader({ version: 2, ...props });
+}
+
+/** Packets covering the header's shapes: CSRCs, padding, one- and two-byte extensions. */
+function samplePackets(): Buffer[] {
+  const payload = Buffer.from('0123456789abcdef0123456789', 'ascii');
+  const ext = (id: number, n: number) => ({ id, payload: Buffer.alloc(n, id) });
+  const headers: Partial<RtpHeader>[] = [
+    {},
+    { marker: true, payloadType: 96, sequenceNumber: 65535, timestamp: 4294967295, ssrc: 1 },
+    { csrc: [1, 2, 3], payloadType: 127, sequenceNumber: 7 },
+    { csrc: [0xffffffff], marker: true },
+    { extensions: [ext(1, 1)] },
+    { extensions: [ext(1, 1), ext(3, 3), ext(4, 2), ext(14, 16)] },
+    { extensionProfile: 0x1000, extensions: [ext(1, 1), ext(200, 5), ext(255, 0)] },
+    { csrc: [9, 8], extensions: [ext(2, 4)], marker: true, payloadType: 111 },
+  ];
+  const out: Buffer[] = [];
+  for (const h of headers) {
+    const packet = new RtpPacket(header(h), payload);
+    out.push(packet.serialize());
+    // padded variant: the last byte counts the padding
+    const padded = Buffer.concat([packet.serialize(), Buffer.from([0, 0, 3])]);
+    padded[0]! |= 0x20;
+    out.push(padded);
+  }
+  return out;
+}
+
+function parseBoth(buf: Buffer): [unknown, unknown] {
+  const run = (f: () => RtpHeader) => {
+    try {
+      return f();
+    } catch (err) {
+      return `throws ${(err as Error).name}`;
+    }
+  };
+  return [
+    run(() => RtpHeader.deSerialize(buf)),
+    run(() => weriftOriginals.rtpHeaderDeSerialize!(buf)),
+  ];
+}
+
+describe('werift hot-path patches', () => {
+  it('are all applied to this werift (a changed shape after an upgrade fails here)', () => {
+    const notApplied = hotPathStatus().filter((p) => !p.applied);
+    expect(notApplied).toEqual([]);
+    expect(hotPathStatus().map((p) => p.name)).toEqual([
+      'RtpHeader.deSerialize',
+      'RtpPacket.clone',
+      'RTCRtpSender.runRtcp',
+      'RTCRtpReceiver.runRtcp',
+      'CipherAesGcm.encryptRtp',
+      'RTCRtpSender.sendRtp',
+      'Event.execute',
+    ]);
+  });
+
+  it('parses RTP headers field for field as werift does, including malformed ones', () => {
+    for (const buf of samplePackets()) {
+      const [patched, original] = parseBoth(buf);
+      expect(patched).toBeInstanceOf(RtpHeader);
+      expect(patched).toEqual(original);
+    }
+    // Random bytes with version 2 and the extension bit often set: headers cut short, extension
+    // lengths past the end, zero padding bytes, id 15, unknown profiles.
+    const random = rng(42);
+    let parsed = 0;
+    for (let n = 0; n < 5000; n++) {
+      const buf = Buffer.alloc(12 + Math.floor(random() * 40));
+      for (let i = 0; i < buf.length; i++) buf[i] = Math.floor(random() * 256);
+      buf[0] = (buf[0]! & 0x3f) | 0x80;
+      if (random() < 0.6) buf[0]! |= 0x10;
+      if (random() < 0.5) buf[0]! &= 0xf1; // few CSRCs
+      const profile = random();
+      const at = 12 + 4 * (buf[0]! & 0x0f);
+      if (at + 4 <= buf.length && profile < 0.7) {
+        buf.writeUInt16BE(profile < 0.4 ? 0xbede : 0x1000, at);
+        buf.writeUInt16BE(Math.floor(random() * 4), at + 2);
+      }
+      const [patched, original] = parseBoth(buf);
+      expect(patched).toEqual(original);
+      if (typeof patched !== 'string') parsed++;
+    }
+    expect(parsed).toBeGreaterThan(2000);
+    // RtpPacket.deSerialize goes through the patched parser.
+    const packet = RtpPacket.deSerialize(samplePackets()[10]!);
+    expect(packet.header.extensions.map((e) => e.id)).toEqual([1, 3, 4, 14]);
+    expect(packet.payload.toString('ascii')).toBe('0123456789abcdef0123456789');
+  });
+
+  it('clones a packet into a new header with the same fields and the same payload', () => {
+    for (const buf of samplePackets()) {
+      const packet = RtpPacket.deSerialize(buf);
+      const copy = packet.clone();
+      const reference = weriftOriginals.rtpPacketClone!.call(packet);
+      expect(copy.header).not.toBe(packet.header);
+      expect(copy.payload).toBe(packet.payload);
+      expect(Object.keys(copy.header)).toEqual(Object.keys(reference.header));
+      expect(copy.header).toEqual(reference.header);
+      copy.header.sequenceNumber = (copy.header.sequenceNumber + 1) & 0xffff;
+      expect(copy.header.sequenceNumber).not.toBe(packet.header.sequenceNumber);
+      expect(copy.serialize().equals(reference.serialize())).toBe(false);
+    }
+  });
+
+  it('encrypts SRTP (AES-128-GCM) to the same bytes, which the other side decrypts', () => {
+    const keys = {
+      localMasterKey: Buffer.alloc(16, 0x11),
+      localMasterSalt: Buffer.alloc(12, 0x22),
+      remoteMasterKey: Buffer.alloc(16, 0x33),
+      remoteMasterSalt: Buffer.alloc(12, 0x44),
+    };
+    const config = (k: typeof keys) =>
+      ({ keys: k, profile: ProtectionProfileAeadAes128Gcm }) as ConstructorParameters<
+        typeof SrtpSession
+      >[0];
+    const sender = new SrtpSession(config(keys));
+    const receiver = new SrtpSession(
+      config({
+        localMasterKey: keys.remoteMasterKey,
+        localMasterSalt: keys.remoteMasterSalt,
+        remoteMasterKey: keys.localMasterKey,
+        remoteMasterSalt: keys.localMasterSalt,
+      }),
+    );
+    const cipher = (sender as unknown as { localContext: { cipher: object } }).localContext.cipher;
+    const random = rng(7);
+    for (const buf of samplePackets()) {
+      const packet = RtpPacket.deSerialize(buf);
+      if (packet.header.padding) continue; // werift's encryptRtp does not carry padding
+      for (const roc of [0, 1, 0xffff]) {
+        const payload = Buffer.from(packet.payload.map(() => Math.floor(random() * 256)));
+        const ours = (cipher as { encryptRtp: typeof weriftOriginals.gcmEncryptRtp }).encryptRtp!(
+          packet.header,
+          payload,
+          roc,
+        );
+        const theirs = weriftOriginals.gcmEncryptRtp!.call(cipher, packet.header, payload, roc);
+        expect(ours.toString('hex')).toBe(theirs.toString('hex'));
+        expect(ours.length).toBe(packet.header.serializeSize + payload.length + 16);
+      }
+    }
+    const packet = new RtpPacket(
+      header({ sequenceNumber: 10, ssrc: 99, payloadType: 96 }),
+      Buffer.from('a returned item, seen live'),
+    );
+    const wire = sender.encrypt(packet.payload, packet.header);
+    const plain = RtpPacket.deSerialize(receiver.decrypt(wire));
+    expect(plain.payload.toString()).toBe('a returned item, seen live');
+    expect(plain.header.sequenceNumber).toBe(10);
+    // tampering is still caught
+    wire[wire.length - 20]! ^= 1;
+    expect(() => receiver.decrypt(wire)).toThrow();
+  });
+
+  it('states NTP time and abs-send-time with integer maths, as werift serialises them', () => {
+    const before = ntpFromPerformance(performance.now());
+    const { seconds, fraction } = ntpNow();
+    const after = ntpFromPerformance(performance.now());
+    const now = (BigInt(seconds) << 32n) | BigInt(fraction);
+    expect(now >= before && now <= after).toBe(true);
+    const random = rng(3);
+    for (let i = 0; i < 1000; i++) {
+      const s = 3_900_000_000 + Math.floor(random() * 100_000_000);
+      const f = Math.floor(random() * 4294967296);
+      const ntp = (BigInt(s) << 32n) | BigInt(f);
+      expect(absSendTimeBytes(s, f).equals(serializeAbsSendTime(ntp))).toBe(true);
+    }
+  });
+
+  describe('RTCRtpSender.sendRtp', () => {
+    const mid = RTP_EXTENSION_URI.sdesMid;
+    const abs = RTP_EXTENSION_URI.absSendTime;
+    const rid = RTP_EXTENSION_URI.sdesRTPStreamID;
+    const ABS_ID = 3;
+
+    /** A sender on a DTLS transport whose SRTP is plain RTP and whose ICE keeps the datagrams. */
+    function senderWithWire(extensions: { id: number; uri: string }[]) {
+      const wire: Buffer[] = [];
+      const sender = new RTCRtpSender('video');
+      const dtls = Object.create(RTCDtlsTransport.prototype) as Record<string, unknown>;
+      Object.assign(dtls, {
+        state: 'connected',
+        config: {},
+        bytesSent: 0,
+        packetsSent: 0,
+        transportSequenceNumber: 0,
+        srtp: {
+          encrypt: (payload: Buffer, h: RtpHeader) =>
+            Buffer.concat([h.serialize(h.serializeSize), payload]),
+        },
+        iceTransport: {
+          connection: {
+            nominated: { protocol: {}, remoteAddr: ['127.0.0.1', 9], packetsSent: 0, bytesSent: 0 },
+            canSendApplicationData: () => true,
+            send: async (data: Buffer) => {
+              wire.push(data);
+            },
+          },
+        },
+      });
+      const s = sender as unknown as Record<string, unknown>;
+      // werift's own DTLS sendRtp on the original path (the patched path never calls it)
+      dtls.sendRtp = RTCDtlsTransport.prototype.sendRtp;
+      s.dtlsTransport = dtls;
+      s.codec = new RTCRtpCodecParameters({
+        mimeType: 'video/VP8',
+        clockRate: 90000,
+        payloadType: 100,
+      });
+      s.headerExtensions = extensions;
+      s.mid = '1';
+      s.ssrc = 0x1234;
+      s.seqOffset = 1000;
+      s.timestampOffset = -5;
+      s.rtcpRunning = true; // no RTCP loop in a unit test
+      return { sender, wire, dtls, s };
+    }
+
+    /** abs-send-time differs by when it was sent (and werift's is wrong): compare it apart. */
+    function withoutAbsSendTime(datagram: Buffer): { bytes: Buffer; abs?: number } {
+      const h = RtpHeader.deSerialize(datagram);
+      const ext = h.extensions.find((e) => e.id === ABS_ID);
+      if (!ext) return { bytes: datagram };
+      const value = ext.payload.readUIntBE(0, 3);
+      ext.payload.fill(0);
+      return { bytes: datagram, abs: value };
+    }
+
+    const inputs = () => [
+      new RtpPacket(
+        header({ sequenceNumber: 1, timestamp: 3, payloadType: 96, marker: true }),
+        Buffer.from('one'),
+      ),
+      new RtpPacket(
+        header({
+          sequenceNumber: 65535,
+          timestamp: 4294967295,
+          payloadType: 96,
+          extensions: [{ id: 7, payload: Buffer.from([1, 2]) }],
+        }),
+        Buffer.from('two'),
+      ),
+      new RtpPacket(
+        header({
+          sequenceNumber: 2,
+          timestamp: 1,
+          payloadType: 96,
+          extensions: [{ id: 1, payload: Buffer.from('x') }],
+        }),
+        Buffer.from('three'),
+      ),
+    ];
+
+    for (const [name, extensions] of [
+      ['no extensions', []],
+      ['mid', [{ id: 1, uri: mid }]],
+      [
+        'mid, abs-send-time and an unset rid, out of id order',
+        [
+          { id: ABS_ID, uri: abs },
+          { id: 2, uri: rid },
+          { id: 1, uri: mid },
+        ],
+      ],
+    ] as const) {
+      it(`sends what werift sends (${name}), synchronously`, async () => {
+        const ours = senderWithWire([...extensions]);
+        const theirs = senderWithWire([...extensions]);
+        const sentOurs = inputs();
+        const sentTheirs = inputs();
+        const nowSeconds = Number(ntpFromPerformance(performance.now()) >> 32n);
+        for (let i = 0; i < sentOurs.length; i++) {
+          sendRtpNow(ours.sender, sentOurs[i]!);
+          expect(ours.wire).toHaveLength(i + 1); // on the wire before sendRtpNow returned
+          await weriftOriginals.senderSendRtp!.call(theirs.sender, sentTheirs[i]!);
+        }
+        expect(theirs.wire).toHaveLength(sentTheirs.length);
+        for (let i = 0; i < ours.wire.length; i++) {
+          const a = withoutAbsSendTime(ours.wire[i]!);
+          const b = withoutAbsSendTime(theirs.wire[i]!);
+          expect(a.bytes.toString('hex')).toBe(b.bytes.toString('hex'));
+          expect(a.abs === undefined).toBe(b.abs === undefined);
+          if (a.abs !== undefined) {
+            // 6.18 fixed point: the low 6 bits of the second and its fraction, correct to ~1 ms
+            expect(a.abs >> 18).toBe(nowSeconds & 0x3f);
+          }
+        }
+        for (const key of [
+          'sequenceNumber',
+          'timestamp',
+          'octetCount',
+          'packetCount',
+          'headerBytesSent',
+          'rtpTimestamp',
+        ]) {
+          expect(ours.s[key]).toBe(theirs.s[key]);
+        }
+        expect(ours.dtls.bytesSent).toBe(theirs.dtls.bytesSent);
+        expect(ours.dtls.packetsSent).toBe(theirs.dtls.packetsSent);
+        const cached = (x: typeof ours) =>
+          (x.s.rtpCache as (RtpPacket | undefined)[]).flatMap((p) =>
+            p ? [p.header.sequenceNumber] : [],
+          );
+        expect(cached(ours)).toEqual(cached(theirs));
+        // The packets themselves were rewritten as werift rewrites them.
+        expect(sentOurs.map((p) => p.header.extensions.map((e) => e.id))).toEqual(
+          sentTheirs.map((p) => p.header.extensions.map((e) => e.id)),
+        );
+      });
+    }
+
+    it('hands the datagram to a real UDP socket without creating a promise', async () => {
+      const receiver = createSocket('udp4');
+      const received: Buffer[] = [];
+      receiver.on('message', (data) => received.push(data));
+      await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+      const transport = await UdpTransport.init('udp4', { interfaceAddresses: undefined });
+      try {
+        const protocol = new StunProtocol();
+        protocol.transport = transport;
+        const { sender, dtls } = senderWithWire([{ id: 1, uri: mid }]);
+        const pair = {
+          protocol,
+          remoteAddr: ['127.0.0.1', receiver.address().port],
+          packetsSent: 0,
+          bytesSent: 0,
+        };
+        const ice = (dtls.iceTransport as { connection: { nominated: unknown } }).connection;
+        ice.nominated = pair;
+        let promises = 0;
+        const hook = createHook({
+          init: (_id, type) => {
+            if (type === 'PROMISE') promises++;
+          },
+        }).enable();
+        const packets = inputs();
+        try {
+          for (const packet of packets) sendRtpNow(sender, packet);
+        } finally {
+          hook.disable();
+        }
+        expect(promises).toBe(0);
+        expect(pair.packetsSent).toBe(packets.length);
+        // werift's own chain, for comparison: several promises per packet.
+        const theirs = inputs()[0]!;
+        hook.enable();
+        const sent = weriftOriginals.senderSendRtp!.call(sender, theirs);
+        hook.disable();
+        await sent;
+        expect(promises).toBeGreaterThanOrEqual(3);
+        const deadline = performance.now() + 2000;
+        while (received.length < packets.length && performance.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        expect(received.map((d) => RtpHeader.deSerialize(d).sequenceNumber)).toEqual(
+          packets.map((p) => p.header.sequenceNumber),
+        );
+        expect(pair.bytesSent).toBe(received.reduce((n, d) => n + d.length, 0));
+      } finally {
+        receiver.close();
+        await transport.close();
+      }
+    });
+
+    it('keeps sendRtp a promise for werift callers and sends nothing before DTLS connects', async () => {
+      const { sender, wire, dtls } = senderWithWire([]);
+      const result = sender.sendRtp(inputs()[0]!);
+      expect(result).toBeInstanceOf(Promise);
+      await result;
+      expect(wire).toHaveLength(1);
+      dtls.state = 'connecting';
+      await sender.sendRtp(inputs()[0]!);
+      sendRtpNow(sender, inputs()[0]!);
+      expect(wire).toHaveLength(1);
+    });
+  });
+
+  describe('Event.execute without a promise per event', () => {
+    /** Runs a scenario on a werift Event, patched or not, and returns what happened in order. */
+    async function scenario(patched: boolean, syncThrows: boolean, withAsync: boolean) {
+      const log: string[] = [];
+      const event = new Event<[number, string]>();
+      event.onerror = (e) => log.push(`onerror ${(e as Error).message}`);
+      if (patched) expect(fastEvent(event)).toBe(true);
+      event.subscribe((n, s) => log.push(`a ${n} ${s}`));
+      const off = event.subscribe(() => log.push('b')).unSubscribe;
+      event.subscribe(() => {
+        log.push('c');
+        if (syncThrows) throw new Error('sync');
+      });
+      if (withAsync) {
+        event.queuingSubscribe(async (n) => {
+          await new Promise((r) => setTimeout(r, 5));
+          log.push(`async1 ${n}`);
+        });
+        event.queuingSubscribe(async () => {
+          log.push('async2');
+          throw new Error('async');
+        });
+      }
+      for (const n of [1, 2]) {
+        try {
+          event.execute(n, 'x');
+          log.push(`returned ${n}`);
+        } catch (e) {
+          log.push(`threw ${(e as Error).message}`);
+        }
+        if (n === 1) off();
+      }
+      await new Promise((r) => setTimeout(r, 40));
+      event.complete();
+      event.execute(3, 'after end');
+      return log;
+    }
+
+    for (const syncThrows of [false, true]) {
+      for (const withAsync of [false, true]) {
+        it(`behaves as werift's (sync listener throws: ${syncThrows}, async listeners: ${withAsync})`, async () => {
+          const ours = await scenario(true, syncThrows, withAsync);
+          const theirs = await scenario(false, syncThrows, withAsync);
+          expect(ours).toEqual(theirs);
+          expect(ours.length).toBeGreaterThan(4);
+        });
+      }
+    }
+
+    it('leaves what is not a werift Event alone', () => {
+      expect(fastEvent(undefined)).toBe(false);
+      expect(fastEvent({ execute: () => {} })).toBe(false);
+    });
+  });
+
+  it('samples one forwarded packet in 16 into a ring and hands it over in seconds', () => {
+    const got: number[] = [];
+    forwardTiming.flush();
+    forwardTiming.setSink((s) => got.push(s));
+    try {
+      let sampled = 0;
+      for (let i = 0; i < SAMPLE_EVERY * 100; i++) if (forwardTiming.shouldSample()) sampled++;
+      expect(sampled).toBe(100);
+      for (let i = 0; i < 5000; i++) forwardTiming.record(i % 10);
+      // the ring (4096) was handed over once when it filled; the rest waits for a scrape
+      expect(got).toHaveLength(4096);
+      expect(forwardTiming.pending).toBe(5000 - 4096);
+      forwardTiming.flush();
+      expect(got).toHaveLength(5000);
+      expect(got[3]).toBeCloseTo(0.003, 9);
+    } finally {
+      forwardTiming.setSink(undefined);
+    }
+  });
+});
