@@ -84,6 +84,21 @@ export const nodeConfigSchema = z.strictObject({
       /** Offer a 127.0.0.1 candidate (local demos and tests). */
       loopbackCandidate: z.boolean().default(true),
       /**
+       * Worker threads for media rooms: `auto` (one per core, none on a one-core machine) or a
+       * number; 0 runs rooms on the main thread.
+       */
+      workers: z
+        .union(
+          [
+            z.literal('auto'),
+            z.number().int().min(0, 'use 0 (rooms on the main thread) or more').max(256),
+          ],
+          {
+            error: 'use auto, or a whole number of worker threads from 0 (none) to 256',
+          },
+        )
+        .default(0),
+      /**
        * Most video a publisher of each role may send, kbit/s: written into the WHIP answer
        * (b=AS / b=TIAS on the video section). Chrome caps its whole send estimate at it, so the
        * publisher's audio and packet headers come out of the same budget.

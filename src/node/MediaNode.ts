@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { NodeConfig } from '../core/config.ts';
@@ -15,11 +16,12 @@ import { Router, sendError } from './http/router.ts';
 import { checkAdmin, registerRoutes } from './http/routes.ts';
 import { RoomManager } from './media/RoomManager.ts';
 import { createMetrics } from './metrics.ts';
-import { requestKeyframe, trackSource } from './recording/mediaBridge.ts';
 import { Recorder } from './recording/Recorder.ts';
 import { RecordingLibrary } from './recording/RecordingLibrary.ts';
 import { decodeKey, randomHexKey, randomToken, readOrCreateSecret } from './secrets.ts';
 import { Store } from './store/Store.ts';
+import { InProcessMedia, type MediaBackend } from './workers/MediaBackend.ts';
+import { MediaWorkerPool } from './workers/MediaWorkerPool.ts';
 
 export interface MediaNodeOptions {
   config: NodeConfig;
@@ -34,7 +36,8 @@ export interface MediaNodeOptions {
 export class MediaNode {
   readonly store: Store;
   readonly cases: CaseService;
-  readonly rooms: RoomManager;
+  /** The media layer: rooms on this thread (`media.workers: 0`) or spread over worker threads. */
+  readonly media: MediaBackend;
   readonly recordings: RecordingLibrary;
   readonly recorder: Recorder;
   readonly metrics: Registry;
@@ -42,6 +45,7 @@ export class MediaNode {
   /** Signs evidence bundles: DATA/evidence.key + evidence.pub, made at first start if absent. */
   readonly evidenceKey: EvidenceKey;
   readonly log: Logger;
+  private readonly localRooms: RoomManager | undefined;
   private readonly server: Server;
   private readonly sse = new Set<ServerResponse>();
   private closing: Promise<void> | undefined;
@@ -75,8 +79,22 @@ export class MediaNode {
     });
     const stale = this.cases.endOpenSessions('node stopped without closing them');
     if (stale) log.info('marked sessions left open by the last run as ended', { count: stale });
-    this.rooms = new RoomManager({ media: config.media, log: log.child({ part: 'media' }) });
-    this.rooms.onSessionEnded.subscribe((s) => {
+    const workers = mediaWorkerCount(config.media.workers);
+    if (workers > 0) {
+      this.media = new MediaWorkerPool({
+        workers,
+        media: config.media,
+        record: config.recording.enabled,
+        log: log.child({ part: 'media' }),
+        logLevel: config.log.level,
+        logJson: config.log.json,
+      });
+    } else {
+      const mediaLog = log.child({ part: 'media' });
+      this.localRooms = new RoomManager({ media: config.media, log: mediaLog });
+      this.media = new InProcessMedia(this.localRooms, mediaLog);
+    }
+    this.media.onSessionEnded.subscribe((s) => {
       try {
         this.cases.sessionEnded(
           { id: s.sessionId, caseId: s.caseId, role: s.role, direction: s.direction },
@@ -90,8 +108,10 @@ export class MediaNode {
       }
     });
     this.metrics = createMetrics({
-      counters: () => this.rooms.counters,
-      rooms: () => this.rooms.stats(),
+      counters: () => this.media.counters,
+      rooms: () => this.media.stats(),
+      // per-worker series only when there are workers: the in-process /metrics stays as it was
+      workers: workers > 0 ? (fresh) => this.media.status(fresh) : undefined,
       sseClients: () => this.sse.size,
     });
     this.recordings = new RecordingLibrary({
@@ -106,19 +126,17 @@ export class MediaNode {
       app: `returncam ${VERSION}`,
       log: log.child({ part: 'recording' }),
       metrics: this.metrics,
-      requestKeyframe: (ref) => requestKeyframe(this.rooms, ref),
+      requestKeyframe: (ref) => this.media.requestKeyframe(ref),
     });
-    this.rooms.onTrackPublished.subscribe((t) =>
-      this.recorder.trackPublished(trackSource(this.rooms, t)),
-    );
-    this.rooms.onSessionEnded.subscribe((s) => {
+    this.media.onTrackPublished.subscribe((t) => this.recorder.trackPublished(t));
+    this.media.onSessionEnded.subscribe((s) => {
       if (s.direction === 'publish') void this.recorder.sessionEnded(s.sessionId);
     });
     const router = new Router();
     registerRoutes(router, {
       config,
       cases: this.cases,
-      rooms: this.rooms,
+      media: this.media,
       metrics: this.metrics,
       adminToken: this.adminToken,
       version: VERSION,
@@ -202,7 +220,7 @@ export class MediaNode {
         });
       });
     } catch (err) {
-      await node.rooms.close();
+      await node.media.close();
       await node.recorder.close();
       node.store.closeDb();
       const e = err as NodeJS.ErrnoException;
@@ -221,6 +239,19 @@ export class MediaNode {
     return node;
   }
 
+  /**
+   * The in-process room manager (`media.workers: 0`): tests and tools that reach into live
+   * sessions. With worker threads the rooms live in the workers: use {@link media}.
+   */
+  get rooms(): RoomManager {
+    if (!this.localRooms) {
+      throw new Error(
+        'MediaNode.rooms: media rooms run in worker threads (media.workers > 0); use MediaNode.media',
+      );
+    }
+    return this.localRooms;
+  }
+
   /** Where the node listens, e.g. http://127.0.0.1:8080 */
   get url(): string {
     return this.listeningUrl;
@@ -229,7 +260,7 @@ export class MediaNode {
   /** Ends media sessions and event streams, stops listening, flushes and closes the database. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.rooms.close();
+      await this.media.close();
       // recordings are finished (files finalised, rows and events stored) before the database closes
       await this.recorder.close();
       for (const res of this.sse) res.end();
@@ -243,4 +274,11 @@ export class MediaNode {
     })();
     return this.closing;
   }
+}
+
+/** Worker threads for `media.workers`: `auto` is one per core, none on a one-core machine. */
+export function mediaWorkerCount(setting: NodeConfig['media']['workers']): number {
+  if (setting !== 'auto') return setting;
+  const cores = availableParallelism();
+  return cores > 1 ? cores : 0;
 }

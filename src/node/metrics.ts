@@ -1,11 +1,15 @@
 import { Counter, Gauge, Registry } from 'prom-client';
+import { registerForwardHistogram } from './media/forwardTiming.ts';
 import type { MediaCounters } from './media/types.ts';
+import type { MediaBackendStatus } from './workers/MediaBackend.ts';
 
 export interface MetricsSources {
   /** Numbers the media path bumps in place (no allocation per packet); read at scrape time. */
   counters: () => MediaCounters;
   rooms: () => { rooms: number; publishers: number; subscribers: number };
   sseClients: () => number;
+  /** Per-worker figures when media rooms run in worker threads (`media.workers`). */
+  workers?: (fresh: boolean) => Promise<MediaBackendStatus>;
 }
 
 /** Counters that only go up, exposed from a value the node keeps itself. */
@@ -115,6 +119,8 @@ export function createMetrics(src: MetricsSources): Registry {
     return r.publishers + r.subscribers;
   });
   gauge('returncam_sse_clients', 'Open event streams', () => src.sseClients());
+  if (src.workers) perWorker(registry, src.workers);
+  registerForwardHistogram(registry);
   let lastCpu = process.cpuUsage();
   let lastAt = process.hrtime.bigint();
   sourcedCounter(
@@ -152,4 +158,88 @@ export function createMetrics(src: MetricsSources): Registry {
     () => process.getActiveResourcesInfo().length,
   );
   return registry;
+}
+
+/**
+ * `worker`-labelled series for media worker threads. The unlabelled totals above stay the sums
+ * over all workers (a restarted worker's earlier counts included); these split them per worker.
+ * Worker counters restart from zero with the worker (`returncam_media_worker_restarts_total`
+ * says when), as a restarted process's would.
+ */
+function perWorker(
+  registry: Registry,
+  read: (fresh: boolean) => Promise<MediaBackendStatus>,
+): void {
+  const labelNames = ['worker'] as const;
+  let pending: Promise<MediaBackendStatus> | undefined;
+  // one read per scrape, shared by every series below
+  const status = () => {
+    pending ??= read(false).finally(() => {
+      setImmediate(() => {
+        pending = undefined;
+      });
+    });
+    return pending;
+  };
+  const series = (
+    name: string,
+    help: string,
+    value: (w: MediaBackendStatus['workers'][number]) => number,
+  ) => {
+    const counter = name.endsWith('_total');
+    const Type = counter ? Counter : Gauge;
+    return new Type({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const s = await status();
+        this.reset();
+        for (const w of s.workers) {
+          const labels = { worker: String(w.index) };
+          if (this instanceof Counter) this.inc(labels, value(w));
+          else (this as Gauge).set(labels, value(w));
+        }
+      },
+    });
+  };
+  series('returncam_media_worker_up', '1 when the media worker thread is running', (w) =>
+    w.state === 'ready' ? 1 : 0,
+  );
+  series(
+    'returncam_media_worker_restarts_total',
+    'Times the media worker was restarted after it failed',
+    (w) => w.restarts,
+  );
+  series(
+    'returncam_media_worker_rooms',
+    'Cases with a live media room on the worker',
+    (w) => w.rooms,
+  );
+  series(
+    'returncam_media_worker_publishers',
+    'Publisher sessions on the worker',
+    (w) => w.publishers,
+  );
+  series(
+    'returncam_media_worker_subscribers',
+    'Subscriber sessions on the worker',
+    (w) => w.subscribers,
+  );
+  series(
+    'returncam_media_worker_event_loop_utilization',
+    'Share of the last second the worker event loop was busy (0..1)',
+    (w) => w.eventLoopUtilization,
+  );
+  series(
+    'returncam_media_worker_rtp_packets_in_total',
+    'RTP packets the worker received from publishers (since it last started)',
+    (w) => w.counters.packetsIn,
+  );
+  series(
+    'returncam_media_worker_rtp_packets_out_total',
+    'RTP packets the worker forwarded to subscribers (since it last started)',
+    (w) => w.counters.packetsOut,
+  );
 }

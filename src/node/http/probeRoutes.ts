@@ -3,8 +3,8 @@ import { RTCPeerConnection } from 'werift';
 import type { NodeConfig } from '../../core/config.ts';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { CaseService } from '../cases/CaseService.ts';
-import type { RoomManager } from '../media/RoomManager.ts';
 import { peerConfig } from '../media/werift.ts';
+import type { MediaBackend } from '../workers/MediaBackend.ts';
 import { bearerToken, type Router, readBody } from './router.ts';
 import { checkAdmin } from './routes.ts';
 
@@ -23,7 +23,8 @@ import { checkAdmin } from './routes.ts';
 export interface ProbeDeps {
   config: NodeConfig;
   cases: CaseService;
-  rooms: RoomManager;
+  /** Probes end when the media layer closes. */
+  media: Pick<MediaBackend, 'closed'>;
   adminToken: string;
 }
 
@@ -60,7 +61,7 @@ export function registerProbeRoutes(router: Router, deps: ProbeDeps): void {
 
   router.on('POST', '/probe', async (ctx) => {
     authorize(ctx);
-    if (deps.rooms.closed)
+    if (deps.media.closed)
       throw new HttpError(503, 'node_closing', 'the media node is shutting down');
     if (probes.size >= MAX_PROBES) {
       throw new HttpError(
@@ -89,7 +90,7 @@ export function registerProbeRoutes(router: Router, deps: ProbeDeps): void {
     probes.set(id, { pc, timer });
     // a stopping node ends its probes too (the media layer is closed first on shutdown)
     watch ??= setInterval(() => {
-      if (deps.rooms.closed) for (const key of [...probes.keys()]) end(key);
+      if (deps.media.closed) for (const key of [...probes.keys()]) end(key);
     }, 1000);
     watch.unref();
     pc.connectionStateChange.subscribe((state) => {

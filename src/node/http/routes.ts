@@ -16,9 +16,9 @@ import {
   SDPFRAG_TYPE,
   SdpFragError,
 } from '../media/iceRestart.ts';
-import type { RoomManager } from '../media/RoomManager.ts';
 import type { ChainedEvent } from '../store/eventChain.ts';
 import type { Role } from '../store/Store.ts';
+import type { MediaBackend } from '../workers/MediaBackend.ts';
 import { servePage, serveStatic } from './pages.ts';
 import { registerProbeRoutes } from './probeRoutes.ts';
 import { type QualityRouteDeps, registerQualityRoutes } from './qualityRoutes.ts';
@@ -46,7 +46,8 @@ import { iceServersFor, registerTurnRoutes } from './turnRoutes.ts';
 export interface AppDeps {
   config: NodeConfig;
   cases: CaseService;
-  rooms: RoomManager;
+  /** The media layer, in process or over worker threads. */
+  media: MediaBackend;
   metrics: Registry;
   adminToken: string;
   version: string;
@@ -109,24 +110,38 @@ function pageEvent(e: ChainedEvent, role: Role): string {
 }
 
 export function registerRoutes(router: Router, deps: AppDeps): void {
-  const { cases, rooms, config } = deps;
+  const { cases, media, config } = deps;
   const limits = config.limits;
 
-  router.on('GET', '/healthz', ({ res }) =>
+  router.on('GET', '/healthz', async ({ res }) => {
+    // media workers start alongside the HTTP listener: the body says whether they are up yet
+    const status = await media.status();
     sendJson(res, 200, {
       status: 'ok',
       version: deps.version,
       nodeId: config.node.id,
       uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
       disk: recordingsDisk(config.node.dataDir),
-    }),
-  );
+      media: {
+        mode: status.mode,
+        ready: status.ready,
+        workers: status.workers.map((w) => ({
+          index: w.index,
+          state: w.state,
+          restarts: w.restarts,
+          sessions: w.publishers + w.subscribers,
+        })),
+      },
+    });
+  });
 
   registerTurnRoutes(router, deps);
   registerProbeRoutes(router, deps);
   registerQualityRoutes(router, deps);
 
   router.on('GET', '/metrics', async ({ res }) => {
+    // workers' figures are refreshed first, so the totals are current
+    await media.status(true);
     const text = await deps.metrics.metrics();
     res.writeHead(200, { 'Content-Type': deps.metrics.contentType });
     res.end(text);
@@ -163,7 +178,7 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
   router.on('POST', '/api/admin/cases/:id/close', async (ctx) => {
     checkAdmin(ctx, deps);
     const c = cases.close(ctx.params.id!);
-    await rooms.closeRoom(c.id);
+    await media.closeRoom(c.id);
     sendJson(ctx.res, 200, { case: c });
   });
   router.on('POST', '/api/admin/cases/:id/links', async (ctx) => {
@@ -180,8 +195,11 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
     checkAdmin(ctx, deps);
     const body = parseBody(revokeBody, await readJson(ctx.req, limits.jsonBytes));
     const revoked = cases.revoke(ctx.params.id!, body.role);
-    for (const sid of cases.liveSessions(ctx.params.id!, body.role))
-      rooms.endSession(ctx.params.id!, sid);
+    await Promise.all(
+      cases
+        .liveSessions(ctx.params.id!, body.role)
+        .map((sid) => media.endSession(ctx.params.id!, sid)),
+    );
     sendJson(ctx.res, 200, { revoked });
   });
 
@@ -323,8 +341,8 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       const direction = kind === 'whip' ? 'publish' : 'subscribe';
       const { sessionId, answerSdp } =
         kind === 'whip'
-          ? await rooms.publish(caseId, who.role, sdp)
-          : await rooms.subscribe(caseId, who.role, sdp);
+          ? await media.publish(caseId, who.role, sdp)
+          : await media.subscribe(caseId, who.role, sdp);
       cases.sessionStarted({
         id: sessionId,
         caseId,
@@ -341,10 +359,10 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       });
       ctx.res.end(answerSdp);
     });
-    router.on('DELETE', `/${kind}/:caseId/:sessionId`, (ctx) => {
+    router.on('DELETE', `/${kind}/:caseId/:sessionId`, async (ctx) => {
       const caseId = ctx.params.caseId!;
       cases.authorize(caseId, bearerToken(ctx.req));
-      if (!rooms.endSession(caseId, ctx.params.sessionId!)) {
+      if (!(await media.endSession(caseId, ctx.params.sessionId!))) {
         throw new HttpError(
           404,
           'session_not_found',
@@ -360,7 +378,7 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       const sessionId = ctx.params.sessionId!;
       const who = cases.authorize(caseId, bearerToken(ctx.req), { write: true });
       const body = await readBody(ctx.req, limits.sdpBytes, [SDPFRAG_TYPE]);
-      const session = rooms.session(caseId, sessionId);
+      const session = await media.session(caseId, sessionId);
       const direction = kind === 'whip' ? 'publish' : 'subscribe';
       if (!session || session.direction !== direction || session.role !== who.role) {
         throw new HttpError(
@@ -386,9 +404,9 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
         if (err instanceof SdpFragError) throw new HttpError(400, 'bad_sdpfrag', err.message, CORS);
         throw err;
       }
-      const local = await session.patchIce(fragment);
+      const { local, iceEntityTag } = await media.patchIce(caseId, sessionId, fragment);
       if (!local) {
-        ctx.res.writeHead(204, { ...CORS, ETag: session.iceEntityTag });
+        ctx.res.writeHead(204, { ...CORS, ETag: iceEntityTag });
         ctx.res.end();
         return;
       }
@@ -397,7 +415,7 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
         ...CORS,
         'Content-Type': SDPFRAG_TYPE,
         'Content-Length': Buffer.byteLength(text),
-        ETag: session.iceEntityTag,
+        ETag: iceEntityTag,
         'Cache-Control': 'no-store',
       });
       ctx.res.end(text);
