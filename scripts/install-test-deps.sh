@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System packages the test suite uses, from Debian: Chromium for the browser tests, coturn for
 # TURN, poppler-utils to read generated PDFs, openssh-server for the fleet deploy tests (started
-# on a loopback port by the test itself, never as a service). Idempotent; needs root (apt-get).
+# on a loopback port by the test itself, never as a service), janus for `bench capacity --server
+# janus` and its test (started by the bench with its own config, never as a service).
+# Idempotent; needs root (apt-get).
 set -euo pipefail
 
 need=()
@@ -9,9 +11,10 @@ need=()
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 command -v pdfinfo >/dev/null 2>&1 || need+=(poppler-utils)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/bin/janus ] || need+=(janus)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "test dependencies present: chromium, coturn, poppler-utils, openssh-server"
+  echo "test dependencies present: chromium, coturn, poppler-utils, openssh-server, janus"
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -16,7 +16,26 @@ import { AdminClient } from '../node/client/AdminClient.ts';
 import { MediaNode } from '../node/MediaNode.ts';
 import type { MediaCounters } from '../node/media/types.ts';
 
-export type BenchNodeKind = 'in-process' | 'process' | 'remote';
+export type BenchNodeKind = 'in-process' | 'process' | 'remote' | 'janus';
+
+/**
+ * How clients connect to a server that does not speak WHIP/WHEP (Janus's VideoRoom): the
+ * publisher still makes the offer, but a viewer is offered media by the server and answers.
+ */
+export interface ServerSignalling {
+  /** The publisher's offer in, the server's answer out. */
+  publish(bench: BenchCase, offerSdp: string): Promise<string>;
+  /**
+   * Joins a viewer to the case's publisher: the server's offer goes to `answer`, whose answer
+   * goes back to the server. Resolves once the server has the answer.
+   */
+  subscribe(bench: BenchCase, answer: (offerSdp: string) => Promise<string>): Promise<void>;
+  /**
+   * The server rewrites RTP timestamps for its viewers (a constant offset per viewer), so frames
+   * are matched to the publisher's by their spacing instead of their timestamp.
+   */
+  rewritesTimestamps: boolean;
+}
 
 export interface BenchCase {
   caseId: string;
@@ -40,6 +59,12 @@ export interface BenchNode {
   readonly url: string;
   /** The node's host, for picking its candidate. */
   readonly host: string;
+  /** What it is, for reports (e.g. `returncam node`, `Janus 1.1.2 VideoRoom`). */
+  readonly label?: string;
+  /** Its process id, when it runs on this machine as its own process. */
+  readonly pid?: number;
+  /** Set when clients cannot use WHIP/WHEP on `url` with the case tokens. */
+  readonly signalling?: ServerSignalling;
   createCase(label: string): Promise<BenchCase>;
   closeCase(caseId: string): Promise<void>;
   counters(): Promise<NodeCounters | undefined>;
@@ -57,6 +82,9 @@ const METRIC_NAMES: Record<keyof NodeCounters, string> = {
   plisFromSubscribers: 'returncam_plis_received_total',
   plisToPublishers: 'returncam_plis_sent_total',
   retransmits: 'returncam_rtp_retransmits_total',
+  layerSwitches: 'returncam_layer_switches_total',
+  stillFrameEntries: 'returncam_still_frame_entries_total',
+  recoveryKeyframeRequests: 'returncam_recovery_keyframe_requests_total',
 };
 
 /** Reads the node counters out of Prometheus text; undefined when they are not there. */
@@ -120,6 +148,7 @@ export async function startInProcessNode(): Promise<BenchNode> {
     kind: 'in-process',
     url: node.url,
     host: '127.0.0.1',
+    label: 'returncam node (in-process)',
     async createCase(label) {
       const created = node.cases.create({ ...BENCH_CASE, orderId: label });
       return {
@@ -153,11 +182,16 @@ const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
  * `returncam node start` as a child process (port 0, temporary data directory): its CPU and memory
  * are its own, and it does not share an event loop with the clients and relays.
  */
-export async function startNodeProcess(): Promise<BenchNode> {
+export interface NodeProcessOptions {
+  /** Node.js flags for the node process, e.g. `--cpu-prof --cpu-prof-dir=DIR`. */
+  nodeFlags?: string[];
+}
+
+export async function startNodeProcess(options: NodeProcessOptions = {}): Promise<BenchNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
   const child: ChildProcess = spawn(
     process.execPath,
-    [BIN, 'node', 'start', '--port', '0', '--data', dataDir],
+    [...(options.nodeFlags ?? []), BIN, 'node', 'start', '--port', '0', '--data', dataDir],
     {
       env: { ...process.env, CI: '1', RETURNCAM_LOG_LEVEL: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -191,11 +225,16 @@ export async function startNodeProcess(): Promise<BenchNode> {
   });
   const admin = new AdminClient({ node: url, dataDir });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // a harness that dies (an uncaught error, process.exit) takes its node with it
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   let closing: Promise<void> | undefined;
   return {
     kind: 'process',
     url,
     host: '127.0.0.1',
+    label: 'returncam node',
+    pid: child.pid,
     async createCase(label) {
       const created = await admin.createCase({ ...BENCH_CASE, orderId: label });
       return {
@@ -209,6 +248,7 @@ export async function startNodeProcess(): Promise<BenchNode> {
     resources: () => (child.pid ? procResources(child.pid) : undefined),
     close() {
       closing ??= (async () => {
+        process.off('exit', killOnExit);
         child.kill('SIGINT');
         const forced = setTimeout(() => child.kill('SIGKILL'), 10_000);
         await exited;

@@ -3,11 +3,16 @@
  * passes a limit; reports sessions per core. Each step is a short `bench run` against a fresh
  * node process (its CPU and memory are its own), preceded by the same step with no node at all
  * (clients connected to each other through the relays) so the harness's own floor is visible.
+ * Each session has one publisher and `viewers` viewers; the same load can also be run against
+ * Janus's VideoRoom (`servers: ['node', 'janus']`), step by step in the same sitting.
  */
 import { randomBytes } from 'node:crypto';
+import { UserError } from '../core/errors.ts';
+import { FanoutSession } from './FanoutSession.ts';
+import { findJanus, JANUS_INSTALL_HINT, startJanus } from './janus/JanusServer.ts';
 import type { NetworkProfile } from './profiles.ts';
 import type { BenchResult } from './result.ts';
-import { type BenchProgress, type NodeChoice, runBench } from './runBench.ts';
+import { type BenchProgress, type NodeChoice, openBenchNode, runBench } from './runBench.ts';
 import type { Summary } from './stats.ts';
 
 export interface CapacityOptions {
@@ -22,6 +27,13 @@ export interface CapacityOptions {
   cpuLimitPercent: number;
   /** Stop when more than this share of frames is lost. */
   maxFrameLoss?: number;
+  /** Staff viewers per session (default 1). */
+  viewers?: number;
+  /**
+   * What carries the load, each step in this order (default `['node']`). The ramp stops when the
+   * first one passes a limit.
+   */
+  servers?: CapacityServer[];
   /** Default: a node process per step. */
   node?: NodeChoice;
   /** Run each step without a node first (default true). */
@@ -33,16 +45,27 @@ export interface CapacityOptions {
   onProgress?: (p: BenchProgress & { step: string }) => void;
 }
 
+/** `node`: returncam's node; `janus`: Janus's VideoRoom, started per step (Debian's package). */
+export type CapacityServer = 'node' | 'janus';
+
 export interface CapacityStep {
   sessions: number;
-  mode: 'baseline' | 'node';
+  viewers: number;
+  /** `baseline`: no server, `sessions × viewers` publisher-viewer pairs through the relays. */
+  mode: 'baseline' | CapacityServer;
+  /** The server measured (e.g. `Janus 1.1.2 VideoRoom`). */
+  server?: string;
   transit?: Summary;
   /** Node forwarding time (or, with no node, the harness's own hop). */
   nodeAdded?: Summary;
   frameLoss: number;
+  /** Frames sent in the measured window that some viewer never received complete. */
+  framesLost: number;
+  framesSent: number;
   freezes: number;
   /** The node process's CPU, % of one core; undefined with no node. */
   nodeCpuPercent?: number;
+  /** Per session (a publisher and its viewers). */
   nodeCpuPerSessionPercent?: number;
   nodeRssBytes?: number;
   /** This process (clients and relays), % of one core. */
@@ -61,6 +84,8 @@ export interface CapacityResult {
   id: string;
   startedAt: string;
   profile: string;
+  viewers: number;
+  servers: CapacityServer[];
   bitrateKbps: number;
   stepDurationMs: number;
   limits: { p99LimitMs: number; cpuLimitPercent: number; maxFrameLoss: number };
@@ -74,18 +99,26 @@ export interface CapacityResult {
   stoppedBecause: string;
 }
 
-function stepOf(r: BenchResult, mode: CapacityStep['mode']): Omit<CapacityStep, 'withinLimits'> {
+function stepOf(
+  r: BenchResult,
+  mode: CapacityStep['mode'],
+  sessions: number,
+  viewers: number,
+): Omit<CapacityStep, 'withinLimits'> {
   const nodePart = r.budget.find((b) => b.part === 'node')?.summary;
   const cpu = r.nodeResources && !r.nodeResources.shared ? r.nodeResources.cpuPercent : undefined;
   return {
-    sessions: r.settings.sessions,
+    sessions,
+    viewers,
     mode,
     transit: r.transit,
     nodeAdded: nodePart,
     frameLoss: r.frames.lossRatio,
+    framesLost: r.frames.lost,
+    framesSent: r.frames.sent,
     freezes: r.frames.freezeCount,
     nodeCpuPercent: cpu,
-    nodeCpuPerSessionPercent: cpu !== undefined ? cpu / r.settings.sessions : undefined,
+    nodeCpuPerSessionPercent: cpu !== undefined ? cpu / sessions : undefined,
     nodeRssBytes: r.nodeResources?.rssBytes,
     harnessCpuPercent: r.harness.cpuPercent,
     harnessRssBytes: r.harness.rssBytes,
@@ -97,6 +130,16 @@ function stepOf(r: BenchResult, mode: CapacityStep['mode']): Omit<CapacityStep, 
 export async function runCapacity(options: CapacityOptions): Promise<CapacityResult> {
   const startedAt = new Date();
   const maxFrameLoss = options.maxFrameLoss ?? 0.05;
+  const viewers = options.viewers ?? 1;
+  if (!Number.isInteger(viewers) || viewers < 1 || viewers > 50)
+    throw new UserError(`viewers per session must be a whole number from 1 to 50 (got ${viewers})`);
+  const servers = options.servers ?? ['node'];
+  if (servers.length === 0) throw new UserError('capacity needs at least one server to measure');
+  if (servers.includes('janus') && !findJanus()) throw new UserError(JANUS_INSTALL_HINT);
+  const choiceFor = (server: CapacityServer): NodeChoice =>
+    server === 'janus'
+      ? { kind: 'custom', open: () => startJanus() }
+      : (options.node ?? { kind: 'process' });
   const baseline: CapacityStep[] = [];
   const steps: CapacityStep[] = [];
   let stoppedBecause = `reached the last step (${options.steps.at(-1)} sessions)`;
@@ -115,41 +158,65 @@ export async function runCapacity(options: CapacityOptions): Promise<CapacityRes
       stoppedBecause = 'interrupted';
       break;
     }
+    const shape = viewers > 1 ? `${sessions}×${viewers}` : `${sessions} sessions`;
     if (options.baseline !== false) {
+      // the floor: as many publisher-viewer pairs as the servers carry viewers, no server
       const r = await runBench({
         ...common,
-        sessions,
+        sessions: sessions * viewers,
         node: { kind: 'none' },
-        onProgress: (p) => options.onProgress?.({ ...p, step: `${sessions} sessions, no node` }),
+        onProgress: (p) => options.onProgress?.({ ...p, step: `${shape}, no server` }),
       });
-      const step: CapacityStep = { ...stepOf(r, 'baseline'), withinLimits: true };
+      const step: CapacityStep = {
+        ...stepOf(r, 'baseline', sessions, viewers),
+        withinLimits: true,
+      };
       baseline.push(step);
       options.onStep?.(step);
     }
-    const r = await runBench({
-      ...common,
-      sessions,
-      node: options.node ?? { kind: 'process' },
-      onProgress: (p) => options.onProgress?.({ ...p, step: `${sessions} sessions via the node` }),
-    });
-    const s = stepOf(r, 'node');
-    let limitHit: string | undefined;
-    if (s.nodeAdded && s.nodeAdded.p99 > options.p99LimitMs) {
-      limitHit = `node p99 ${s.nodeAdded.p99.toFixed(1)} ms > ${options.p99LimitMs} ms`;
-    } else if (s.nodeCpuPercent !== undefined && s.nodeCpuPercent > options.cpuLimitPercent) {
-      limitHit = `node CPU ${s.nodeCpuPercent.toFixed(0)} % > ${options.cpuLimitPercent} %`;
-    } else if (s.frameLoss > maxFrameLoss) {
-      limitHit = `${(s.frameLoss * 100).toFixed(1)} % of frames lost > ${(maxFrameLoss * 100).toFixed(0)} %`;
+    let stop: string | undefined;
+    for (const [i, server] of servers.entries()) {
+      if (options.signal?.aborted) break;
+      let label: string | undefined;
+      const choice = choiceFor(server);
+      const r = await runBench({
+        ...common,
+        sessions,
+        node:
+          choice.kind === 'none'
+            ? choice
+            : {
+                kind: 'custom',
+                open: async () => {
+                  const opened = await openBenchNode(choice);
+                  if (!opened) throw new Error(`capacity: ${server} did not start`);
+                  label = opened.label;
+                  return opened;
+                },
+              },
+        createSession: (o) => new FanoutSession({ ...o, node: o.node!, viewers }),
+        onProgress: (p) => options.onProgress?.({ ...p, step: `${shape} via ${server}` }),
+      });
+      const s = { ...stepOf(r, server, sessions, viewers), server: label ?? server };
+      let limitHit: string | undefined;
+      if (s.nodeAdded && s.nodeAdded.p99 > options.p99LimitMs) {
+        limitHit = `${server} p99 ${s.nodeAdded.p99.toFixed(1)} ms > ${options.p99LimitMs} ms`;
+      } else if (s.nodeCpuPercent !== undefined && s.nodeCpuPercent > options.cpuLimitPercent) {
+        limitHit = `${server} CPU ${s.nodeCpuPercent.toFixed(0)} % > ${options.cpuLimitPercent} %`;
+      } else if (s.frameLoss > maxFrameLoss) {
+        limitHit = `${(s.frameLoss * 100).toFixed(1)} % of frames lost > ${(maxFrameLoss * 100).toFixed(0)} %`;
+      }
+      const step: CapacityStep = { ...s, withinLimits: !limitHit, limitHit };
+      steps.push(step);
+      options.onStep?.(step);
+      if (limitHit && i === 0) stop = `${shape}: ${limitHit}`;
     }
-    const step: CapacityStep = { ...s, withinLimits: !limitHit, limitHit };
-    steps.push(step);
-    options.onStep?.(step);
-    if (limitHit) {
-      stoppedBecause = `${sessions} sessions: ${limitHit}`;
+    if (stop) {
+      stoppedBecause = stop;
       break;
     }
   }
-  const good = steps.filter((s) => s.withinLimits);
+  const good = steps.filter((s) => s.withinLimits && s.mode === servers[0]);
   const best = good.at(-1);
   return {
     version: 1,
@@ -157,6 +224,8 @@ export async function runCapacity(options: CapacityOptions): Promise<CapacityRes
     id: `${startedAt.toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`,
     startedAt: startedAt.toISOString(),
     profile: options.profile.name,
+    viewers,
+    servers,
     bitrateKbps: options.bitrateKbps ?? options.profile.bitrateKbps,
     stepDurationMs: options.stepDurationMs,
     limits: {
@@ -175,32 +244,33 @@ export async function runCapacity(options: CapacityOptions): Promise<CapacityRes
   };
 }
 
-/** The capacity table: one line per step, baseline and node side by side. */
+/** The capacity table: one line per step and server, the no-server floor first. */
 export function renderCapacityText(c: CapacityResult): string {
   const f = (v: number | undefined, digits = 1) =>
     v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits);
   const rows: string[][] = [
     [
-      'sessions',
-      'mode',
+      'sessions×viewers',
+      'through',
       'transit p50/p95/p99 ms',
-      'node-added p50/p99 ms',
-      'node CPU %',
+      'server-added p50/p99 ms',
+      'CPU %',
       'CPU/session %',
-      'node RSS MB',
+      'RSS MB',
       'harness CPU %',
       'late relay',
-      'lost',
+      'frames lost',
       '',
     ],
   ];
+  const order = (m: CapacityStep['mode']) => (m === 'baseline' ? -1 : c.servers.indexOf(m));
   const all = [...c.baseline, ...c.steps].sort(
-    (a, b) => a.sessions - b.sessions || (a.mode === 'baseline' ? -1 : 1),
+    (a, b) => a.sessions - b.sessions || order(a.mode) - order(b.mode),
   );
   for (const s of all) {
     rows.push([
-      String(s.sessions),
-      s.mode === 'baseline' ? 'no node' : 'node',
+      `${s.sessions}×${s.viewers ?? 1}`,
+      s.mode === 'baseline' ? 'no server' : s.mode,
       `${f(s.transit?.p50)} / ${f(s.transit?.p95)} / ${f(s.transit?.p99)}`,
       `${f(s.nodeAdded?.p50, 2)} / ${f(s.nodeAdded?.p99, 2)}`,
       f(s.nodeCpuPercent),
@@ -208,8 +278,8 @@ export function renderCapacityText(c: CapacityResult): string {
       s.nodeRssBytes ? (s.nodeRssBytes / 1048576).toFixed(0) : '-',
       f(s.harnessCpuPercent),
       String(s.lateDeliveries),
-      `${(s.frameLoss * 100).toFixed(1)} %`,
-      s.mode === 'node' ? (s.withinLimits ? 'ok' : `STOP: ${s.limitHit}`) : '',
+      `${s.framesLost ?? '-'} (${(s.frameLoss * 100).toFixed(1)} %)`,
+      s.mode === 'baseline' ? '' : s.withinLimits ? 'ok' : `LIMIT: ${s.limitHit}`,
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -221,14 +291,20 @@ export function renderCapacityText(c: CapacityResult): string {
         .trimEnd(),
     )
     .join('\n');
+  const servers = [...new Set(c.steps.map((s) => `${s.mode}: ${s.server ?? s.mode}`))].join('; ');
+  const first = c.servers[0] ?? 'node';
   return [
-    `returncam bench capacity ${c.id}: profile ${c.profile}, ${c.bitrateKbps} kbit/s per session, ${(c.stepDurationMs / 1000).toFixed(0)} s per step`,
-    `limits: node p99 forwarding ${c.limits.p99LimitMs} ms, node CPU ${c.limits.cpuLimitPercent} % of a core, ${(c.limits.maxFrameLoss * 100).toFixed(0)} % frames lost`,
+    `returncam bench capacity ${c.id}: profile ${c.profile}, ${c.bitrateKbps} kbit/s per session, ${c.viewers ?? 1} viewer${(c.viewers ?? 1) > 1 ? 's' : ''} per session, ${(c.stepDurationMs / 1000).toFixed(0)} s per step`,
+    `limits: server p99 forwarding ${c.limits.p99LimitMs} ms, server CPU ${c.limits.cpuLimitPercent} % of a core, ${(c.limits.maxFrameLoss * 100).toFixed(0)} % frames lost`,
+    servers ? `servers: ${servers}` : '',
     '',
     table,
     '',
     `stopped: ${c.stoppedBecause}`,
-    `capacity: ${c.maxSessions} sessions within the limits${c.sessionsPerCore ? `; about ${c.sessionsPerCore.toFixed(0)} sessions per core (extrapolated from the node's CPU at ${c.maxSessions})` : ''}`,
-    'The "no node" rows are the harness floor: the same clients and relays with nothing in between.',
-  ].join('\n');
+    `capacity (${first}): ${c.maxSessions} sessions within the limits${c.sessionsPerCore ? `; about ${c.sessionsPerCore.toFixed(0)} sessions per core (extrapolated from its CPU at ${c.maxSessions})` : ''}`,
+    'The "no server" rows are the harness floor: sessions×viewers publisher-viewer pairs through the same relays with nothing in between.',
+    "CPU is % of one core, measured from the server's PID over the measured window; RSS at the end of the step.",
+  ]
+    .filter((line, i) => line !== '' || i !== 2)
+    .join('\n');
 }

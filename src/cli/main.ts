@@ -1,31 +1,23 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
-import { registerBenchCommands } from './commands/bench.ts';
-import { registerCaseCommands } from './commands/case.ts';
-import { registerExportCommands } from './commands/export.ts';
-import { registerFleetCommands } from './commands/fleet.ts';
-import { registerNodeCommands } from './commands/node.ts';
-import { registerRecCommands } from './commands/rec.ts';
-import { registerReportCommands } from './commands/report.ts';
+
+import { GROUPS, groupsFor } from './groups.ts';
 
 /**
  * The one place that decides exit codes: a UserError prints its message and exits 1; a usage
  * error prints help and exits 2; anything else is a bug: stack trace, exit 1.
  */
-export function buildProgram(): Command {
+export async function buildProgram(
+  groups: readonly string[] = Object.keys(GROUPS),
+): Promise<Command> {
   const program = new Command('returncam')
     .description('Live video inspection of returned items: media node, cases, benchmarks')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerNodeCommands(program);
-  registerCaseCommands(program);
-  registerFleetCommands(program);
-  registerRecCommands(program);
-  registerExportCommands(program);
-  registerReportCommands(program);
-  registerBenchCommands(program);
+  const registers = await Promise.all(groups.map((g) => GROUPS[g]!()));
+  for (const register of registers) register(program);
   for (const cmd of program.commands) {
     cmd.exitOverride().showHelpAfterError();
     for (const sub of cmd.commands) sub.exitOverride().showHelpAfterError();
@@ -34,8 +26,8 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(groupsFor(argv));
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

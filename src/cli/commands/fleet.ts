@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createElement } from 'react';
 import { formatDuration, parseDuration } from '../../core/duration.ts';
 import { UserError } from '../../core/errors.ts';
 import { DEFAULT_FLEET_FILE, initFleetFile, loadFleet } from '../../node/fleet/fleetConfig.ts';
@@ -112,6 +111,7 @@ async function watch(f: StatusFlags, intervalMs: number, timeoutMs: number): Pro
 
   if (interactive(process.stdout) && !f.json) {
     const { render } = await import('ink');
+    const { createElement } = await import('react');
     const { FleetStatusView } = await import('../views/FleetStatusView.tsx');
     const props = (s: FleetStatus): FleetStatusViewProps => ({
       headers: HEADERS,

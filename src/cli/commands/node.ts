@@ -2,14 +2,7 @@ import type { Command } from 'commander';
 import { loadNodeConfig, type NodeConfigInput } from '../../core/config.ts';
 import { UserError } from '../../core/errors.ts';
 import { ensureDemoCase } from '../../node/cases/demo.ts';
-import {
-  DeployError,
-  type DeployResult,
-  type DeployStep,
-  deployWarehouse,
-} from '../../node/fleet/deploy.ts';
-import { findWarehouse, loadFleet } from '../../node/fleet/fleetConfig.ts';
-import { provisionWarehouse } from '../../node/fleet/provision.ts';
+import type { DeployResult, DeployStep } from '../../node/fleet/deploy.ts';
 import { MediaNode } from '../../node/MediaNode.ts';
 import { out, printJson, status, table } from '../output.ts';
 import { defaultFleetFile } from './fleet.ts';
@@ -97,10 +90,13 @@ function registerFleetNodeCommands(node: Command): void {
     .option('--show-secrets', 'print the secrets (they are never printed otherwise)')
     .option('--json', 'print a versioned JSON object')
     .action(
-      (
+      async (
         id: string,
         f: { fleet: string; out: string; rotate?: boolean; showSecrets?: boolean; json?: boolean },
       ) => {
+        // loaded here, not at the top: `node start` must not pay for the fleet tools
+        const { findWarehouse, loadFleet } = await import('../../node/fleet/fleetConfig.ts');
+        const { provisionWarehouse } = await import('../../node/fleet/provision.ts');
         const warehouse = findWarehouse(loadFleet(f.fleet), id);
         const r = provisionWarehouse({ warehouse, outDir: f.out, rotate: f.rotate });
         const secrets = Object.fromEntries(
@@ -163,6 +159,8 @@ function registerFleetNodeCommands(node: Command): void {
     .option('--json', 'print a versioned JSON object')
     .action(
       async (id: string, f: { fleet: string; out: string; dryRun?: boolean; json?: boolean }) => {
+        const { findWarehouse, loadFleet } = await import('../../node/fleet/fleetConfig.ts');
+        const { DeployError, deployWarehouse } = await import('../../node/fleet/deploy.ts');
         const warehouse = findWarehouse(loadFleet(f.fleet), id);
         const line = (s: DeployStep) =>
           `${s.status.padEnd(7)} ${s.name}${s.ms >= 100 ? ` (${(s.ms / 1000).toFixed(1)} s)` : ''}: ${s.detail}`;

@@ -1,0 +1,340 @@
+/**
+ * `bench soak`: a node child process carries `sessions` inspection calls for a long time while
+ * calls end and new ones start every `churnMs` (publish + view through the synthetic clients).
+ * Every `sampleMs` it records the node's RSS, V8 heap and open file descriptors; the verdict is the
+ * growth from the first settled sample to the end, against a limit (10 % by default). A node that
+ * keeps something per ended session (a map entry, a socket, a timer) shows here as steady growth.
+ */
+import { readdirSync } from 'node:fs';
+import { errorMessage } from '../core/errors.ts';
+import { type BenchNode, procResources, startNodeProcess } from './BenchNode.ts';
+import { FanoutSession } from './FanoutSession.ts';
+import { resolveProfile } from './profiles.ts';
+import { RelayHub } from './relay/RelayHub.ts';
+import { benchMedia } from './runBench.ts';
+
+export interface SoakOptions {
+  durationMs: number;
+  /** Calls kept running at once (default 4). */
+  sessions?: number;
+  /** Staff viewers per call (default 1). */
+  viewers?: number;
+  /** One call ends and a new one starts this often (default 5 s). */
+  churnMs?: number;
+  /** Time between samples (default 10 s). */
+  sampleMs?: number;
+  /** Samples before this are warm-up (default: a fifth of the run, at most 2 minutes). */
+  settleMs?: number;
+  /** Largest acceptable growth, as a fraction (default 0.10). */
+  growthLimit?: number;
+  bitrateKbps?: number;
+  cacheDir?: string;
+  /** An already running node to soak (default: a fresh `node start` child process). */
+  node?: BenchNode;
+  signal?: AbortSignal;
+  onSample?: (s: SoakSample, state: { live: number; started: number; ended: number }) => void;
+}
+
+export interface SoakSample {
+  /** Seconds since the first call started. */
+  t: number;
+  rssBytes: number;
+  /** From the node's /metrics (`nodejs_heap_size_used_bytes`); undefined if it does not say. */
+  heapUsedBytes?: number;
+  /** Entries in /proc/PID/fd. */
+  fds?: number;
+  /** From /metrics (`nodejs_active_resources`). */
+  activeResources?: number;
+  liveSessions: number;
+  /** The node's count of connected peers (`returncam_peers`). */
+  peers?: number;
+}
+
+export interface SoakGrowth {
+  metric: 'rss' | 'heap' | 'fds' | 'handles';
+  from: number;
+  to: number;
+  /** (to - from) / from */
+  growth: number;
+  pass: boolean;
+}
+
+export interface SoakResult {
+  version: 1;
+  kind: 'soak';
+  startedAt: string;
+  durationMs: number;
+  sessions: number;
+  viewers: number;
+  churnMs: number;
+  sampleMs: number;
+  settleMs: number;
+  growthLimit: number;
+  samples: SoakSample[];
+  /** Index in `samples` of the first settled sample. */
+  settledIndex: number;
+  growth: SoakGrowth[];
+  callsStarted: number;
+  callsEnded: number;
+  /** Calls that failed to connect. */
+  callsFailed: number;
+  /** Ended calls in which a viewer received no complete frame. */
+  callsWithoutMedia: number;
+  framesSent: number;
+  framesReceived: number;
+  pass: boolean;
+  /** Why it failed, or notes on what was measured. */
+  notes: string[];
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+function metric(text: string, name: string): number | undefined {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+function fdCount(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Growth of each metric from the settled start to the end: the first few settled samples against
+ * the last few (three each, fewer on a short run), so one sample caught before or after a GC is
+ * not read as growth. RSS, descriptors and handles compare medians; the heap compares its lows
+ * (what survives collection), as the heap in use saw-tooths between collections.
+ */
+export function soakGrowth(
+  samples: readonly SoakSample[],
+  settledIndex: number,
+  limit: number,
+): SoakGrowth[] {
+  const settled = samples.slice(settledIndex);
+  const out: SoakGrowth[] = [];
+  const pick: [SoakGrowth['metric'], (s: SoakSample) => number | undefined][] = [
+    ['rss', (s) => s.rssBytes],
+    ['heap', (s) => s.heapUsedBytes],
+    ['fds', (s) => s.fds],
+    ['handles', (s) => s.activeResources],
+  ];
+  for (const [name, get] of pick) {
+    const values = settled.map(get).filter((v): v is number => v !== undefined && v > 0);
+    if (values.length < 2) continue;
+    const k = Math.min(3, Math.floor(values.length / 2));
+    const of = name === 'heap' ? (v: number[]) => Math.min(...v) : median;
+    const from = of(values.slice(0, k));
+    const to = of(values.slice(-k));
+    const growth = (to - from) / from;
+    out.push({ metric: name, from, to, growth, pass: growth <= limit });
+  }
+  return out;
+}
+
+async function sampleNode(node: BenchNode, live: number, t: number): Promise<SoakSample> {
+  const res = node.pid !== undefined ? procResources(node.pid) : node.resources();
+  let text = '';
+  try {
+    const r = await fetch(`${node.url}/metrics`);
+    text = await r.text();
+  } catch {
+    // the sample keeps what /proc says
+  }
+  return {
+    t,
+    rssBytes: res?.rssBytes ?? metric(text, 'process_resident_memory_bytes') ?? 0,
+    heapUsedBytes: metric(text, 'nodejs_heap_size_used_bytes'),
+    fds: fdCount(node.pid),
+    activeResources: metric(text, 'nodejs_active_resources'),
+    liveSessions: live,
+    peers: metric(text, 'returncam_peers'),
+  };
+}
+
+export async function runSoak(options: SoakOptions): Promise<SoakResult> {
+  const sessions = options.sessions ?? 4;
+  const viewers = options.viewers ?? 1;
+  const churnMs = options.churnMs ?? 5000;
+  const sampleMs = options.sampleMs ?? 10_000;
+  const settleMs = options.settleMs ?? Math.min(120_000, Math.round(options.durationMs / 5));
+  const growthLimit = options.growthLimit ?? 0.1;
+  for (const [name, v, min] of [
+    ['sessions', sessions, 1],
+    ['viewers', viewers, 1],
+  ] as const) {
+    if (!Number.isInteger(v) || v < min) throw new Error(`soak: ${name} must be >= ${min}`);
+  }
+  if (sampleMs < 500) throw new Error('soak: samples must be at least 500 ms apart');
+  if (options.durationMs < settleMs + 2 * sampleMs)
+    throw new Error(
+      `soak: ${options.durationMs} ms leaves fewer than two samples after the ${settleMs} ms warm-up`,
+    );
+  const profile = resolveProfile('lan');
+  const bitrateKbps = options.bitrateKbps ?? 600;
+  const media = await benchMedia(bitrateKbps, options.cacheDir);
+  const startedAt = new Date().toISOString();
+  const node = options.node ?? (await startNodeProcess());
+  const hub = new RelayHub({ profile, seed: 1 });
+  const live: FanoutSession[] = [];
+  const notes: string[] = [];
+  const samples: SoakSample[] = [];
+  let started = 0;
+  let ended = 0;
+  let failed = 0;
+  let withoutMedia = 0;
+  let framesSent = 0;
+  let framesReceived = 0;
+  const t0 = performance.now();
+  const elapsed = () => performance.now() - t0;
+
+  const startOne = async () => {
+    started++;
+    const s = new FanoutSession({
+      index: started,
+      node,
+      hub,
+      profile,
+      media,
+      seed: started,
+      viewers,
+    });
+    try {
+      await s.start();
+      live.push(s);
+    } catch (err) {
+      failed++;
+      if (notes.length < 10) notes.push(`call ${s.index} failed to connect: ${errorMessage(err)}`);
+      await s.close().catch(() => {});
+      for (const r of [s.buyerRelay, ...s.viewerRelays]) r?.close();
+    }
+  };
+  const endOne = async () => {
+    const s = live.shift();
+    if (!s) return;
+    s.stopSending();
+    const frames = s.frames(false);
+    framesSent += frames.length;
+    const received = frames.filter((f) => f.receivedAt !== undefined);
+    framesReceived += received.length;
+    const perViewer = new Map<number, number>();
+    for (const f of received) perViewer.set(f.session, (perViewer.get(f.session) ?? 0) + 1);
+    if (perViewer.size < viewers) withoutMedia++;
+    await s.close();
+    for (const r of [s.buyerRelay, ...s.viewerRelays]) r?.close();
+    ended++;
+  };
+
+  try {
+    for (let i = 0; i < sessions; i++) await startOne();
+    let nextChurn = elapsed() + churnMs;
+    let nextSample = elapsed() + Math.min(sampleMs, settleMs || sampleMs);
+    let settledIndex = -1;
+    while (elapsed() < options.durationMs && !options.signal?.aborted) {
+      const wait = Math.max(0, Math.min(nextChurn, nextSample, options.durationMs) - elapsed());
+      await sleep(wait, options.signal);
+      if (options.signal?.aborted) break;
+      if (elapsed() >= nextChurn) {
+        nextChurn += churnMs;
+        await endOne();
+        await startOne();
+      }
+      if (elapsed() >= nextSample) {
+        nextSample += sampleMs;
+        const sample = await sampleNode(node, live.length, elapsed() / 1000);
+        samples.push(sample);
+        if (settledIndex < 0 && elapsed() >= settleMs) settledIndex = samples.length - 1;
+        options.onSample?.(sample, { live: live.length, started, ended });
+      }
+    }
+    const last = await sampleNode(node, live.length, elapsed() / 1000);
+    samples.push(last);
+    if (settledIndex < 0) settledIndex = Math.max(0, samples.length - 2);
+    while (live.length > 0) await endOne();
+    const growth = soakGrowth(samples, settledIndex, growthLimit);
+    if (options.signal?.aborted) notes.push('interrupted: growth covers the part that ran');
+    if (growth.every((g) => g.metric !== 'heap'))
+      notes.push("the node's /metrics has no nodejs_heap_size_used_bytes: heap not measured");
+    const pass =
+      growth.every((g) => g.pass) &&
+      failed === 0 &&
+      withoutMedia === 0 &&
+      framesReceived > 0 &&
+      !options.signal?.aborted;
+    if (failed > 0) notes.push(`${failed} call(s) failed to connect`);
+    if (withoutMedia > 0)
+      notes.push(`${withoutMedia} call(s) ended with a viewer that saw nothing`);
+    return {
+      version: 1,
+      kind: 'soak',
+      startedAt,
+      durationMs: options.durationMs,
+      sessions,
+      viewers,
+      churnMs,
+      sampleMs,
+      settleMs,
+      growthLimit,
+      samples,
+      settledIndex,
+      growth,
+      callsStarted: started,
+      callsEnded: ended,
+      callsFailed: failed,
+      callsWithoutMedia: withoutMedia,
+      framesSent,
+      framesReceived,
+      pass,
+      notes,
+    };
+  } finally {
+    await Promise.allSettled(live.map((s) => s.close()));
+    hub.close();
+    if (!options.node) await node.close();
+  }
+}
+
+export function renderSoakText(r: SoakResult): string {
+  const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
+  const fmt = (g: SoakGrowth) =>
+    g.metric === 'fds' || g.metric === 'handles'
+      ? `${g.from.toFixed(0)} -> ${g.to.toFixed(0)}`
+      : `${mb(g.from)} -> ${mb(g.to)}`;
+  const lines = [
+    `returncam bench soak: ${(r.durationMs / 60_000).toFixed(1)} min, ${r.sessions} calls × ${r.viewers} viewer(s) kept up, one replaced every ${(r.churnMs / 1000).toFixed(1)} s`,
+    `  calls started ${r.callsStarted}, ended ${r.callsEnded}, failed ${r.callsFailed}, ended without media ${r.callsWithoutMedia}; frames ${r.framesReceived}/${r.framesSent} received`,
+    '',
+    '  t s      RSS MB   heap MB   fds   resources  peers',
+    ...r.samples.map(
+      (s, i) =>
+        `  ${s.t.toFixed(0).padStart(5)}  ${(s.rssBytes / 1048576).toFixed(1).padStart(7)}  ${s.heapUsedBytes !== undefined ? (s.heapUsedBytes / 1048576).toFixed(1).padStart(8) : '       -'}  ${String(s.fds ?? '-').padStart(4)}  ${String(s.activeResources ?? '-').padStart(9)}  ${String(s.peers ?? '-').padStart(5)}${i === r.settledIndex ? '  <- settled' : ''}`,
+    ),
+    '',
+    ...r.growth.map(
+      (g) =>
+        `  ${g.metric.padEnd(5)} ${fmt(g)}  ${g.growth >= 0 ? '+' : ''}${(g.growth * 100).toFixed(1)} %  ${g.pass ? 'ok' : `OVER ${(r.growthLimit * 100).toFixed(0)} %`}`,
+    ),
+    ...r.notes.map((n) => `  note: ${n}`),
+    `verdict: ${r.pass ? 'PASS' : 'FAIL'} (growth from the settled sample to the end within ${(r.growthLimit * 100).toFixed(0)} %, every call connected and saw media)`,
+  ];
+  return lines.join('\n');
+}
