@@ -34,6 +34,41 @@ export interface SessionCounters {
   staff: UdpRelayStats;
 }
 
+/** Browser sessions: one getStats reading of the buyer's outbound video, simulcast layers summed. */
+export interface SenderSample {
+  /** Wall clock, ms. */
+  at: number;
+  /** Payload bytes sent so far (retransmissions included), all video layers. */
+  bytesSent: number;
+  /** The encoders' target, bit/s, summed over layers. */
+  targetBitrate?: number;
+  /** The sender's bandwidth estimate (the selected candidate pair's), bit/s. */
+  availableOutgoingBitrate?: number;
+  /** Video `outbound-rtp` entries (simulcast layers). */
+  layers: number;
+}
+
+/** Browser sessions: one getStats reading of the staff page's inbound video. */
+export interface ViewerSample {
+  at: number;
+  /** Frames the page presented so far (requestVideoFrameCallback's `presentedFrames`). */
+  framesPresented?: number;
+  framesDecoded: number;
+  freezeCount: number;
+  /** Seconds. */
+  totalFreezesDuration: number;
+}
+
+/** What a browser session sampled about once a second. */
+export interface BrowserSeries {
+  /** When the buyer's connection came up (wall clock, ms). */
+  connectedAt?: number;
+  /** The bitrate the WHIP answer allows the buyer (b=TIAS or b=AS of its video), kbit/s. */
+  signalledKbps?: number;
+  sender: SenderSample[];
+  viewer: ViewerSample[];
+}
+
 /** One call in a benchmark (synthetic clients or two browser pages), as the runner drives it. */
 export interface BenchSession {
   readonly index: number;
@@ -53,6 +88,8 @@ export interface BenchSession {
   latenciesSince(since: number): number[];
   /** Browser sessions pull new measurements from their pages. */
   refresh?(): Promise<void>;
+  /** Browser sessions: send rate and viewer samples, about one a second. */
+  browserSeries?(): BrowserSeries;
   /** Extra details for the result (browser getStats). */
   details?(): Promise<Record<string, unknown>>;
   close(): Promise<void>;

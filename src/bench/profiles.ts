@@ -114,6 +114,39 @@ const legSchema = z.strictObject({
   down: directionSchema.prefault({}),
 });
 
+/**
+ * What a run on this profile must show, besides the p95 latency target (`bench run --target`).
+ * Each goal is checked and printed with its measured figure; a miss fails the run (exit code 3).
+ */
+const goalsSchema = z.strictObject({
+  /** Browser runs: the buyer's send rate reaches `to` × the ceiling within `within` of connecting. */
+  ramp: z
+    .strictObject({
+      to: probability.refine((v) => v > 0, 'must be above 0').default(0.9),
+      within: duration(600_000),
+    })
+    .optional(),
+  /**
+   * Browser runs, after the ramp: the buyer's send rate settles (median) within [low, high] × the
+   * ceiling, and is never under low × the ceiling for longer than `maxCollapse` at a time.
+   */
+  settle: z
+    .strictObject({
+      low: probability.default(0.5),
+      high: z
+        .number({ error: 'must be a number (share of the ceiling)' })
+        .positive('must be above 0')
+        .default(1),
+      maxCollapse: duration(600_000),
+    })
+    .refine((s) => s.low < s.high, 'low must be below high')
+    .optional(),
+  /** Frozen time / measured time at the viewer, at most. */
+  freezeRatio: probability.optional(),
+  /** Video back at the viewer within this long after an outage ends (default 1s when the profile has outages). */
+  recovery: duration(600_000).optional(),
+});
+
 export const profileSchema = z.strictObject({
   name: z
     .string()
@@ -128,10 +161,12 @@ export const profileSchema = z.strictObject({
     .default(600),
   buyer: legSchema.prefault({}),
   staff: legSchema.prefault({}),
+  goals: goalsSchema.prefault({}),
 });
 
 export type DirectionSpec = z.output<typeof directionSchema>;
 export type LegSpec = z.output<typeof legSchema>;
+export type ProfileGoals = z.output<typeof goalsSchema>;
 export type NetworkProfile = z.output<typeof profileSchema> & {
   /** Where it came from: `builtin` or the file's path. */
   source: string;
@@ -170,7 +205,16 @@ export function loadProfileFile(file: string, source = file): NetworkProfile {
 
 /** Names of the built-in profiles, in a stable order (gentlest first). */
 export function builtinProfileNames(dir = BUILTIN_PROFILE_DIR): string[] {
-  const order = ['lan', 'cross-border', '4g', '3g', '3g-cross-border', 'hostile'];
+  const order = [
+    'lan',
+    'outage',
+    'cross-border',
+    '4g',
+    '3g-uplink',
+    '3g',
+    '3g-cross-border',
+    'hostile',
+  ];
   const names = readdirSync(dir)
     .filter((f) => /\.ya?ml$/.test(f))
     .map((f) => f.replace(/\.ya?ml$/, ''));
@@ -239,4 +283,22 @@ export function describeDirection(d: DirectionSpec): string {
     parts.push(`${(loss * 100).toFixed(loss < 0.01 ? 2 : 1)}%${d.burst ? ' bursty' : ''}`);
   if (d.outages.length) parts.push(`${d.outages.length} outage${d.outages.length > 1 ? 's' : ''}`);
   return parts.join(' ');
+}
+
+/** A one-line summary of a profile's goals (besides the p95 target): `ramp 90 % in 10 s, recovery 1 s`. */
+export function describeGoals(p: Pick<NetworkProfile, 'goals' | 'buyer' | 'staff'>): string {
+  const g = p.goals;
+  const parts: string[] = [];
+  if (g.ramp) parts.push(`ramp ${(g.ramp.to * 100).toFixed(0)} % in ${g.ramp.within / 1000} s`);
+  if (g.settle)
+    parts.push(
+      `settle ${(g.settle.low * 100).toFixed(0)}-${(g.settle.high * 100).toFixed(0)} %, collapse <= ${g.settle.maxCollapse / 1000} s`,
+    );
+  if (g.freezeRatio !== undefined) parts.push(`frozen <= ${(g.freezeRatio * 100).toFixed(1)} %`);
+  const hasOutages = [p.buyer.up, p.buyer.down, p.staff.up, p.staff.down].some(
+    (d) => d.outages.length > 0,
+  );
+  if (g.recovery !== undefined || hasOutages)
+    parts.push(`recovery <= ${(g.recovery ?? 1000) / 1000} s`);
+  return parts.join(', ');
 }

@@ -3,16 +3,27 @@
  * from what the run recorded: per-frame times, relay counters, client and node counters.
  */
 import type { NodeCounters } from './BenchNode.ts';
-import type { FrameTimes, RepairCounters } from './BenchSession.ts';
+import type { BrowserSeries, FrameTimes, RepairCounters } from './BenchSession.ts';
 import { DROP_CAUSES, type DropCause, droppedTotal, histogramPercentile } from './impairment.ts';
 import type { DirectionSpec, NetworkProfile } from './profiles.ts';
 import { pathPropagationMs } from './profiles.ts';
+import { evaluateProofs, missed, type Proof } from './proofs.ts';
 import type { RelayDirectionStats } from './relay/UdpRelay.ts';
+import {
+  counterRates,
+  freezeThresholdMs,
+  frozenTime,
+  mergeWindows,
+  rampSeconds,
+  type SettleStats,
+  settleStats,
+} from './resilience.ts';
 import {
   cdf,
   detectFreezes,
   type OutageRecovery,
   outageRecovery,
+  percentile,
   renderTimeline,
   type Summary,
   summarize,
@@ -55,6 +66,46 @@ export interface SessionResult {
   receivedKbps: number;
 }
 
+/** One browser session's send rate: ramp, settle and the series (t: s since the measurement epoch). */
+export interface SendRateSession {
+  session: number;
+  /** When the buyer's connection came up, s since the epoch (usually just before it). */
+  connectedAtSeconds: number;
+  /** From connecting to the first second at `rampTo` × the ceiling; null: never. */
+  rampSeconds: number | null;
+  /** From the end of the ramp (or its deadline, when it came later or never) until the end. */
+  settle?: SettleStats;
+  series: {
+    t: number;
+    kbps: number;
+    targetKbps?: number;
+    availableKbps?: number;
+    layers: number;
+  }[];
+}
+
+/** Browser runs: how Chrome's send rate for the buyer's video ramped and where it settled. */
+export interface SendRateResult {
+  /** The ceiling the figures are measured against: the lowest of the three below that is set. */
+  ceilingKbps: number;
+  ceilingFrom: {
+    /** What the bench page allows the buyer (maxBitrate). */
+    pageKbps: number;
+    /** The node's buyer video ceiling (its config, or what its WHIP answer signalled). */
+    nodeKbps?: number;
+    /** The profile's buyer uplink rate. */
+    uplinkKbps?: number;
+  };
+  rampTo: number;
+  /** Worst over sessions (null when any never reached it). */
+  rampSeconds: number | null;
+  /** Band the settle figures count, as shares of the ceiling. */
+  band: { low: number; high: number };
+  /** Worst over sessions: lowest median and in-band share, longest collapse. */
+  settle?: Omit<SettleStats, 'fromSeconds'>;
+  sessions: SendRateSession[];
+}
+
 export interface BenchVerdict {
   targetMs: number;
   /** p95 of the latency the verdict is about (transit + allowance, or camera-to-screen). */
@@ -85,6 +136,8 @@ export interface BenchResult {
     warmupMs: number;
     bitrateKbps: number;
     seed: number;
+    /** Browser: the buyer sent simulcast layers. */
+    simulcast?: boolean;
     node: { kind: string; url?: string };
   };
   /** Per-frame transit: buyer sends the frame's first packet -> staff has all of it (after repair). */
@@ -100,8 +153,12 @@ export interface BenchResult {
     shown: number;
     freezeCount: number;
     freezeMs: number;
-    /** Frozen time / shown time. */
+    /** Frozen time / measured time. */
     freezeRatio: number;
+    /** Time the freeze figures cover, ms (summed over sessions). */
+    measuredMs: number;
+    /** Browser: Chrome's own freeze counters; synthetic: gaps between decodable frames. */
+    freezeSource: 'chrome' | 'frame gaps';
   };
   network: Record<'buyer.up' | 'buyer.down' | 'staff.up' | 'staff.down', LegDirectionResult>;
   /** Round trips of ICE checks through each leg's relay, ms. */
@@ -124,7 +181,13 @@ export interface BenchResult {
     latency: { t: number; p50: number; max: number; count: number }[];
     /** Per second: kbit/s delivered to the viewers. */
     bitrate: { t: number; kbps: number }[];
+    /** Browser: per second and session, frames the staff page presented and its freezes. */
+    viewer?: { session: number; t: number; fps: number; freezes: number; frozenMs: number }[];
   };
+  /** Browser runs: the buyer's send rate (the ramp and settle proofs). */
+  sendRate?: SendRateResult;
+  /** Every goal the run was checked against, with its measured figure. */
+  proofs: Proof[];
   cdf: { x: number; p: number }[];
   sessions: SessionResult[];
   /** How faithful the relay was: deliveries late by more than 2 ms (busy event loop). */
@@ -172,6 +235,10 @@ export interface BuildResultInput {
   allowanceMs: number;
   sessionKbps: Map<number, number>;
   browser?: Record<string, unknown>;
+  /** Browser: what each session sampled about once a second. */
+  browserSeries?: (BrowserSeries & { session: number })[];
+  /** Browser: the buyer page's bitrate cap and the node's buyer ceiling, kbit/s. */
+  ceiling?: { pageKbps: number; nodeKbps?: number };
   notes?: string[];
 }
 
@@ -190,7 +257,10 @@ function direction(configured: DirectionSpec, s: RelayDirectionStats): LegDirect
   };
 }
 
-/** Outage windows of the profile on the legs a buyer's frame depends on, on the wall clock. */
+/**
+ * Outage windows of the profile on the wall clock, overlapping ones merged (the link is back when
+ * every direction that was down is back).
+ */
 function outageWindows(profile: NetworkProfile, epoch: number, windowEnd: number) {
   const out: { where: string; startAt: number; endAt: number }[] = [];
   for (const leg of ['buyer', 'staff'] as const) {
@@ -202,7 +272,7 @@ function outageWindows(profile: NetworkProfile, epoch: number, windowEnd: number
       }
     }
   }
-  return out;
+  return mergeWindows(out);
 }
 
 function unreachedOutages(profile: NetworkProfile, epoch: number, windowEnd: number): string[] {
@@ -295,7 +365,8 @@ export function buildResult(input: BuildResultInput): BenchResult {
   let shown = 0;
   let freezeCount = 0;
   let freezeMs = 0;
-  let shownSpanMs = 0;
+  let measuredMs = 0;
+  const seriesBySession = new Map((input.browserSeries ?? []).map((b) => [b.session, b]));
   const outages: OutageRecovery[] = [];
   const windows = outageWindows(profile, input.epoch, windowEnd);
   const sessions: SessionResult[] = [];
@@ -310,10 +381,25 @@ export function buildResult(input: BuildResultInput): BenchResult {
     const times = rendered.map((r) => r.renderedAt);
     const freezes = detectFreezes(times);
     shown += rendered.length;
-    freezeCount += freezes.count;
-    freezeMs += freezes.totalMs;
-    if (times.length > 1) shownSpanMs += times[times.length - 1]! - times[0]!;
-    const recoveries = outageRecovery(windows, timeline);
+    // the viewer sees the window a little later than the buyer sent it: by the median delay
+    const lag = rendered.length
+      ? percentile(
+          rendered.map((r) => r.renderedAt - r.sentAt).sort((a, b) => a - b),
+          50,
+        )
+      : 0;
+    const viewer = seriesBySession.get(index)?.viewer;
+    const frozen = viewer
+      ? chromeFrozenTime(viewer, times, windowStart, windowEnd + lag)
+      : frozenTime(
+          timeline.map((r) => r.renderedAt),
+          windowStart + lag,
+          windowEnd + lag,
+        );
+    freezeCount += frozen.count;
+    freezeMs += frozen.frozenMs;
+    measuredMs += frozen.measuredMs;
+    const recoveries = outageRecovery(windows, timeline, windowEnd + lag);
     for (const r of recoveries) outages.push({ ...r, where: `${r.where} (session ${index})` });
     const own = list.filter((f) => f.sentAt >= windowStart && f.sentAt < windowEnd);
     const ownReceived = own.filter((f) => f.receivedAt !== undefined);
@@ -322,7 +408,7 @@ export function buildResult(input: BuildResultInput): BenchResult {
       transit: summarize(ownReceived.map((f) => f.receivedAt! - f.sentAt)),
       framesSent: own.length,
       framesReceived: ownReceived.length,
-      freezes: freezes.count,
+      freezes: viewer ? frozen.count : freezes.count,
       receivedKbps: input.sessionKbps.get(index) ?? 0,
     });
   }
@@ -336,6 +422,24 @@ export function buildResult(input: BuildResultInput): BenchResult {
   const p95 = verdictBase ? verdictBase.p95 + allowance : undefined;
   let pass = false;
   let reason: string;
+  const freezeRatio = measuredMs > 0 ? freezeMs / measuredMs : 0;
+  const sendRate = input.browserSeries?.length ? sendRateOf(input, input.browserSeries) : undefined;
+  const proofs = evaluateProofs({
+    mode: input.settings.mode,
+    goals: profile.goals,
+    hasOutages: windows.length > 0 || unreachedOutages(profile, input.epoch, windowEnd).length > 0,
+    latency: {
+      label: endToEnd ? 'camera to screen' : 'transit + allowance',
+      p95Ms: p95,
+      allowanceMs: allowance,
+      targetMs: input.targetMs,
+    },
+    sendRate,
+    freezeRatio,
+    measuredMs,
+    outages,
+    unreachedOutages: unreachedOutages(profile, input.epoch, windowEnd).length,
+  });
   if (p95 === undefined) {
     reason = 'no frame reached the viewer: nothing to measure';
   } else if (p95 <= input.targetMs) {
@@ -343,6 +447,11 @@ export function buildResult(input: BuildResultInput): BenchResult {
     reason = `p95 ${p95.toFixed(0)} ms${allowance ? ` (transit ${verdictBase!.p95.toFixed(0)} + ${allowance} allowance)` : ''} is within ${input.targetMs} ms`;
   } else {
     reason = `p95 ${p95.toFixed(0)} ms${allowance ? ` (transit ${verdictBase!.p95.toFixed(0)} + ${allowance} allowance)` : ''} exceeds ${input.targetMs} ms`;
+  }
+  const misses = missed(proofs);
+  if (misses.length) {
+    pass = false;
+    reason = [reason, ...misses].join('; ');
   }
 
   const seconds = Math.max(0.001, input.bytesWindowMs / 1000);
@@ -371,7 +480,9 @@ export function buildResult(input: BuildResultInput): BenchResult {
       shown,
       freezeCount,
       freezeMs,
-      freezeRatio: shownSpanMs > 0 ? freezeMs / shownSpanMs : 0,
+      freezeRatio,
+      measuredMs,
+      freezeSource: seriesBySession.size ? 'chrome' : 'frame gaps',
     },
     network: {
       'buyer.up': direction(profile.buyer.up, r.buyer.up),
@@ -394,7 +505,12 @@ export function buildResult(input: BuildResultInput): BenchResult {
         1000,
       ),
       bitrate: input.receivedBytesPerSecond,
+      viewer: input.browserSeries?.length
+        ? viewerSeries(input.browserSeries, input.epoch)
+        : undefined,
     },
+    sendRate,
+    proofs,
     cdf: cdf(endToEndMs ?? transitValues),
     sessions,
     harness: input.harness,
@@ -405,6 +521,139 @@ export function buildResult(input: BuildResultInput): BenchResult {
       ...busyHarness(input.harness),
     ],
     verdict: { targetMs: input.targetMs, p95Ms: p95, allowanceMs: allowance, pass, reason },
+  };
+}
+
+/**
+ * Browser: frozen time from Chrome's own counters (freezeCount, totalFreezesDuration) between the
+ * readings that bracket the window, plus video that stopped and had not come back by the last
+ * reading (Chrome counts a freeze only when the next frame comes).
+ */
+function chromeFrozenTime(
+  viewer: BrowserSeries['viewer'],
+  shownTimes: readonly number[],
+  from: number,
+  to: number,
+): { count: number; frozenMs: number; measuredMs: number } {
+  const inside = viewer.filter((v) => v.at >= from && v.at <= to);
+  const first = inside[0];
+  const last = inside.at(-1);
+  if (!first || !last || last === first) return { count: 0, frozenMs: 0, measuredMs: 0 };
+  let count = Math.max(0, last.freezeCount - first.freezeCount);
+  let frozenMs = Math.max(0, 1000 * (last.totalFreezesDuration - first.totalFreezesDuration));
+  const before = shownTimes.filter((t) => t <= last.at);
+  const lastShown = before.at(-1) ?? first.at;
+  const tail = last.at - Math.max(lastShown, first.at);
+  if (tail > 0 && tail >= freezeThresholdMs(before)) {
+    count++;
+    frozenMs += tail;
+  }
+  return { count, frozenMs, measuredMs: last.at - first.at };
+}
+
+function viewerSeries(
+  list: readonly (BrowserSeries & { session: number })[],
+  epoch: number,
+): NonNullable<BenchResult['series']['viewer']> {
+  const out: NonNullable<BenchResult['series']['viewer']> = [];
+  for (const b of list) {
+    for (let i = 1; i < b.viewer.length; i++) {
+      const a = b.viewer[i - 1]!;
+      const v = b.viewer[i]!;
+      const dt = (v.at - a.at) / 1000;
+      if (!(dt > 0)) continue;
+      const frames =
+        v.framesPresented !== undefined && a.framesPresented !== undefined
+          ? v.framesPresented - a.framesPresented
+          : v.framesDecoded - a.framesDecoded;
+      out.push({
+        session: b.session,
+        t: Math.round((v.at - epoch) / 100) / 10,
+        fps: Math.max(0, frames) / dt,
+        freezes: Math.max(0, v.freezeCount - a.freezeCount),
+        frozenMs: Math.max(0, 1000 * (v.totalFreezesDuration - a.totalFreezesDuration)),
+      });
+    }
+  }
+  return out;
+}
+
+/** Browser: ramp and settle of the buyer's send rate, per session and worst of all. */
+function sendRateOf(
+  input: BuildResultInput,
+  list: readonly (BrowserSeries & { session: number })[],
+): SendRateResult {
+  const { profile } = input;
+  const pageKbps = input.ceiling?.pageKbps ?? input.settings.bitrateKbps;
+  const signalled = list
+    .map((b) => b.signalledKbps)
+    .filter((v): v is number => v !== undefined && v > 0);
+  const nodeKbps = signalled.length ? Math.min(...signalled) : input.ceiling?.nodeKbps;
+  const uplinkKbps = profile.buyer.up.rateKbps;
+  const ceilingKbps = Math.min(
+    pageKbps,
+    nodeKbps ?? Number.POSITIVE_INFINITY,
+    uplinkKbps ?? Number.POSITIVE_INFINITY,
+  );
+  const rampTo = profile.goals.ramp?.to ?? 0.9;
+  const rampDue = (profile.goals.ramp?.within ?? 10_000) / 1000;
+  const band = {
+    low: profile.goals.settle?.low ?? 0.5,
+    high: profile.goals.settle?.high ?? 1,
+  };
+  const sessions: SendRateSession[] = list.map((b) => {
+    const origin = b.connectedAt ?? b.sender[0]?.at ?? input.epoch;
+    const points = counterRates(
+      b.sender.map((x) => ({ at: x.at, value: x.bytesSent })),
+      origin,
+    );
+    const ramp = rampSeconds(points, ceilingKbps, rampTo);
+    // after the ramp, or after the ramp's deadline when it came late or never
+    const settle = settleStats(
+      points,
+      ceilingKbps,
+      Math.min(ramp ?? rampDue, rampDue),
+      (input.windowEnd - origin) / 1000,
+      band,
+    );
+    const series = b.sender.slice(1).map((x, i) => {
+      const prev = b.sender[i]!;
+      const ms = x.at - prev.at;
+      return {
+        t: Math.round((x.at - input.epoch) / 100) / 10,
+        kbps: ms > 0 ? Math.max(0, ((x.bytesSent - prev.bytesSent) * 8) / ms) : 0,
+        targetKbps: x.targetBitrate !== undefined ? x.targetBitrate / 1000 : undefined,
+        availableKbps:
+          x.availableOutgoingBitrate !== undefined ? x.availableOutgoingBitrate / 1000 : undefined,
+        layers: x.layers,
+      };
+    });
+    return {
+      session: b.session,
+      connectedAtSeconds: (origin - input.epoch) / 1000,
+      rampSeconds: ramp,
+      settle,
+      series,
+    };
+  });
+  const ramps = sessions.map((s) => s.rampSeconds);
+  const settles = sessions.map((s) => s.settle).filter((s): s is SettleStats => !!s);
+  return {
+    ceilingKbps,
+    ceilingFrom: { pageKbps, nodeKbps, uplinkKbps },
+    rampTo,
+    rampSeconds: ramps.some((r) => r === null) ? null : Math.max(...(ramps as number[])),
+    band,
+    settle:
+      settles.length === sessions.length && settles.length > 0
+        ? {
+            seconds: Math.min(...settles.map((s) => s.seconds)),
+            medianKbps: Math.min(...settles.map((s) => s.medianKbps)),
+            inBandFraction: Math.min(...settles.map((s) => s.inBandFraction)),
+            longestCollapseSeconds: Math.max(...settles.map((s) => s.longestCollapseSeconds)),
+          }
+        : undefined,
+    sessions,
   };
 }
 

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { loadNodeConfig } from '../core/config.ts';
 import { errorMessage, UserError } from '../core/errors.ts';
 import {
   type BenchNode,
@@ -17,11 +18,12 @@ import {
 } from './BenchNode.ts';
 import type { BenchSession, RepairCounters } from './BenchSession.ts';
 import { BrowserHarness, BrowserSession } from './browser/BrowserSession.ts';
+import { benchLayers } from './browser/pages.ts';
 import { ensureTestMedia, parseIvf, parseOggOpus } from './clients/media.ts';
 import type { NetworkProfile } from './profiles.ts';
 import { RelayHub } from './relay/RelayHub.ts';
 import { type BenchResult, buildResult, type RelayTotals, sumDirections } from './result.ts';
-import { SyntheticSession } from './SyntheticSession.ts';
+import { SyntheticSession, type SyntheticSessionOptions } from './SyntheticSession.ts';
 import { detectFreezes, percentile, renderTimeline } from './stats.ts';
 
 export type NodeChoice =
@@ -29,7 +31,9 @@ export type NodeChoice =
   | { kind: 'process' }
   | { kind: 'remote'; url: string; token?: string; dataDir?: string }
   /** No node: clients connect to each other through the relays (the harness floor). */
-  | { kind: 'none' };
+  | { kind: 'none' }
+  /** Another server, opened by the caller's function (e.g. Janus for `bench capacity --server janus`). */
+  | { kind: 'custom'; open: () => Promise<BenchNode> };
 
 export interface RunOptions {
   profile: NetworkProfile;
@@ -37,13 +41,19 @@ export interface RunOptions {
   durationMs: number;
   /** Frames sent in the first `warmupMs` are not measured (default: a fifth of the run, at most 2 s). */
   warmupMs?: number;
-  /** Video bitrate; default the profile's. */
+  /**
+   * Video bitrate; default the profile's. Browser mode: the most the buyer page lets Chrome send
+   * (default: the node's buyer video ceiling, so the ramp is Chrome's own; the profile's bitrate
+   * when the node has none).
+   */
   bitrateKbps?: number;
   node: NodeChoice;
   /** Headless Chromium as buyer and staff instead of synthetic clients. */
   browser?: boolean;
   /** Browser mode: the buyer sends audio as well as video (default true). */
   browserAudio?: boolean;
+  /** Browser mode: the buyer sends the product page's simulcast layers (default true); false: one layer. */
+  browserSimulcast?: boolean;
   seed?: number;
   /** The latency target (p95), ms. */
   targetMs?: number;
@@ -53,6 +63,8 @@ export interface RunOptions {
   cacheDir?: string;
   signal?: AbortSignal;
   onProgress?: (p: BenchProgress) => void;
+  /** Makes each synthetic session (default: one publisher and one viewer, {@link SyntheticSession}). */
+  createSession?: (o: SyntheticSessionOptions) => BenchSession;
 }
 
 export interface SessionProgress {
@@ -82,6 +94,23 @@ export const DEFAULT_TARGET_MS = 600;
  * of at least 50 ms, decode+render ~20 ms.
  */
 export const DEFAULT_ALLOWANCE_MS = 120;
+
+/**
+ * The node's buyer video ceiling (kbit/s) from its configuration (`media.maxBitrateKbps.buyer`);
+ * undefined when the node has none. A node this harness starts uses the defaults; a remote node is
+ * assumed to use them too (what its WHIP answer signals takes precedence when it sets one).
+ */
+export function nodeBuyerCeilingKbps(): number | undefined {
+  try {
+    const media = loadNodeConfig({ env: {} }).media as Record<string, unknown>;
+    const max = media.maxBitrateKbps;
+    if (typeof max === 'number') return max;
+    const buyer = (max as Record<string, unknown> | undefined)?.buyer;
+    return typeof buyer === 'number' ? buyer : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Video size and frame rate for a bitrate: small pictures for thin links. */
 export function mediaShape(bitrateKbps: number): { width: number; height: number; fps: number } {
@@ -115,6 +144,8 @@ export async function openBenchNode(choice: NodeChoice): Promise<BenchNode | und
       return connectRemoteNode(choice);
     case 'none':
       return undefined;
+    case 'custom':
+      return choice.open();
   }
 }
 
@@ -222,7 +253,10 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
   const startedAt = Date.now();
   const id = `${new Date(startedAt).toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
   const { profile } = options;
-  const bitrateKbps = options.bitrateKbps ?? profile.bitrateKbps;
+  const nodeCeilingKbps = options.browser ? nodeBuyerCeilingKbps() : undefined;
+  const bitrateKbps = options.browser
+    ? (options.bitrateKbps ?? nodeCeilingKbps ?? profile.bitrateKbps)
+    : (options.bitrateKbps ?? profile.bitrateKbps);
   const warmupMs = options.warmupMs ?? Math.min(2000, Math.round(options.durationMs / 5));
   const seed = options.seed ?? 1;
   const report = (p: Omit<BenchProgress, 'durationMs' | 'sessions'> & Partial<BenchProgress>) =>
@@ -249,7 +283,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
   const hub = new RelayHub({
     profile,
     seed,
-    remoteNodeHost: node?.kind === 'remote' ? node.host : undefined,
+    remoteNodeHost: node?.kind === 'remote' || node?.kind === 'janus' ? node.host : undefined,
   });
   const sessions: BenchSession[] = Array.from({ length: options.sessions }, (_, i) =>
     harness && node
@@ -260,8 +294,9 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
           harness,
           bitrateKbps,
           audio: options.browserAudio,
+          simulcast: options.browserSimulcast,
         })
-      : new SyntheticSession({
+      : (options.createSession ?? ((o) => new SyntheticSession(o)))({
           index: i + 1,
           node,
           hub,
@@ -390,6 +425,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
         warmupMs,
         bitrateKbps,
         seed,
+        simulcast: harness ? (options.browserSimulcast ?? true) : undefined,
         node: node
           ? { kind: node.kind, url: node.kind === 'remote' ? node.url : undefined }
           : { kind: 'none' },
@@ -434,6 +470,18 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
       sessionKbps: perSessionKbps,
       notes: sessions.flatMap((s) => s.warnings),
       browser: browserDetails ? { sessions: browserDetails } : undefined,
+      browserSeries: harness
+        ? sessions.flatMap((s) =>
+            s.browserSeries ? [{ session: s.index, ...s.browserSeries() }] : [],
+          )
+        : undefined,
+      ceiling: harness
+        ? {
+            pageKbps:
+              (options.browserSimulcast ?? true) ? benchLayers(bitrateKbps).totalKbps : bitrateKbps,
+            nodeKbps: nodeCeilingKbps,
+          }
+        : undefined,
       allowanceMs: harness ? 0 : (options.allowanceMs ?? DEFAULT_ALLOWANCE_MS),
     });
     if (browserDetails) {

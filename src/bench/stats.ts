@@ -4,6 +4,7 @@
  */
 
 import { percentile } from '../core/stats.ts';
+import { recoveryMs } from './resilience.ts';
 
 export { percentile };
 
@@ -126,19 +127,21 @@ export interface OutageRecovery {
   /** Wall-clock start and end of the outage, ms. */
   startAt: number;
   endAt: number;
-  /** From the end of the outage until the first decodable frame sent after it was shown; undefined: never, within the run. */
+  /** From the end of the outage until live video played again (see `recoveryMs`); undefined: never, within the run. */
   recoveryMs?: number;
 }
 
-/** Recovery after each outage: the first frame captured after it ends, shown, minus its end. */
+/**
+ * Recovery after each outage: from its end (the link is back) to live video playing again (see
+ * `recoveryMs`); `until`: when the data ends.
+ */
 export function outageRecovery(
   outages: readonly { where: string; startAt: number; endAt: number }[],
   rendered: readonly RenderedFrame[],
+  until?: number,
 ): OutageRecovery[] {
-  return outages.map((o) => {
-    const first = rendered.find((r) => r.sentAt >= o.endAt);
-    return { ...o, recoveryMs: first ? first.renderedAt - o.endAt : undefined };
-  });
+  const shown = rendered.map((r) => ({ sentAt: r.sentAt, shownAt: r.renderedAt }));
+  return outages.map((o) => ({ ...o, recoveryMs: recoveryMs(o, shown, until) }));
 }
 
 /** Values per time bucket (for charts): the p50 and max of each `bucketMs` window. */

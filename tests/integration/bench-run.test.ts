@@ -144,6 +144,21 @@ describe('bench run (CLI, node started in-process, synthetic clients through the
     const compare = await runCli(['bench', 'compare', lan.id, rows[0]!.id, '--data', data]);
     expect(compare.exitCode, compare.stderr).toBe(0);
     expect(compare.stdout).toMatch(/latency p95, ms\s+\S+\s+\S+\s+\+\d+/);
+    // the goals side by side (a goal only one run had shows - for the other)
+    expect(compare.stdout).toMatch(/p95 transit \+ allowance <= 600 ms\s+PASS \S+ ms.*\s+-\n/);
+    expect(compare.stdout).toMatch(/p95 transit \+ allowance <= 250 ms\s+-\s+MISS \S+ ms/);
+    expect(compare.stdout).toMatch(
+      /freezeRatio: video frozen at most 1\.00 % of the time\s+-\s+(PASS|MISS) \d+\.\d+ %/,
+    );
+    expect(compare.stdout).toMatch(/goals missed\s+0(\.0)?\s+[1-9]/);
+    // sets of runs: one before/after table, paired by profile
+    const both = `${lan.id},${rows[0]!.id}`;
+    const sets = await runCli(['bench', 'compare', both, rows[0]!.id, '--data', data]);
+    expect(sets.exitCode, sets.stderr).toBe(0);
+    expect(sets.stdout).toMatch(/profile\s+figure\s+A \(before\)\s+B \(after\)/);
+    expect(sets.stdout).toMatch(/lan\s+p95\s+\S+ ms\s+not run/);
+    expect(sets.stdout).toMatch(/3g-cross-border\s+p95\s+(\d+) ms\s+\1 ms/);
+    expect(sets.stdout).toMatch(/verdict\s+FAIL \(missed latency[^)]*\)\s+FAIL/);
     const missing = await runCli(['bench', 'compare', 'nothing-like-this', lan.id, '--data', data]);
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toMatch(/no kept result nothing-like-this/);

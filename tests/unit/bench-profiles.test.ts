@@ -33,7 +33,7 @@ describe('network profiles', () => {
   it('every file in configs/profiles loads, is named after its file and cites its sources', () => {
     const files = readdirSync('configs/profiles').filter((f) => /\.ya?ml$/.test(f));
     expect(files.sort()).toEqual(
-      ['3g-cross-border', '3g', '4g', 'cross-border', 'hostile', 'lan']
+      ['3g-cross-border', '3g-uplink', '3g', '4g', 'cross-border', 'hostile', 'lan', 'outage']
         .map((n) => `${n}.yaml`)
         .sort(),
     );
@@ -46,8 +46,10 @@ describe('network profiles', () => {
     }
     expect(builtinProfileNames()).toEqual([
       'lan',
+      'outage',
       'cross-border',
       '4g',
+      '3g-uplink',
       '3g',
       '3g-cross-border',
       'hostile',
@@ -67,6 +69,35 @@ describe('network profiles', () => {
     const hostile = resolveProfile('hostile');
     expect(hostile.buyer.up.outages).toEqual([{ at: 20_000, duration: 5_000 }]);
     expect(resolveProfile('lan').buyer.up.delay).toBe(0.5);
+  });
+
+  it('carries the goals the proofs check: ramp on lan, settle on 3g-uplink, freezes on 3g-cross-border, recovery on outage', () => {
+    expect(resolveProfile('lan').goals).toEqual({ ramp: { to: 0.9, within: 10_000 } });
+    const uplink = resolveProfile('3g-uplink');
+    expect(uplink.buyer.up).toMatchObject({ rateKbps: 750, loss: 0.015 });
+    expect(expectedLoss(uplink.buyer.down)).toBe(0);
+    expect(uplink.goals.settle).toEqual({ low: 0.5, high: 1, maxCollapse: 2000 });
+    expect(resolveProfile('3g-cross-border').goals).toEqual({ freezeRatio: 0.01 });
+    const outage = resolveProfile('outage');
+    for (const d of [outage.buyer.up, outage.buyer.down])
+      expect(d.outages).toEqual([{ at: 10_000, duration: 5_000 }]);
+    expect(outage.staff.up.outages).toEqual([]);
+    expect(outage.goals.recovery).toBe(1000);
+    expect(parseProfile({ name: 'x' }, 'test').goals).toEqual({});
+  });
+
+  it.each([
+    [{ ramp: { within: 'soon' } }, /goals\.ramp\.within: "soon" is not a duration/],
+    [{ ramp: { to: 1.5, within: '10s' } }, /goals\.ramp\.to: must be between 0 and 1/],
+    [
+      { settle: { low: 0.8, high: 0.5, maxCollapse: '2s' } },
+      /goals\.settle: low must be below high/,
+    ],
+    [{ settle: { low: 0.5 } }, /goals\.settle\.maxCollapse/],
+    [{ freezeRatio: 2 }, /goals\.freezeRatio: must be between 0 and 1/],
+    [{ recovery: '1s', p95: '600ms' }, /goals.*p95/],
+  ])('refuses bad goals %j with a message naming the field', (goals, message) => {
+    expect(errorOf(() => parseProfile({ name: 'x', goals }, 'test'))).toMatch(message);
   });
 
   it('fills defaults: a leg left out is a perfect link', () => {
@@ -156,7 +187,7 @@ describe('network profiles', () => {
     expect(p).toMatchObject({ name: 'satellite', source: mine });
     expect(p.buyer.up.delay).toBe(300);
     expect(errorOf(() => resolveProfile('5g'))).toMatch(
-      /no profile named "5g"; built-in profiles: lan, cross-border, 4g, 3g, 3g-cross-border, hostile/,
+      /no profile named "5g"; built-in profiles: lan, outage, cross-border, 4g, 3g-uplink, 3g, 3g-cross-border, hostile/,
     );
     expect(errorOf(() => resolveProfile(join(tmp, 'missing.yaml')))).toMatch(
       /cannot read profile .*ENOENT/,

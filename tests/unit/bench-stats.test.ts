@@ -91,7 +91,7 @@ describe('latency statistics', () => {
     expect(detectFreezes([]).count).toBe(0);
   });
 
-  it('measures recovery after an outage from its end to the first frame captured after it being shown', () => {
+  it('measures recovery after an outage from its end to live video (captured after it) being shown', () => {
     const rendered = [
       { index: 0, sentAt: 0, renderedAt: 300 },
       { index: 1, sentAt: 5_100, renderedAt: 5_700 },
@@ -104,6 +104,7 @@ describe('latency statistics', () => {
           { where: 'buyer.down', startAt: 9000, endAt: 9500 },
         ],
         rendered,
+        5_800, // the data ends 50 ms after the last frame: still playing
       ),
     ).toEqual([
       { where: 'buyer.up', startAt: 1000, endAt: 5000, recoveryMs: 700 },

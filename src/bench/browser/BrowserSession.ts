@@ -2,11 +2,18 @@ import { existsSync } from 'node:fs';
 import type { Browser, BrowserContext, Page, Route } from 'playwright-core';
 import { errorMessage, UserError } from '../../core/errors.ts';
 import type { BenchNode } from '../BenchNode.ts';
-import type { BenchSession, FrameTimes, SessionCounters } from '../BenchSession.ts';
+import type {
+  BenchSession,
+  BrowserSeries,
+  FrameTimes,
+  SenderSample,
+  SessionCounters,
+  ViewerSample,
+} from '../BenchSession.ts';
 import { FrameTap } from '../FrameTap.ts';
 import type { RelayHub } from '../relay/RelayHub.ts';
 import type { UdpRelay } from '../relay/UdpRelay.ts';
-import { buyerPage, type PageConfig, staffPage } from './pages.ts';
+import { benchLayers, buyerPage, type PageConfig, staffPage } from './pages.ts';
 
 /** Debian's Chromium (scripts/install-test-deps.sh installs it). */
 export const CHROMIUM_PATH = process.env.RETURNCAM_CHROMIUM ?? '/usr/bin/chromium';
@@ -71,6 +78,8 @@ export interface BrowserSessionOptions {
   fps?: number;
   /** The buyer sends audio too (default true). */
   audio?: boolean;
+  /** The buyer sends the product page's simulcast layers, the top one held to `bitrateKbps` (default true). */
+  simulcast?: boolean;
 }
 
 const PAGE_PATH = '/__returncam_bench';
@@ -96,6 +105,7 @@ export class BrowserSession implements BenchSession {
   private unreadable = 0;
   private mismatched = 0;
   private lastStats: { buyer?: Stats; staff?: Stats } = {};
+  private readonly series: BrowserSeries = { sender: [], viewer: [] };
   private closed = false;
 
   constructor(private readonly options: BrowserSessionOptions) {
@@ -128,6 +138,8 @@ export class BrowserSession implements BenchSession {
       nodeUrl: node.url,
       caseId: bench.caseId,
       bitrateKbps: this.options.bitrateKbps,
+      layers:
+        (this.options.simulcast ?? true) ? benchLayers(this.options.bitrateKbps).layers : undefined,
       fps: this.options.fps ?? 30,
     };
     this.staff = await this.openPage(
@@ -162,6 +174,13 @@ export class BrowserSession implements BenchSession {
       this.drawn.push(...drawn);
       this.shown.push(...taken.frames);
       this.unreadable = taken.unreadable;
+      const [sent, viewed] = await Promise.all([
+        this.buyer.evaluate(() => (window as unknown as BenchWindow).bench.takeSamples()),
+        this.staff.evaluate(() => (window as unknown as BenchWindow).bench.takeSamples()),
+      ]);
+      this.series.connectedAt ??= sent.connectedAt;
+      this.series.sender.push(...(sent.samples as SenderSample[]));
+      this.series.viewer.push(...(viewed.samples as ViewerSample[]));
       await this.pollStats();
     } catch (err) {
       this.warn(`could not read the pages: ${errorMessage(err)}`);
@@ -235,6 +254,14 @@ export class BrowserSession implements BenchSession {
         shownAt: s?.shown,
       };
     });
+  }
+
+  browserSeries(): BrowserSeries {
+    return {
+      ...this.series,
+      sender: [...this.series.sender],
+      viewer: [...this.series.viewer],
+    };
   }
 
   latenciesSince(since: number): number[] {
@@ -344,20 +371,26 @@ export class BrowserSession implements BenchSession {
     );
     await page.route(
       (url) => url.origin === nodeOrigin && /^\/(whip|whep)\/[^/]+$/.test(url.pathname),
-      (route) => this.relaySignalling(route, relay),
+      (route) => this.relaySignalling(route, relay, role),
     );
     await page.goto(`${nodeOrigin}${PAGE_PATH}/${role}`);
     return page;
   }
 
   /** Rewrites a WHIP/WHEP exchange so both offer and answer name the relay. */
-  private async relaySignalling(route: Route, relay: UdpRelay): Promise<void> {
+  private async relaySignalling(
+    route: Route,
+    relay: UdpRelay,
+    role: 'buyer' | 'staff',
+  ): Promise<void> {
     const request = route.request();
     if (request.method() !== 'POST') return route.continue();
     try {
       const offer = relay.rewriteClientSdp(request.postData() ?? '');
       const response = await route.fetch({ postData: offer });
       const body = await response.text();
+      if (role === 'buyer' && response.status() === 201)
+        this.series.signalledKbps = signalledVideoKbps(body);
       await route.fulfill({
         response,
         body: response.status() === 201 ? relay.rewriteNodeSdp(body) : body,
@@ -386,6 +419,20 @@ export class BrowserSession implements BenchSession {
   }
 }
 
+/**
+ * The bitrate an SDP answer allows for its (first) video section: `b=TIAS` (bit/s) or `b=AS`
+ * (kbit/s), kbit/s; undefined when it sets none.
+ */
+export function signalledVideoKbps(sdp: string): number | undefined {
+  const sections = sdp.split(/\r?\n(?=m=)/);
+  const video = sections.find((m) => m.startsWith('m=video'));
+  if (!video) return undefined;
+  const tias = /^b=TIAS:(\d+)/m.exec(video);
+  if (tias) return Number(tias[1]) / 1000;
+  const as = /^b=AS:(\d+)/m.exec(video);
+  return as ? Number(as[1]) : undefined;
+}
+
 /** What the bench pages expose to the harness. */
 interface BenchWindow {
   bench: {
@@ -393,6 +440,7 @@ interface BenchWindow {
     stop(): void;
     takeDrawn(): number[];
     take(): { frames: Shown[]; unreadable: number };
+    takeSamples(): { connectedAt?: number; samples: unknown[] };
     state(): string;
     stats(): Promise<Stats>;
   };

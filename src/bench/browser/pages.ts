@@ -21,6 +21,39 @@ export interface PageConfig {
   fps: number;
   /** The buyer also sends a tone (Opus), as a phone call would; false: video only. */
   audio: boolean;
+  /** Buyer: send these simulcast layers (as the product's buyer page does); absent: one layer. */
+  layers?: SimulcastLayer[];
+}
+
+export interface SimulcastLayer {
+  rid: string;
+  scaleResolutionDownBy: number;
+  /** bit/s. */
+  maxBitrate: number;
+}
+
+/**
+ * The simulcast layers of the product's buyer page (`SIMULCAST` in src/node/web/js/buyer.js,
+ * which a test keeps equal to this), lowest first. That page sends them from 360 lines up; the
+ * bench camera is 640x360, so the product would.
+ */
+export const PRODUCT_SIMULCAST: readonly SimulcastLayer[] = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+/**
+ * The bench buyer's layers for a cap of `capKbps`: the product's, the top one held to the cap;
+ * and the most they let Chrome send, kbit/s (the sum of their maxima).
+ */
+export function benchLayers(capKbps: number): { layers: SimulcastLayer[]; totalKbps: number } {
+  const layers = PRODUCT_SIMULCAST.map((l, i) =>
+    i === PRODUCT_SIMULCAST.length - 1
+      ? { ...l, maxBitrate: Math.min(l.maxBitrate, capKbps * 1000) }
+      : { ...l },
+  );
+  return { layers, totalKbps: layers.reduce((sum, l) => sum + l.maxBitrate, 0) / 1000 };
 }
 
 /** The shared code, as page script (esbuild's keepNames helper made harmless). */
@@ -71,10 +104,28 @@ async function whip(kind, pc) {
 async function summary(pc, want) {
   const out = {};
   (await pc.getStats()).forEach((s) => {
-    if (want.includes(s.type + ':' + (s.kind || ''))) out[s.type + ':' + (s.kind || '')] = s;
+    const key = s.type + ':' + (s.kind || '');
+    // simulcast: the top layer (widest picture) stands for the sender
+    if (want.includes(key) && (!out[key] || (s.frameWidth || 0) > (out[key].frameWidth || 0))) out[key] = s;
     if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') out.pair = s;
   });
   return out;
+}
+// about once a second, a getStats reading for the harness (it keeps the series)
+const samples = [];
+let sampler;
+function startSampling(read) {
+  const take = async () => {
+    const at = clock();
+    try {
+      const sample = await read(await pc.getStats());
+      samples.push({ at, ...sample });
+    } catch (err) {
+      console.error('getStats: ' + err);
+    }
+  };
+  take();
+  sampler = setInterval(take, 1000);
 }
 ${script}
 </script></body></html>`;
@@ -118,7 +169,33 @@ function draw() {
 draw();
 const stream = canvas.captureStream(CONFIG.fps);
 const pc = new RTCPeerConnection({ iceServers: [] });
-const video = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream] });
+let connectedAt;
+pc.addEventListener('connectionstatechange', () => {
+  if (pc.connectionState === 'connected' && connectedAt === undefined) connectedAt = clock();
+});
+function readSender(report) {
+  let bytesSent = 0, target = 0, hasTarget = false, layers = 0, pairId;
+  report.forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      layers++;
+      bytesSent += s.bytesSent || 0;
+      if (typeof s.targetBitrate === 'number') { target += s.targetBitrate; hasTarget = true; }
+    }
+    if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+  });
+  const pair = pairId ? report.get(pairId) : undefined;
+  return {
+    bytesSent,
+    targetBitrate: hasTarget ? target : undefined,
+    availableOutgoingBitrate: pair && typeof pair.availableOutgoingBitrate === 'number' ? pair.availableOutgoingBitrate : undefined,
+    layers,
+  };
+}
+const video = pc.addTransceiver(stream.getVideoTracks()[0], {
+  direction: 'sendonly',
+  streams: [stream],
+  ...(CONFIG.layers ? { sendEncodings: CONFIG.layers.map((l) => ({ ...l })) } : {}),
+});
 if (CONFIG.audio) {
   const audio = new AudioContext();
   const osc = audio.createOscillator();
@@ -136,12 +213,16 @@ window.bench = {
     timer = setInterval(draw, 1000 / CONFIG.fps);
     await pc.setLocalDescription(await pc.createOffer());
     await whip('whip', pc);
-    const p = video.sender.getParameters();
-    p.encodings = (p.encodings && p.encodings.length ? p.encodings : [{}]).map((e) => ({ ...e, maxBitrate: CONFIG.bitrateKbps * 1000 }));
-    await video.sender.setParameters(p);
+    if (!CONFIG.layers) {
+      const p = video.sender.getParameters();
+      p.encodings = (p.encodings && p.encodings.length ? p.encodings : [{}]).map((e) => ({ ...e, maxBitrate: CONFIG.bitrateKbps * 1000 }));
+      await video.sender.setParameters(p);
+    }
+    startSampling(readSender);
   },
   stop() { clearInterval(timer); },
   takeDrawn() { return drawn.splice(0); },
+  takeSamples() { return { connectedAt, samples: samples.splice(0) }; },
   state() { return pc.connectionState; },
   async stats() { return summary(pc, ['outbound-rtp:video', 'outbound-rtp:audio', 'remote-inbound-rtp:video']); },
 };
@@ -160,7 +241,18 @@ const videoEl = document.getElementById('v');
 const ctx = document.getElementById('c').getContext('2d', { willReadFrequently: true });
 const shown = [];
 let unreadable = 0;
+let presentedFrames;
 const pc = new RTCPeerConnection({ iceServers: [] });
+function readViewer(report) {
+  let inbound;
+  report.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+  return {
+    framesPresented: presentedFrames,
+    framesDecoded: (inbound && inbound.framesDecoded) || 0,
+    freezeCount: (inbound && inbound.freezeCount) || 0,
+    totalFreezesDuration: (inbound && inbound.totalFreezesDuration) || 0,
+  };
+}
 pc.addTransceiver('video', { direction: 'recvonly' });
 pc.addTransceiver('audio', { direction: 'recvonly' });
 pc.ontrack = (e) => {
@@ -169,6 +261,7 @@ pc.ontrack = (e) => {
   videoEl.play().catch(() => {});
 };
 function onFrame(now, md) {
+  presentedFrames = md.presentedFrames;
   ctx.drawImage(videoEl, 0, 0, CODE.width, CODE.height);
   const w = CODE.cols * CODE.cell, h = CODE.rows * CODE.cell;
   const img = ctx.getImageData(CODE.x, CODE.y, w, h);
@@ -189,8 +282,10 @@ window.bench = {
   async start() {
     await pc.setLocalDescription(await pc.createOffer());
     await whip('whep', pc);
+    startSampling(readViewer);
   },
   take() { return { frames: shown.splice(0), unreadable }; },
+  takeSamples() { return { samples: samples.splice(0) }; },
   state() { return pc.connectionState; },
   async stats() { return summary(pc, ['inbound-rtp:video', 'inbound-rtp:audio']); },
 };

@@ -18,6 +18,13 @@ export interface Comparison {
   a: { id: string; profile: string; startedAt: string; pass: boolean };
   b: { id: string; profile: string; startedAt: string; pass: boolean };
   rows: ComparisonRow[];
+  /** Each goal either run was checked against, with both runs' figure and mark. */
+  goals: { goal: string; a?: ComparisonGoal; b?: ComparisonGoal }[];
+}
+
+export interface ComparisonGoal {
+  measured: string;
+  pass: boolean | null;
 }
 
 /** Checks that a stored result is a `bench run` result this version can read. */
@@ -61,6 +68,26 @@ export function compareRuns(a: BenchResult, b: BenchResult): Comparison {
   add('freezes', (r) => r.frames.freezeCount);
   add('frozen, % of time', (r) => r.frames.freezeRatio * 100);
   add('received, kbit/s', (r) => r.bitrate.receivedKbps, 'higher');
+  add('send-rate ceiling, kbit/s', (r) => r.sendRate?.ceilingKbps, 'higher');
+  // a ramp that never reached the mark counts as the whole run (worse than any that did)
+  add('ramp to 90 % of ceiling, s', (r) =>
+    r.sendRate ? (r.sendRate.rampSeconds ?? r.settings.durationMs / 1000) : undefined,
+  );
+  add('send rate after ramp (median), kbit/s', (r) => r.sendRate?.settle?.medianKbps, 'higher');
+  add(
+    'send rate in band, % of time',
+    (r) => (r.sendRate?.settle ? r.sendRate.settle.inBandFraction * 100 : undefined),
+    'higher',
+  );
+  add('longest collapse, s', (r) => r.sendRate?.settle?.longestCollapseSeconds);
+  add('outage recovery (worst), ms', (r) =>
+    r.outages.length === 0 || r.outages.some((o) => o.recoveryMs === undefined)
+      ? undefined
+      : Math.max(...r.outages.map((o) => o.recoveryMs!)),
+  );
+  add('goals missed', (r) =>
+    r.proofs ? r.proofs.filter((p) => p.pass === false).length : undefined,
+  );
   add('node CPU, %', (r) => r.nodeResources?.cpuPercent);
   const info = (r: BenchResult) => ({
     id: r.id,
@@ -68,11 +95,27 @@ export function compareRuns(a: BenchResult, b: BenchResult): Comparison {
     startedAt: r.startedAt,
     pass: r.verdict.pass,
   });
+  const goals: Comparison['goals'] = [];
+  for (const [side, r] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
+    for (const p of r.proofs ?? []) {
+      const key = p.id === 'latency' ? p.goal : `${p.id}: ${p.goal.replace(/ \(.*\)$/, '')}`;
+      let row = goals.find((g) => g.goal === key);
+      if (!row) {
+        row = { goal: key };
+        goals.push(row);
+      }
+      row[side] = { measured: p.measured, pass: p.pass };
+    }
+  }
   return {
     version: 1,
     a: info(a),
     b: info(b),
     rows: rows.filter((r) => r.a !== undefined || r.b !== undefined),
+    goals,
   };
 }
 
@@ -98,10 +141,113 @@ export function renderComparison(c: Comparison): string {
       verdict,
     ]);
   }
+  const mark = (g: ComparisonGoal | undefined) =>
+    g ? `${g.pass === null ? '-' : g.pass ? 'PASS' : 'MISS'} ${g.measured}` : '-';
+  const goalRows = [['goal', 'A', 'B'], ...c.goals.map((g) => [g.goal, mark(g.a), mark(g.b)])];
   return [
     `A: ${c.a.profile}, ${c.a.startedAt}, ${c.a.pass ? 'PASS' : 'FAIL'}`,
     `B: ${c.b.profile}, ${c.b.startedAt}, ${c.b.pass ? 'PASS' : 'FAIL'}`,
     '',
     columns(rows),
+    ...(c.goals.length ? ['', columns(goalRows)] : []),
   ].join('\n');
+}
+
+/** One profile's key figures in two sets of runs (before and after a change). */
+export interface ProfilePair {
+  profile: string;
+  a?: KeyFigures;
+  b?: KeyFigures;
+}
+
+/** The figures the resilience goals are about, for a before/after table. */
+export interface KeyFigures {
+  id: string;
+  mode: string;
+  p95Ms?: number;
+  freezeRatio: number;
+  rampSeconds?: number | null;
+  settleMedianShare?: number;
+  longestCollapseSeconds?: number;
+  /** Worst recovery; null: video did not come back. */
+  recoveryMs?: number | null;
+  pass: boolean;
+  missed: string[];
+}
+
+export interface SetComparison {
+  version: 1;
+  kind: 'sets';
+  profiles: ProfilePair[];
+}
+
+export function keyFigures(r: BenchResult): KeyFigures {
+  const main = r.endToEnd ?? r.transit;
+  const sr = r.sendRate;
+  return {
+    id: r.id,
+    mode: r.settings.mode,
+    p95Ms: main?.p95,
+    freezeRatio: r.frames.freezeRatio,
+    rampSeconds: sr ? sr.rampSeconds : undefined,
+    settleMedianShare: sr?.settle ? sr.settle.medianKbps / sr.ceilingKbps : undefined,
+    longestCollapseSeconds: sr?.settle?.longestCollapseSeconds,
+    recoveryMs: r.outages.length
+      ? r.outages.some((o) => o.recoveryMs === undefined)
+        ? null
+        : Math.max(...r.outages.map((o) => o.recoveryMs!))
+      : undefined,
+    pass: r.verdict.pass,
+    missed: (r.proofs ?? []).filter((p) => p.pass === false).map((p) => p.id),
+  };
+}
+
+/** Runs of two sets paired by profile, in the order the profiles first appear. */
+export function compareSets(a: readonly BenchResult[], b: readonly BenchResult[]): SetComparison {
+  const profiles: ProfilePair[] = [];
+  const pair = (name: string) => {
+    let p = profiles.find((x) => x.profile === name);
+    if (!p) {
+      p = { profile: name };
+      profiles.push(p);
+    }
+    return p;
+  };
+  for (const r of a) pair(r.profile.name).a = keyFigures(r);
+  for (const r of b) pair(r.profile.name).b = keyFigures(r);
+  return { version: 1, kind: 'sets', profiles };
+}
+
+/** The before/after table: one row per profile and figure, A and B side by side. */
+export function renderSetComparison(c: SetComparison): string {
+  const num = (v: number | null | undefined, unit: string, digits = 0) =>
+    v === undefined ? '-' : v === null ? 'never' : `${v.toFixed(digits)}${unit}`;
+  const figures: [string, (k: KeyFigures) => string][] = [
+    ['p95', (k) => num(k.p95Ms, ' ms')],
+    ['frozen', (k) => num(k.freezeRatio * 100, ' %', 2)],
+    ['ramp to 90 %', (k) => num(k.rampSeconds, ' s', 1)],
+    [
+      'settle (median / ceiling)',
+      (k) => num(k.settleMedianShare && k.settleMedianShare * 100, ' %'),
+    ],
+    ['longest collapse', (k) => num(k.longestCollapseSeconds, ' s', 1)],
+    ['outage recovery', (k) => num(k.recoveryMs, ' ms')],
+    [
+      'verdict',
+      (k) =>
+        `${k.pass ? 'PASS' : 'FAIL'}${k.missed.length ? ` (missed ${k.missed.join(', ')})` : ''}`,
+    ],
+  ];
+  const rows = [['profile', 'figure', 'A (before)', 'B (after)']];
+  for (const p of c.profiles) {
+    let first = true;
+    for (const [label, get] of figures) {
+      const a = p.a ? get(p.a) : 'not run';
+      const b = p.b ? get(p.b) : 'not run';
+      if (a === '-' && b === '-') continue;
+      rows.push([first ? p.profile : '', label, a, b]);
+      first = false;
+    }
+  }
+  return columns(rows);
 }

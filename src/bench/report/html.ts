@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { describeDirection } from '../profiles.ts';
 import type { BenchResult } from '../result.ts';
 import { escapeXml, lineChart, stackedBar } from './svg.ts';
-import { renderSummaryTable } from './text.ts';
+import { proofMark, renderSummaryTable } from './text.ts';
 
 const COLORS = ['#2e86de', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
 
@@ -91,6 +91,37 @@ function runSection(r: BenchResult): string {
     xMin: 0,
     bands: outageBands,
   });
+  const sr = r.sendRate;
+  const sendRateChart = sr
+    ? lineChart({
+        title: `Buyer send rate (browser; ceiling ${sr.ceilingKbps.toFixed(0)} kbit/s)`,
+        xLabel: 's since the start of the measurement',
+        yLabel: 'kbit/s',
+        series: sr.sessions.flatMap((s, i) => [
+          {
+            name: `sent, session ${s.session}`,
+            color: COLORS[(2 * i) % COLORS.length]!,
+            points: s.series.map((p) => ({ x: p.t, y: p.kbps })),
+          },
+          {
+            name: `estimate, session ${s.session}`,
+            color: COLORS[(2 * i + 1) % COLORS.length]!,
+            points: s.series
+              .filter((p) => p.availableKbps !== undefined)
+              .map((p) => ({ x: p.t, y: p.availableKbps! })),
+            dashed: true,
+          },
+        ]),
+        yMin: 0,
+        bands: outageBands,
+      })
+    : '';
+  const proofRows = (r.proofs ?? [])
+    .map(
+      (p) =>
+        `<tr><td class="l">${proofMark(p)}</td><td class="l">${escapeXml(p.goal)}</td><td class="l">${escapeXml(p.measured)}</td></tr>`,
+    )
+    .join('');
   const legRows = (['buyer.up', 'buyer.down', 'staff.up', 'staff.down'] as const)
     .map((k) => {
       const d = r.network[k];
@@ -121,6 +152,7 @@ ${r.settings.sessions} session(s), ${(r.settings.durationMs / 1000).toFixed(0)} 
 ${escapeXml(r.settings.mode)} clients${r.settings.mode === 'baseline' ? ' with no node' : ` via the node (${escapeXml(r.settings.node.kind)})`}.
 Configured propagation buyer → staff: ${r.profile.propagationMs} ms.</p>
 <p class="verdict">${escapeXml(r.verdict.reason)}</p>
+${proofRows ? `<table><tr><th></th><th class="l">goal</th><th class="l">measured</th></tr>${proofRows}</table>` : ''}
 <table><tr><th></th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>frames</th></tr>
 ${r.endToEnd ? `<tr><td>camera to screen</td><td>${ms(r.endToEnd.p50)}</td><td>${ms(r.endToEnd.p95)}</td><td>${ms(r.endToEnd.p99)}</td><td>${ms(r.endToEnd.max)}</td><td>${r.endToEnd.count}</td></tr>` : ''}
 ${r.transit ? `<tr><td>transit</td><td>${ms(r.transit.p50)}</td><td>${ms(r.transit.p95)}</td><td>${ms(r.transit.p99)}</td><td>${ms(r.transit.max)}</td><td>${r.transit.count}</td></tr>` : ''}
@@ -132,7 +164,7 @@ ${main ? '' : 'No frame arrived.'}</p>
 <h3>Where the time goes (p50)</h3>
 ${budgetParts.length ? stackedBar('Latency budget, p50 per part (ms)', budgetParts, r.verdict.targetMs) : ''}
 <table><tr><th>part</th><th></th><th>p50</th><th>p95</th><th>p99</th></tr>${budgetRows}</table>
-<div class="charts">${cdfChart}${latencyChart}${bitrateChart}</div>
+<div class="charts">${cdfChart}${latencyChart}${bitrateChart}${sendRateChart}</div>
 <h3>Network legs</h3>
 <table><tr><th>leg</th><th>configured</th><th>packets</th><th>loss</th><th>dropped by</th><th>max queue</th><th>relay delay p50 / p95 ms</th></tr>${legRows}</table>
 ${outageRows ? `<h3>Outages</h3><ul>${outageRows}</ul>` : ''}

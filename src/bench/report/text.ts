@@ -1,5 +1,6 @@
 /** Plain-text renderings of benchmark results, for terminals and CI logs. */
 import { describeDirection } from '../profiles.ts';
+import type { Proof } from '../proofs.ts';
 import type { BenchResult, LegDirectionResult } from '../result.ts';
 import type { Summary } from '../stats.ts';
 
@@ -63,6 +64,53 @@ function browserSessions(r: BenchResult): BrowserSessionDetails[] {
   return Array.isArray(sessions) ? sessions : [];
 }
 
+/** PASS, MISS, or `-` for a goal this run could not measure. */
+export function proofMark(p: Proof): string {
+  return p.pass === null ? '-' : p.pass ? 'PASS' : 'MISS';
+}
+
+/** One line per goal: mark, goal, measured figure. */
+export function renderProofs(r: BenchResult): string {
+  const proofs = r.proofs ?? [];
+  if (proofs.length === 0) return '';
+  return columns([
+    ['goals', '', 'measured'],
+    ...proofs.map((p) => [proofMark(p), p.goal, p.measured]),
+  ]);
+}
+
+/** The send-rate lines of a browser run. */
+function sendRateLines(r: BenchResult): string[] {
+  const sr = r.sendRate;
+  if (!sr) return [];
+  const from = [
+    `page ${sr.ceilingFrom.pageKbps.toFixed(0)}`,
+    sr.ceilingFrom.nodeKbps !== undefined ? `node ${sr.ceilingFrom.nodeKbps.toFixed(0)}` : '',
+    sr.ceilingFrom.uplinkKbps !== undefined
+      ? `buyer uplink ${sr.ceilingFrom.uplinkKbps.toFixed(0)}`
+      : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const lines = [
+    `send rate ceiling ${sr.ceilingKbps.toFixed(0)} kbit/s (lowest of ${from}); ${(sr.rampTo * 100).toFixed(0)} % of it ${sr.rampSeconds === null ? 'never reached' : `reached ${sr.rampSeconds.toFixed(1)} s after connecting`}`,
+  ];
+  if (sr.settle) {
+    lines.push(
+      `          after the ramp (${sr.settle.seconds.toFixed(0)} s): median ${sr.settle.medianKbps.toFixed(0)} kbit/s, ${pct(sr.settle.inBandFraction)} of the time within ${(sr.band.low * 100).toFixed(0)}-${(sr.band.high * 100).toFixed(0)} % of the ceiling, longest under ${(sr.band.low * 100).toFixed(0)} %: ${sr.settle.longestCollapseSeconds.toFixed(1)} s`,
+    );
+  }
+  for (const s of sr.sessions) {
+    const end = r.settings.durationMs / 1000;
+    const pts = s.series.filter((p) => p.t > s.connectedAtSeconds && p.t <= end + 0.5);
+    if (pts.length === 0) continue;
+    lines.push(
+      `          session ${s.session}, kbit/s per second: ${pts.map((p) => p.kbps.toFixed(0)).join(' ')}`,
+    );
+  }
+  return lines;
+}
+
 /** The full report of one run. */
 export function renderRunText(r: BenchResult): string {
   const s = r.settings;
@@ -73,7 +121,7 @@ export function renderRunText(r: BenchResult): string {
       : `${s.mode} clients via ${s.node.kind} node${s.node.url ? ` ${s.node.url}` : ''}`;
   lines.push(
     `returncam bench ${r.id}: ${r.profile.name} (${r.profile.description})`,
-    `  ${s.sessions} session${s.sessions > 1 ? 's' : ''}, ${(s.durationMs / 1000).toFixed(0)} s (first ${(s.warmupMs / 1000).toFixed(1)} s not measured), video ${s.bitrateKbps} kbit/s, ${via}`,
+    `  ${s.sessions} session${s.sessions > 1 ? 's' : ''}, ${(s.durationMs / 1000).toFixed(0)} s (first ${(s.warmupMs / 1000).toFixed(1)} s not measured), video ${s.mode === 'browser' ? `up to ${s.bitrateKbps} kbit/s${s.simulcast ? ' (top simulcast layer)' : ''}` : `${s.bitrateKbps} kbit/s`}, ${via}`,
     '',
   );
   const latencyRows = [['latency, ms', 'p50', 'p95', 'p99', 'max', 'frames']];
@@ -108,8 +156,9 @@ export function renderRunText(r: BenchResult): string {
 
   const f = r.frames;
   lines.push(
-    `frames    ${f.sent} sent, ${f.received} complete at the viewer (${pct(f.lossRatio)} lost), ${f.shown} decodable; ${f.freezeCount} freeze${f.freezeCount === 1 ? '' : 's'}, ${(f.freezeMs / 1000).toFixed(1)} s frozen (${pct(f.freezeRatio)})`,
+    `frames    ${f.sent} sent, ${f.received} complete at the viewer (${pct(f.lossRatio)} lost), ${f.shown} decodable; ${f.freezeCount} freeze${f.freezeCount === 1 ? '' : 's'}, ${(f.freezeMs / 1000).toFixed(1)} s frozen of ${((f.measuredMs ?? 0) / 1000).toFixed(1)} s (${pct(f.freezeRatio)}${f.freezeSource === 'chrome' ? ", Chrome's count" : ''})`,
   );
+  lines.push(...sendRateLines(r));
   const rep = r.repair;
   lines.push(
     `repair    viewers NACKed ${rep.packetsNacked} packets in ${rep.nacksFromViewers} NACKs, ${rep.retransmitsReceived} repaired, ${rep.unrepairedPackets} given up; ${rep.plisFromViewers} PLIs`,
@@ -170,12 +219,20 @@ export function renderRunText(r: BenchResult): string {
     );
   }
   for (const note of r.notes) lines.push(`note      ${note}`);
+  const proofs = renderProofs(r);
+  if (proofs) lines.push('', proofs);
   lines.push(
     '',
     `harness   ${r.harness.deliveries} relay deliveries, ${r.harness.lateDeliveries} late by more than 2 ms, mean lateness ${r.harness.meanLatenessMs.toFixed(2)} ms`,
     `verdict   ${r.verdict.pass ? 'PASS' : 'FAIL'}: ${r.verdict.reason}`,
   );
   return lines.join('\n');
+}
+
+function recoveryCell(r: BenchResult): string {
+  if (r.outages.length === 0) return '-';
+  if (r.outages.some((o) => o.recoveryMs === undefined)) return 'never';
+  return `${ms(Math.max(...r.outages.map((o) => o.recoveryMs!)))} ms`;
 }
 
 /** One line per run: the table `npm run bench` prints. */
@@ -191,8 +248,11 @@ export function renderSummaryTable(results: readonly BenchResult[]): string {
       'p99',
       'max',
       'lost',
-      'freezes',
-      'verdict (p95 vs target)',
+      'frozen',
+      'ramp',
+      'settle / collapse',
+      'recovery',
+      'verdict',
     ],
   ];
   for (const r of results) {
@@ -207,8 +267,24 @@ export function renderSummaryTable(results: readonly BenchResult[]): string {
       ms(s?.p99),
       ms(s?.max),
       pct(r.frames.lossRatio),
-      `${r.frames.freezeCount} (${pct(r.frames.freezeRatio)})`,
-      `${r.verdict.pass ? 'PASS' : 'FAIL'} ${ms(r.verdict.p95Ms)}${r.verdict.allowanceMs ? ` incl. ${r.verdict.allowanceMs} allowance` : ''} / ${r.verdict.targetMs}`,
+      pct(r.frames.freezeRatio),
+      r.sendRate
+        ? r.sendRate.rampSeconds === null
+          ? 'never'
+          : `${r.sendRate.rampSeconds.toFixed(1)} s`
+        : '-',
+      r.sendRate?.settle
+        ? `${((100 * r.sendRate.settle.medianKbps) / r.sendRate.ceilingKbps).toFixed(0)} % / ${r.sendRate.settle.longestCollapseSeconds.toFixed(0)} s`
+        : '-',
+      recoveryCell(r),
+      `${r.verdict.pass ? 'PASS' : 'FAIL'} p95 ${ms(r.verdict.p95Ms)}${r.verdict.allowanceMs ? ` incl. ${r.verdict.allowanceMs} allowance` : ''} / ${r.verdict.targetMs}${
+        (r.proofs ?? []).some((p) => p.pass === false && p.id !== 'latency')
+          ? `, missed ${(r.proofs ?? [])
+              .filter((p) => p.pass === false && p.id !== 'latency')
+              .map((p) => p.id)
+              .join(', ')}`
+          : ''
+      }`,
     ]);
   }
   return columns(rows);

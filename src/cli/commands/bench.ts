@@ -3,16 +3,28 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createElement } from 'react';
 import { BenchStore } from '../../bench/BenchStore.ts';
-import { type CapacityResult, renderCapacityText, runCapacity } from '../../bench/capacity.ts';
+import {
+  type CapacityResult,
+  type CapacityServer,
+  renderCapacityText,
+  runCapacity,
+} from '../../bench/capacity.ts';
 import { type ProbeResult, runProbe } from '../../bench/probe.ts';
 import {
   builtinProfiles,
   describeDirection,
+  describeGoals,
   type LegName,
   type NetworkProfile,
   resolveProfile,
 } from '../../bench/profiles.ts';
-import { asRunResult, compareRuns, renderComparison } from '../../bench/report/compare.ts';
+import {
+  asRunResult,
+  compareRuns,
+  compareSets,
+  renderComparison,
+  renderSetComparison,
+} from '../../bench/report/compare.ts';
 import { writeHtmlReport } from '../../bench/report/html.ts';
 import { renderRunText, renderSummaryTable } from '../../bench/report/text.ts';
 import type { BenchResult } from '../../bench/result.ts';
@@ -78,6 +90,19 @@ function nodeChoice(f: {
   if (f.spawn === 'process') return { kind: 'process' };
   if (f.spawn === undefined || f.spawn === 'in-process') return { kind: 'in-process' };
   throw new UserError(`--spawn must be in-process or process (got ${f.spawn})`);
+}
+
+function serversFlag(v: string): CapacityServer[] {
+  const list = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const x of list) {
+    if (x !== 'node' && x !== 'janus')
+      throw new UserError(`--server must be node, janus or both (node,janus); got ${x}`);
+  }
+  if (list.length === 0) throw new UserError('--server names no server (node, janus)');
+  return [...new Set(list)] as CapacityServer[];
 }
 
 function impairFlag(v: string): void {
@@ -188,6 +213,7 @@ interface RunFlags {
   bitrate?: string;
   browser?: boolean;
   audio: boolean;
+  simulcast: boolean;
   node?: string;
   token?: string;
   spawn?: string;
@@ -205,6 +231,8 @@ interface RunFlags {
 interface CapacityFlags {
   profile: string;
   steps: string;
+  viewers: string;
+  server: string;
   stepDuration: string;
   bitrate?: string;
   p99Limit: string;
@@ -244,7 +272,16 @@ export function registerBenchCommands(program: Command): void {
       }
       out(
         table(
-          ['name', 'buyer up', 'buyer down', 'staff up', 'staff down', 'video', 'description'],
+          [
+            'name',
+            'buyer up',
+            'buyer down',
+            'staff up',
+            'staff down',
+            'video',
+            'goals (besides p95)',
+            'description',
+          ],
           profiles.map((p) => [
             p.name,
             describeDirection(p.buyer.up),
@@ -252,6 +289,7 @@ export function registerBenchCommands(program: Command): void {
             describeDirection(p.staff.up),
             describeDirection(p.staff.down),
             `${p.bitrateKbps}k`,
+            describeGoals(p) || '-',
             p.description,
           ]),
         ),
@@ -279,9 +317,16 @@ export function registerBenchCommands(program: Command): void {
       '--warmup <d>',
       'frames sent in the first part are not measured (default: a fifth, at most 2s)',
     )
-    .option('--bitrate <kbps>', "video bitrate (default: the profile's)")
+    .option(
+      '--bitrate <kbps>',
+      "video bitrate (default: the profile's; --browser: the most the buyer may send, default the node's buyer ceiling)",
+    )
     .option('--browser', 'headless Chromium as buyer and staff: true camera-to-screen latency')
     .option('--no-audio', 'browser mode: the buyer sends video only (no Opus track)')
+    .option(
+      '--no-simulcast',
+      "browser mode: the buyer sends one video layer (default: the buyer page's simulcast layers)",
+    )
     .option('--node <url>', 'measure a running node (default: start one in this process)')
     .option(
       '--token <token>',
@@ -312,11 +357,18 @@ export function registerBenchCommands(program: Command): void {
     .addHelpText(
       'after',
       `
-Exit codes: 0 every run met the target, ${EXIT_TARGET_MISSED} a run missed it (p95 over the target, or no frame arrived),
-1 an error, 2 a usage error. CI can gate on it:  returncam bench run --profile 3g-cross-border --duration 30s
+Exit codes: 0 every run met its goals, ${EXIT_TARGET_MISSED} a run missed one (p95 over the target, no frame arrived, or a
+goal of the profile missed), 1 an error, 2 a usage error. CI can gate on it:
+  returncam bench run --profile 3g-cross-border --duration 30s
+
+Goals besides the p95 target come from the profile's goals section and are printed PASS / MISS / - (not measured
+in this run, which does not fail it): ramp (browser: the buyer's send rate reaches 90 % of the ceiling), settle
+and collapse (browser: where the send rate sits after the ramp), freezeRatio (frozen / measured time at the
+viewer), recovery (video back after an outage; 1s by default when the profile has outages).
 
 Synthetic clients (the default) measure transit: the buyer sends a frame's first packet -> staff have all of it,
-after loss repair. The verdict adds --allowance for what they do not have; --browser measures camera to screen.`,
+after loss repair, at the fixed --bitrate. The verdict adds --allowance for what they do not have. --browser
+measures camera to screen, and Chrome chooses its own send rate up to the node's buyer ceiling (or --bitrate).`,
     )
     .action(async (f: RunFlags) => {
       impairFlag(f.impair);
@@ -331,6 +383,7 @@ after loss repair. The verdict adds --allowance for what they do not have; --bro
         node: nodeChoice(f),
         browser: f.browser ?? false,
         browserAudio: f.audio,
+        browserSimulcast: f.simulcast,
         seed: intFlag('--seed', f.seed, 1, 0, 2 ** 31),
         targetMs: durationFlag('--target', f.target, DEFAULT_TARGET_MS),
         allowanceMs: f.browser ? 0 : durationFlag('--allowance', f.allowance, DEFAULT_ALLOWANCE_MS),
@@ -391,6 +444,12 @@ after loss repair. The verdict adds --allowance for what they do not have; --bro
     )
     .option('-p, --profile <name>', 'network profile of every session', 'lan')
     .option('--steps <list>', 'session counts to try, in order', '1,2,4,8,12,16,24,32')
+    .option('--viewers <n>', 'staff viewers per session (one publisher each)', '1')
+    .option(
+      '--server <list>',
+      "what carries the load, comma-separated, each step in turn: node, janus (Janus VideoRoom from Debian's janus package)",
+      'node',
+    )
     .option('--step-duration <d>', 'how long each step measures', '15s')
     .option('--bitrate <kbps>', "video bitrate per session (default: the profile's)")
     .option('--p99-limit <d>', 'stop when the node adds more than this at p99', '50ms')
@@ -401,7 +460,7 @@ after loss repair. The verdict adds --allowance for what they do not have; --bro
     .option('--json', 'print a versioned JSON object')
     .addHelpText(
       'after',
-      '\nEach step starts a fresh `returncam node start` child process, so its CPU and memory are measured apart\nfrom the clients and relays. The "no node" rows are the harness floor on this machine.',
+      '\nEach step starts a fresh `returncam node start` child process (or Janus, with --server janus), so its CPU and\nmemory are measured apart from the clients and relays. The "no server" rows are the harness floor on this machine.\nCompare with Janus in one sitting:  returncam bench capacity --server node,janus --steps 10,25 --viewers 2 --step-duration 30s',
     )
     .action(async (f: CapacityFlags) => {
       const steps = f.steps.split(',').map((s) => intFlag('--steps', s.trim(), 1, 1, 1000));
@@ -424,13 +483,15 @@ after loss repair. The verdict adds --allowance for what they do not have; --bro
             f.bitrate !== undefined ? intFlag('--bitrate', f.bitrate, 600, 50, 20_000) : undefined,
           p99LimitMs: durationFlag('--p99-limit', f.p99Limit, 50),
           cpuLimitPercent: cpu,
+          viewers: intFlag('--viewers', f.viewers, 1, 1, 50),
+          servers: serversFlag(f.server),
           baseline: f.baseline,
           signal,
           onProgress: (p) => view.onProgress({ ...p, message: `${p.step}: ${p.message}` }),
           onStep: (s) => {
             if (!interactive())
               status(
-                `capacity: ${s.sessions} sessions ${s.mode === 'baseline' ? 'without a node' : 'via the node'}: transit p99 ${s.transit?.p99.toFixed(1) ?? '-'} ms, node-added p99 ${s.nodeAdded?.p99.toFixed(2) ?? '-'} ms${s.nodeCpuPercent !== undefined ? `, node CPU ${s.nodeCpuPercent.toFixed(1)} %` : ''}`,
+                `capacity: ${s.sessions}×${s.viewers} ${s.mode === 'baseline' ? 'without a server' : `via ${s.server ?? s.mode}`}: transit p50/p95/p99 ${s.transit ? `${s.transit.p50.toFixed(1)}/${s.transit.p95.toFixed(1)}/${s.transit.p99.toFixed(1)}` : '-'} ms, server-added p99 ${s.nodeAdded?.p99.toFixed(2) ?? '-'} ms${s.nodeCpuPerSessionPercent !== undefined ? `, CPU ${s.nodeCpuPerSessionPercent.toFixed(2)} %/session` : ''}${s.nodeRssBytes ? `, RSS ${(s.nodeRssBytes / 1048576).toFixed(0)} MB` : ''}, ${s.framesLost} frames lost`,
               );
           },
         });
@@ -457,6 +518,8 @@ after loss repair. The verdict adds --allowance for what they do not have; --bro
       if (f.json) printJson({ ...result });
       else out(renderCapacityText(result));
     });
+
+  registerSoakAndStartup(bench);
 
   bench
     .command('probe')
@@ -615,33 +678,163 @@ after loss repair. The verdict adds --allowance for what they do not have; --bro
 
   bench
     .command('compare')
-    .description(
-      'two kept runs side by side (ids from bench list, a unique prefix, or --json files)',
+    .description('kept runs side by side: two runs, or two sets (before/after) paired by profile')
+    .argument(
+      '<a>',
+      'the baseline: a run id (bench list; a unique prefix), ids joined by commas, or a --json file',
     )
-    .argument('<a>', 'the baseline run')
-    .argument('<b>', 'the run to compare with it')
+    .argument('<b>', 'what to compare with it, the same way')
     .option('-d, --data <dir>', 'data directory', './data')
     .option('--json', 'print a versioned JSON object')
+    .addHelpText(
+      'after',
+      `
+With one run on each side: every figure with its change, and each goal's PASS / MISS. With several (a --json file
+from a multi-profile bench run, or ids joined by commas): one before/after table, runs paired by profile.
+  returncam bench run --browser --profile lan,3g-uplink,3g-cross-border,outage --json > before.json
+  (change the node)
+  returncam bench run --browser --profile lan,3g-uplink,3g-cross-border,outage --json > after.json
+  returncam bench compare before.json after.json`,
+    )
     .action((a: string, b: string, f: { data: string; json?: boolean }) => {
       const store = BenchStore.open(f.data);
-      const load = (ref: string): BenchResult => {
-        if (ref.endsWith('.json') && existsSync(ref)) {
-          const doc = JSON.parse(readFileSync(ref, 'utf8')) as { runs?: unknown[] };
-          return asRunResult(Array.isArray(doc.runs) ? doc.runs[0] : doc, ref);
+      const load = (ref: string): BenchResult[] => {
+        if (ref.endsWith('.json')) {
+          if (!existsSync(ref)) throw new UserError(`no such file ${ref}`);
+          let doc: { runs?: unknown[] };
+          try {
+            doc = JSON.parse(readFileSync(ref, 'utf8')) as { runs?: unknown[] };
+          } catch {
+            throw new UserError(`${ref} is not JSON (bench run --json writes what compare reads)`);
+          }
+          return Array.isArray(doc.runs)
+            ? doc.runs.map((r, i) => asRunResult(r, `${ref} run ${i + 1}`))
+            : [asRunResult(doc, ref)];
         }
-        const found = store.get(ref);
-        if (!found)
-          throw new UserError(
-            `no kept result ${ref} in ${resolve(f.data)} (bench list shows them)`,
-          );
-        return asRunResult(found.result, ref);
+        return ref
+          .split(',')
+          .map((id) => id.trim())
+          .filter(Boolean)
+          .map((id) => {
+            const found = store.get(id);
+            if (!found)
+              throw new UserError(
+                `no kept result ${id} in ${resolve(f.data)} (bench list shows them)`,
+              );
+            return asRunResult(found.result, id);
+          });
       };
       try {
-        const comparison = compareRuns(load(a), load(b));
-        if (f.json) printJson({ ...comparison });
-        else out(renderComparison(comparison));
+        const [runsA, runsB] = [load(a), load(b)];
+        if (runsA.length === 0 || runsB.length === 0)
+          throw new UserError('compare needs at least one run on each side');
+        if (runsA.length === 1 && runsB.length === 1) {
+          const comparison = compareRuns(runsA[0]!, runsB[0]!);
+          if (f.json) printJson({ ...comparison });
+          else out(renderComparison(comparison));
+          return;
+        }
+        const sets = compareSets(runsA, runsB);
+        if (f.json) printJson({ ...sets });
+        else out(renderSetComparison(sets));
       } finally {
         store.close();
       }
+    });
+}
+
+interface SoakFlags {
+  duration: string;
+  sessions: string;
+  viewers: string;
+  churn: string;
+  sample: string;
+  settle?: string;
+  limit: string;
+  bitrate: string;
+  json?: boolean;
+}
+
+/** `bench soak` and `bench startup`: the node over time, and the node's start. */
+function registerSoakAndStartup(bench: Command): void {
+  bench
+    .command('soak')
+    .description(
+      'keep calls coming and going through a node for a long time; fail if its memory or handles grow',
+    )
+    .option('--duration <d>', 'how long', '30m')
+    .option('-n, --sessions <n>', 'calls kept up at once', '4')
+    .option('--viewers <n>', 'staff viewers per call', '1')
+    .option('--churn <d>', 'one call ends and a new one starts this often', '5s')
+    .option('--sample <d>', 'time between samples of RSS, heap and file descriptors', '10s')
+    .option(
+      '--settle <d>',
+      'warm-up before the first settled sample (default: a fifth, at most 2m)',
+    )
+    .option(
+      '--limit <percent>',
+      'largest acceptable growth from the settled sample to the end',
+      '10',
+    )
+    .option('--bitrate <kbps>', 'video bitrate per call', '600')
+    .option('--json', 'print a versioned JSON object')
+    .addHelpText(
+      'after',
+      `\nStarts a \`returncam node start\` child process. Exit codes: 0 no growth over the limit, ${EXIT_TARGET_MISSED} growth over the limit\n(or a call that failed or saw no media), 1 an error, 2 a usage error.`,
+    )
+    .action(async (f: SoakFlags) => {
+      const limit = Number(f.limit);
+      if (!(limit > 0 && limit <= 1000))
+        throw new UserError(`--limit must be a percentage above 0 (got ${f.limit})`);
+      const durationMs = durationFlag('--duration', f.duration, 30 * 60_000);
+      const { runSoak, renderSoakText } = await import('../../bench/soak.ts');
+      const { signal, dispose } = interruptible();
+      try {
+        const result = await runSoak({
+          durationMs,
+          sessions: intFlag('--sessions', f.sessions, 4, 1, 200),
+          viewers: intFlag('--viewers', f.viewers, 1, 1, 50),
+          churnMs: durationFlag('--churn', f.churn, 5000),
+          sampleMs: durationFlag('--sample', f.sample, 10_000),
+          settleMs: f.settle !== undefined ? durationFlag('--settle', f.settle, 0) : undefined,
+          growthLimit: limit / 100,
+          bitrateKbps: intFlag('--bitrate', f.bitrate, 600, 50, 20_000),
+          signal,
+          onSample: (s, st) => {
+            if (!f.json)
+              status(
+                `soak ${s.t.toFixed(0)} s: RSS ${(s.rssBytes / 1048576).toFixed(1)} MB, heap ${s.heapUsedBytes !== undefined ? (s.heapUsedBytes / 1048576).toFixed(1) : '-'} MB, ${s.fds ?? '-'} fds, ${st.live} calls up (${st.started} started, ${st.ended} ended)`,
+              );
+          },
+        }).catch((err: unknown) => {
+          if (err instanceof Error && err.message.startsWith('soak:'))
+            throw new UserError(err.message);
+          throw err;
+        });
+        if (f.json) printJson({ ...result });
+        else out(renderSoakText(result));
+        if (!result.pass) process.exitCode = EXIT_TARGET_MISSED;
+      } finally {
+        dispose();
+      }
+    });
+
+  bench
+    .command('startup')
+    .description('time `returncam node start` from spawn to the first 200 on /healthz')
+    .option('--repeat <n>', 'fresh node processes to time', '10')
+    .option('--warm', 'reuse one data directory (a restart) instead of a fresh one per start')
+    .option('--json', 'print a versioned JSON object')
+    .action(async (f: { repeat: string; warm?: boolean; json?: boolean }) => {
+      const { runStartup, renderStartupText } = await import('../../bench/startup.ts');
+      const result = await runStartup({
+        repetitions: intFlag('--repeat', f.repeat, 10, 1, 1000),
+        warmData: f.warm ?? false,
+        onSample: (s, i) => {
+          if (!f.json) status(`startup ${i + 1}: /healthz after ${s.healthzMs.toFixed(0)} ms`);
+        },
+      });
+      if (f.json) printJson({ ...result });
+      else out(renderStartupText(result));
     });
 }

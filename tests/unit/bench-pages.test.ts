@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { signalledVideoKbps } from '../../src/bench/browser/BrowserSession.ts';
+import { benchLayers, PRODUCT_SIMULCAST } from '../../src/bench/browser/pages.ts';
+
+describe('bench buyer page', () => {
+  it("sends the product buyer page's simulcast layers", () => {
+    const source = readFileSync('src/node/web/js/buyer.js', 'utf8');
+    const table = /const SIMULCAST = \[([\s\S]*?)\];/.exec(source)?.[1];
+    expect(table, 'SIMULCAST not found in buyer.js').toBeDefined();
+    const layers = [
+      ...table!.matchAll(/rid: '(\w+)', scaleResolutionDownBy: (\d+), maxBitrate: ([\d_]+)/g),
+    ].map((m) => ({
+      rid: m[1],
+      scaleResolutionDownBy: Number(m[2]),
+      maxBitrate: Number(m[3]!.replace(/_/g, '')),
+    }));
+    expect(layers).toEqual(PRODUCT_SIMULCAST);
+  });
+
+  it.each([
+    [1500, 1950, 1_500_000],
+    [800, 1250, 800_000],
+    [3000, 1950, 1_500_000],
+  ])('holds the top layer to a %i kbit/s cap (all layers: %i kbit/s)', (cap, total, top) => {
+    const { layers, totalKbps } = benchLayers(cap);
+    expect(totalKbps).toBe(total);
+    expect(layers.at(-1)!.maxBitrate).toBe(top);
+    expect(layers.slice(0, -1)).toEqual(PRODUCT_SIMULCAST.slice(0, -1));
+  });
+});
+
+describe("the node's ceiling as its WHIP answer signals it", () => {
+  const answer = (video: string) =>
+    ['v=0', 'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'b=AS:64', 'm=video 9 UDP/TLS/RTP/SAVPF 96', video]
+      .filter(Boolean)
+      .join('\r\n');
+  it.each([
+    ['b=TIAS in bit/s', 'b=TIAS:1500000\r\nb=AS:1550', 1500],
+    ['b=AS in kbit/s', 'b=AS:1200', 1200],
+    ['none (the audio section does not count)', '', undefined],
+  ])('%s', (_name, lines, expected) => {
+    expect(signalledVideoKbps(answer(lines))).toBe(expected);
+  });
+});
