@@ -1,9 +1,12 @@
 import { join } from 'node:path';
 import nodeDataChannel from 'node-datachannel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RTCPeerConnection } from 'werift';
 import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
 import { type ReceivedFrame, WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
+import { directionSchema } from '../../src/bench/profiles.ts';
+import { RelayHub, type UdpRelay } from '../../src/bench/relay/index.ts';
 import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 
@@ -12,7 +15,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 /** The node's session object of a WHEP client, by the session id at the end of its Location. */
-function sessionOf(t: TestNode, caseId: string, client: WhepSubscriber): SubscriberSession {
+function sessionOf(
+  t: TestNode,
+  caseId: string,
+  client: { location: string | undefined },
+): SubscriberSession {
   const id = client.location!.split('/').pop()!;
   const found = (
     t.node.rooms as unknown as {
@@ -23,6 +30,72 @@ function sessionOf(t: TestNode, caseId: string, client: WhepSubscriber): Subscri
     ?.find(id);
   if (!found) throw new Error(`no session ${id} on the node`);
   return found as SubscriberSession;
+}
+
+/**
+ * A werift viewer (WHEP, audio + video recvonly), optionally through an impairment relay: unlike
+ * the node-datachannel client it sends RTCP receiver reports (fraction and cumulative lost,
+ * highest sequence number) as a browser does, so the node's per-viewer estimate runs on real
+ * reports. Records the arrival of each video frame (marker packet) and every video sequence number.
+ */
+async function weriftViewer(
+  t: TestNode,
+  caseId: string,
+  headers: Record<string, string>,
+  relay?: UdpRelay,
+): Promise<{
+  location: string;
+  frames: number[];
+  seqs: { seq: number; at: number }[];
+  close: () => Promise<void>;
+}> {
+  const pc = new RTCPeerConnection({ iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'] });
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  const video = pc.addTransceiver('video', { direction: 'recvonly' });
+  const frames: number[] = [];
+  const seqs: { seq: number; at: number }[] = [];
+  video.onTrack.subscribe((track) => {
+    track.onReceiveRtp.subscribe((rtp) => {
+      const at = performance.now();
+      seqs.push({ seq: rtp.header.sequenceNumber, at });
+      if (rtp.header.marker) frames.push(at);
+    });
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  const offer = pc.localDescription!.sdp;
+  const res = await fetch(`${t.url}/whep/${caseId}`, {
+    method: 'POST',
+    headers: { ...headers, 'Content-Type': 'application/sdp' },
+    body: relay ? relay.rewriteClientSdp(offer) : offer,
+  });
+  const answer = await res.text();
+  if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${answer}`);
+  await pc.setRemoteDescription({
+    type: 'answer',
+    sdp: relay ? relay.rewriteNodeSdp(answer) : answer,
+  });
+  const deadline = Date.now() + 10_000;
+  while (pc.connectionState !== 'connected') {
+    if (Date.now() > deadline) throw new Error('the werift viewer did not connect');
+    await sleep(50);
+  }
+  return { location: res.headers.get('Location')!, frames, seqs, close: () => pc.close() };
+}
+
+/** Sequence numbers (16-bit, in arrival order) missing from the span first..last they cover. */
+function missingSeqs(seqs: readonly number[]): number {
+  if (seqs.length === 0) return 0;
+  const first = seqs[0]!;
+  const got = new Set<number>();
+  let span = 0;
+  for (const s of seqs) {
+    const d = (s - first) & 0xffff;
+    if (d < 0x8000) {
+      got.add(d);
+      span = Math.max(span, d + 1);
+    }
+  }
+  return span - got.size;
 }
 
 const widths = (frames: readonly ReceivedFrame[], since: number) =>
@@ -216,6 +289,133 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       });
     } finally {
       await Promise.all([publisher.close(), viewer.close()]);
+    }
+  });
+
+  it('a clean viewer of a publisher with a lossy uplink keeps the top layer and every repaired frame', async () => {
+    const c = server.node.cases.create({ orderId: 'ORD-SIM3', sku: 'SKU-3', reason: 'damaged' });
+    const clear = directionSchema.parse({});
+    // About 2 % of the publisher's packets (its repairs too) lost before they reach the node,
+    // 1 % at random and the rest in bursts of ~25, over a mobile round trip (150 ms each way):
+    // a hole stays open across the viewer's reports until the repair lands.
+    const lossy = directionSchema.parse({
+      loss: 0.01,
+      burst: { p: 0.0005, r: 0.04 },
+      delay: '150ms',
+    });
+    const hub = new RelayHub({
+      profile: {
+        buyer: { up: lossy, down: directionSchema.parse({ delay: '150ms' }) },
+        staff: { up: clear, down: clear },
+      },
+      seed: 7,
+    });
+    const relay = await hub.create('buyer', 'buyer-1');
+    hub.start(performance.now());
+    const publisher = new WhipPublisher({
+      baseUrl: server.url,
+      caseId: c.case.id,
+      headers: bearer(c.links.buyer.token),
+      media: layers.f,
+      transformOffer: (sdp) => relay.rewriteClientSdp(sdp),
+      transformAnswer: (sdp) => relay.rewriteNodeSdp(sdp),
+      simulcast: [
+        { rid: 'q', videoPath: layers.q.videoPath },
+        { rid: 'h', videoPath: layers.h.videoPath },
+        { rid: 'f', videoPath: layers.f.videoPath },
+      ],
+    });
+    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+    const stillBefore = server.node.rooms.counters.stillFrameEntries;
+    try {
+      await publisher.start();
+      await sleep(3_000);
+      const from = performance.now();
+      const perSecond: number[] = [];
+      const layersSeen: (number | undefined)[] = [];
+      for (let i = 0; i < 12; i++) {
+        const start = performance.now();
+        await sleep(1_000);
+        perSecond.push(viewer.frames.filter((at) => at >= start).length);
+        const q = sessionOf(server, c.case.id, viewer).quality!;
+        layersSeen.push(q.weak ? -1 : q.layer);
+      }
+      // Let the last repairs land before counting what is missing.
+      await sleep(1_000);
+      const window = viewer.seqs.filter((p) => p.at >= from && p.at < from + 12_000);
+      const missing = missingSeqs(window.map((p) => p.seq));
+      const quality = sessionOf(server, c.case.id, viewer).quality!;
+      const up = relay.stats().up;
+      const sent = publisher.results();
+      console.info(
+        `lossy uplink, clean viewer: relay dropped ${up.dropped.random}+${up.dropped.burst}/${up.packets} uplink packets, ` +
+          `publisher resent ${sent.retransmitsSent}; viewer frames per second ${perSecond}, layers ${layersSeen}, ` +
+          `${window.length} video packets, ${missing} missing; quality ${JSON.stringify(quality)}; ` +
+          `node ${JSON.stringify(server.node.rooms.counters)}`,
+      );
+      expect(up.dropped.random + up.dropped.burst).toBeGreaterThan(30);
+      // The uplink's holes are not the viewer's loss: it stays on the top layer the whole time,
+      // never in still frames, with the whole frame rate (30 fps) every second.
+      expect(layersSeen).toEqual(new Array(12).fill(2));
+      expect(server.node.rooms.counters.stillFrameEntries).toBe(stillBefore);
+      for (const n of perSecond) expect(n).toBeGreaterThanOrEqual(25);
+      // Every hole was filled by the publisher's repair, forwarded under its own number.
+      expect(missing).toBe(0);
+      expect(quality.lossFraction).toBeLessThan(0.02);
+    } finally {
+      await Promise.all([publisher.close(), viewer.close()]);
+      hub.close();
+    }
+  });
+
+  it('a single-layer viewer gets frames again within a second of a 3 s outage of its link', async () => {
+    const c = server.node.cases.create({ orderId: 'ORD-SIM4', sku: 'SKU-4', reason: 'damaged' });
+    const clear = directionSchema.parse({});
+    // The viewer's link goes down both ways (no media in, no reports out) 4 s after the start.
+    const down = directionSchema.parse({ outages: [{ at: '4s', duration: '3s' }] });
+    const hub = new RelayHub({
+      profile: { buyer: { up: clear, down: clear }, staff: { up: down, down } },
+      seed: 9,
+    });
+    const relay = await hub.create('staff', 'staff-1');
+    const publisher = new WhipPublisher({
+      baseUrl: server.url,
+      caseId: c.case.id,
+      headers: bearer(c.links.buyer.token),
+      media: layers.f,
+    });
+    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token), relay);
+    try {
+      await publisher.start();
+      await sleep(1_000);
+      const start = performance.now();
+      hub.start(start);
+      const outageEnd = start + 7_000;
+      await sleep(7_000 + 10_000);
+      const end = performance.now();
+      const quality = sessionOf(server, c.case.id, viewer).quality!;
+      // Frames per half second from the end of the outage to the end of the call.
+      const halves: number[] = [];
+      for (let t = outageEnd; t + 500 <= end; t += 500) {
+        halves.push(viewer.frames.filter((at) => at >= t && at < t + 500).length);
+      }
+      const firstAfter = viewer.frames.find((at) => at >= outageEnd);
+      const dropped = relay.stats().down.dropped.outage;
+      console.info(
+        `single-layer viewer through a 3 s outage: relay dropped ${dropped} packets towards it; ` +
+          `first frame ${firstAfter === undefined ? 'never' : `${Math.round(firstAfter - outageEnd)} ms`} after it, ` +
+          `frames per 0.5 s ${halves}; quality ${JSON.stringify(quality)}; node ${JSON.stringify(server.node.rooms.counters)}`,
+      );
+      expect(dropped).toBeGreaterThan(50);
+      expect(quality.layers).toBe(1);
+      expect(firstAfter).toBeDefined();
+      expect(firstAfter! - outageEnd).toBeLessThan(1_000);
+      // From a second after the outage to the end of the call, video never stops again.
+      for (const n of halves.slice(2)) expect(n).toBeGreaterThanOrEqual(5);
+      expect(quality.weak).toBe(false);
+    } finally {
+      await Promise.all([publisher.close(), viewer.close()]);
+      hub.close();
     }
   });
 });

@@ -4,7 +4,7 @@ import { seededRandom } from '../../src/bench/clients/rtp.ts';
 import { KeyframeThrottle } from '../../src/node/media/KeyframeThrottle.ts';
 import { isKeyframeStart } from '../../src/node/media/keyframes.ts';
 import { type LayerChange, LayerSelector, STILL } from '../../src/node/media/LayerSelector.ts';
-import { LinkEstimate } from '../../src/node/media/LinkEstimate.ts';
+import { LegLoss, LinkEstimate } from '../../src/node/media/LinkEstimate.ts';
 import { RateMeter } from '../../src/node/media/RateMeter.ts';
 import { RetransmitHistory } from '../../src/node/media/RetransmitHistory.ts';
 import { checkOffer } from '../../src/node/media/sdp.ts';
@@ -461,5 +461,184 @@ describe('checkOffer: simulcast publishers', () => {
     expect(() =>
       checkOffer(offer(['a=ssrc:1 cname:x'], [RID_EXT, ...layers('a', 'b')]), 'publish'),
     ).toThrow(/audio m-line \(mid 0\) uses simulcast; only video may/);
+  });
+});
+
+/**
+ * One viewer of a single-layer publisher, as the node runs it: the forwarder keeps the
+ * publisher's sequence numbers (a packet lost on the uplink leaves a hole, filled if the
+ * publisher's repair arrives), the viewer's receiver reports go through {@link LegLoss} into the
+ * {@link LinkEstimate}, and a {@link LayerSelector} decides every 250 ms. The viewer counts
+ * cumulative loss as a real receiver does (expected − received, late arrivals included).
+ * Returns, per 250 ms tick, whether the viewer got video (forwarded packets, not still frames).
+ */
+function simulateViewer(opts: {
+  ms: number;
+  /** The publisher's uplink loses this packet (seq, time). */
+  uplinkLost: (seq: number, t: number) => boolean;
+  /** A lost uplink packet is repaired by the publisher (arrives 150 ms later). */
+  repaired?: (seq: number, t: number) => boolean;
+  /** The viewer's link is down both ways (no packets in, no reports out). */
+  outage?: (t: number) => boolean;
+}): { videoTicks: boolean[]; changes: LayerChange[] } {
+  const layerBps = [500_000];
+  const estimate = new LinkEstimate();
+  const selector = new LayerSelector();
+  const leg = new LegLoss();
+  const received = new Set<number>();
+  let highest = -1;
+  let base: number | undefined; // a receiver counts from the first packet it got
+  const lastReport = { highest: -1, lost: 0 };
+  const pendingRepairs: { seq: number; at: number }[] = [];
+  const changes: LayerChange[] = [];
+  const videoTicks: boolean[] = [];
+  let heavy = false;
+  let seq = 0;
+  let sentThisTick = 0;
+  const deliver = (s: number, t: number) => {
+    const playing = selector.layer === undefined || selector.layer >= 0;
+    if (!playing) return; // still frames: (next to) nothing goes out
+    leg.sent(s & 0xffff, t);
+    sentThisTick++;
+    if (opts.outage?.(t)) return;
+    received.add(s);
+    base ??= s;
+    highest = Math.max(highest, s);
+  };
+  for (let t = 1; t <= opts.ms; t += 20) {
+    // 50 packets a second from the publisher.
+    const s = seq++;
+    if (opts.uplinkLost(s, t)) {
+      if (opts.repaired?.(s, t)) pendingRepairs.push({ seq: s, at: t + 150 });
+    } else {
+      deliver(s, t);
+    }
+    while (pendingRepairs.length > 0 && pendingRepairs[0]!.at <= t) {
+      deliver(pendingRepairs.shift()!.seq, t);
+    }
+    if (t % 1000 < 20 && !opts.outage?.(t) && highest >= 0) {
+      const lost = highest - base! + 1 - received.size;
+      // The interval's fraction lost as a receiver puts it in the report (RFC 3550 A.3).
+      const expected = highest - Math.max(lastReport.highest, base! - 1);
+      const lostInterval = lost - lastReport.lost;
+      const fractionLost =
+        expected > 0 && lostInterval > 0 ? Math.floor((lostInterval * 256) / expected) : 0;
+      lastReport.highest = highest;
+      lastReport.lost = lost;
+      const loss = leg.report(
+        { ssrc: 1, fractionLost, packetsLost: lost & 0xffffff, highestSequence: highest },
+        t,
+      );
+      if (estimate.onReceiverReport(loss, t) && loss >= 0.2) heavy = true;
+    }
+    if (t % TICK < 20) {
+      const change = selector.update({
+        now: t,
+        budgetBps: estimate.value(t, 500_000),
+        layerBps,
+        heavyLoss: heavy,
+        linkClean: estimate.clean(t),
+      });
+      heavy = false;
+      if (change) {
+        changes.push(change);
+        if (change.reason === 'probe') estimate.probe(1.5 * layerBps[0]!, t);
+      }
+      videoTicks.push(sentThisTick > 0 && !opts.outage?.(t));
+      sentThisTick = 0;
+    }
+  }
+  return { videoTicks, changes };
+}
+
+describe('a viewer on a clean link of a lossy publisher', () => {
+  it('keeps its video when the uplink loses 1.5 % plus bursts: holes the node never sent are not its loss', () => {
+    const random = seededRandom(5);
+    const { videoTicks, changes } = simulateViewer({
+      ms: 60_000,
+      // 1.5 % random loss, and every 7 s a burst of 15 packets (0.3 s) lost on the uplink
+      uplinkLost: (_s, t) => random() < 0.015 || t % 7_000 < 300,
+      // about half the random losses repaired late, bursts never
+      repaired: (s, t) => s % 2 === 0 && t % 7_000 >= 300,
+    });
+    expect(changes.filter((c) => c.to === STILL)).toEqual([]);
+    // Only the 0.3 s bursts themselves (nothing reaches the node) go without video.
+    expect(videoTicks.filter(Boolean).length / videoTicks.length).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('still moves a viewer whose own leg loses heavily into still frames', () => {
+    const leg = new LegLoss();
+    for (let s = 0; s < 100; s++) leg.sent(s, 1 + s * 20);
+    // The viewer got 60 of the 100 the node sent, the rest lost on its own leg.
+    leg.report({ ssrc: 1, fractionLost: 0, packetsLost: 0, highestSequence: 0 }, 100);
+    expect(
+      leg.report({ ssrc: 1, fractionLost: 102, packetsLost: 39, highestSequence: 99 }, 2_100),
+    ).toBeCloseTo(39 / 99, 3);
+    // Ten numbers the node never sent (an uplink hole) are not counted against the viewer.
+    for (let s = 100; s < 200; s++) if (s < 150 || s >= 160) leg.sent(s, 2_100 + s);
+    expect(
+      leg.report({ ssrc: 1, fractionLost: 25, packetsLost: 39 + 12, highestSequence: 199 }, 3_100),
+    ).toBeCloseTo(2 / 90, 3);
+  });
+});
+
+describe('a single-layer viewer after an outage', () => {
+  it('gets frames again within a second of a 3 s outage in both directions', () => {
+    const { videoTicks, changes } = simulateViewer({
+      ms: 20_000,
+      uplinkLost: () => false,
+      outage: (t) => t >= 8_000 && t < 11_000,
+    });
+    expect(changes.filter((c) => c.to === STILL)).toEqual([]);
+    // Every tick from 1 s after the outage to the end of the call carries video.
+    expect(videoTicks.slice(12_000 / TICK).every(Boolean)).toBe(true);
+  });
+
+  it('leaves still-frame mode by trying the lowest layer after clean reports, backing off when it fails', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 50_000, layerBps: [500_000] });
+    expect(s.layer).toBe(STILL);
+    // The budget stays tiny (a receive-side estimate of a still-frame stream cannot grow), but
+    // the reports are clean: the layer is tried after 3 s.
+    const clean = (from: number, ms: number) => {
+      for (let t = from; t <= from + ms; t += TICK) {
+        const change = s.update({
+          now: t,
+          budgetBps: 50_000,
+          layerBps: [500_000],
+          linkClean: true,
+        });
+        if (change) return change;
+      }
+      return undefined;
+    };
+    expect(clean(250, 10_000)).toMatchObject({ to: 0, reason: 'probe', at: 3_250 });
+    // It fails (heavy loss at once): the next try waits twice as long.
+    expect(
+      s.update({ now: 3_500, budgetBps: 50_000, layerBps: [500_000], heavyLoss: true }),
+    ).toMatchObject({ to: STILL });
+    expect(s.stillProbeFor(0)).toBe(6_000);
+    expect(clean(3_750, 20_000)).toMatchObject({ to: 0, reason: 'probe', at: 9_750 });
+    // No probe while the reports show loss or stop.
+    const t = new LayerSelector();
+    t.update({ now: 0, budgetBps: 50_000, layerBps: [500_000] });
+    for (let now = 250; now <= 20_000; now += TICK) {
+      expect(
+        t.update({ now, budgetBps: 50_000, layerBps: [500_000], linkClean: false }),
+      ).toBeUndefined();
+    }
+  });
+
+  it('does not count a silence as loss: reports resuming after an outage neither cut nor grow the estimate', () => {
+    const e = new LinkEstimate({ startBps: 1_000_000 });
+    e.onReceiverReport(0, 1_000);
+    const before = e.value(1_000, 0);
+    expect(e.onReceiverReport(0.6, 5_000)).toBe(false);
+    expect(e.value(5_000, 0)).toBe(before);
+    expect(e.clean(5_000)).toBe(true);
+    expect(e.onReceiverReport(0.6, 6_000)).toBe(true);
+    expect(e.value(6_000, 0)).toBeCloseTo(before * 0.7, 0);
+    expect(e.clean(6_000)).toBe(false);
+    expect(e.clean(9_000)).toBe(false);
   });
 });

@@ -8,6 +8,9 @@
  *   × `upMargin` for `upHoldMs`. An upgrade that has to be undone within `failWindowMs` doubles the wait before
  *   that layer is tried again (up to `maxBackoff` ×), so random loss cannot make layers flap.
  * - When even the lowest layer does not fit: {@link STILL} (audio plus a still frame now and then).
+ *   In still-frame mode the node sends almost nothing, so a receive-side estimate cannot grow back
+ *   by itself: after `stillProbeMs` of clean reports the lowest layer is tried again ('probe'); a
+ *   probe undone within `failWindowMs` doubles that wait (up to `maxBackoff` ×).
  */
 
 /** The subscriber gets audio and an occasional still frame of the lowest layer. */
@@ -19,6 +22,8 @@ export interface LayerSelectorOptions {
   upMargin?: number;
   failWindowMs?: number;
   maxBackoff?: number;
+  /** In still-frame mode, clean reports for this long try the lowest layer again. */
+  stillProbeMs?: number;
 }
 
 export const LAYER_SELECTOR_DEFAULTS = {
@@ -27,6 +32,7 @@ export const LAYER_SELECTOR_DEFAULTS = {
   upMargin: 1.3,
   failWindowMs: 10_000,
   maxBackoff: 8,
+  stillProbeMs: 3_000,
 } as const;
 
 export interface LayerInput {
@@ -37,13 +43,15 @@ export interface LayerInput {
   layerBps: readonly number[];
   /** The subscriber reports heavy loss: step down without waiting. */
   heavyLoss?: boolean;
+  /** Reports are arriving and show (next to) no loss on the subscriber's leg. */
+  linkClean?: boolean;
 }
 
 export interface LayerChange {
   from: number | undefined;
   to: number;
   at: number;
-  reason: 'start' | 'down' | 'heavy_loss' | 'up' | 'layer_gone';
+  reason: 'start' | 'down' | 'heavy_loss' | 'up' | 'probe' | 'layer_gone';
 }
 
 export class LayerSelector {
@@ -51,6 +59,7 @@ export class LayerSelector {
   private current: number | undefined;
   private belowSince: number | undefined;
   private aboveSince: number | undefined;
+  private cleanSince: number | undefined;
   private lastUp: { layer: number; at: number } | undefined;
   private readonly backoff = new Map<number, number>();
   private changes = 0;
@@ -78,6 +87,11 @@ export class LayerSelector {
   /** The wait before `layer` is tried again after failed upgrades, ms. */
   upHoldFor(layer: number): number {
     return this.o.upHoldMs * (this.backoff.get(layer) ?? 1);
+  }
+
+  /** The clean time still-frame mode waits before trying the lowest layer again, ms. */
+  stillProbeFor(layer: number): number {
+    return this.o.stillProbeMs * (this.backoff.get(layer) ?? 1);
   }
 
   /** Decides for now; returns the change, if the choice changed. */
@@ -117,6 +131,16 @@ export class LayerSelector {
       }
     }
     const next = nextActiveAbove(layerBps, current);
+    if (current === STILL && next !== undefined) {
+      if (input.linkClean) {
+        this.cleanSince ??= now;
+        if (now - this.cleanSince >= this.stillProbeFor(next)) {
+          return this.change(next, now, 'probe');
+        }
+      } else {
+        this.cleanSince = undefined;
+      }
+    }
     if (next === undefined) {
       this.aboveSince = undefined;
       return undefined;
@@ -139,8 +163,9 @@ export class LayerSelector {
     this.current = to;
     this.belowSince = undefined;
     this.aboveSince = undefined;
+    this.cleanSince = undefined;
     if (from !== undefined) this.changes++;
-    if (reason === 'up') {
+    if (reason === 'up' || reason === 'probe') {
       this.lastUp = { layer: to, at: now };
     } else if (from !== undefined && from !== STILL && (to === STILL || to < from)) {
       const up = this.lastUp;

@@ -32,6 +32,12 @@ export interface LinkEstimateOptions {
    * as a limit.
    */
   rembGraceMs?: number;
+  /**
+   * Reports resuming after a silence this long (an outage in both directions) say what was lost
+   * while nothing got through, not what the link carries now: their loss neither cuts nor grows
+   * the estimate.
+   */
+  silenceMs?: number;
 }
 
 export const LINK_ESTIMATE_DEFAULTS = {
@@ -44,6 +50,7 @@ export const LINK_ESTIMATE_DEFAULTS = {
   rembTimeoutMs: 3_000,
   rembCeilingRatio: 1.4,
   rembGraceMs: 5_000,
+  silenceMs: 2_500,
 } as const;
 
 export class LinkEstimate {
@@ -91,12 +98,21 @@ export class LinkEstimate {
     this.ceilingBps = Math.max(this.o.minBps, Math.min(this.o.maxBps, bps));
   }
 
-  /** A receiver report's fraction lost (0..1) for the stream the node sends. */
-  onReceiverReport(fractionLost: number, now: number): void {
+  /**
+   * A receiver report's loss (0..1) on the subscriber's own leg: of the packets the node sent it,
+   * not counting sequence numbers the node never sent (the publisher's uplink lost them).
+   * Returns false when the report came after a silence and its loss was not acted on.
+   */
+  onReceiverReport(fractionLost: number, now: number): boolean {
     const loss = Math.min(1, Math.max(0, Number.isFinite(fractionLost) ? fractionLost : 0));
-    this.loss = loss;
     const since = this.lastReportAt === undefined ? 1000 : now - this.lastReportAt;
     this.lastReportAt = now;
+    if (since > this.o.silenceMs) {
+      // What went missing during the outage says nothing about the link now that it is back.
+      this.loss = 0;
+      return false;
+    }
+    this.loss = loss;
     const seconds = Math.min(2, Math.max(0, since) / 1000);
     const before = this.lossBasedBps;
     if (loss < this.o.lowLoss) {
@@ -109,6 +125,28 @@ export class LinkEstimate {
       this.lossBasedBps = Math.min(before, this.ceilingBps) * (1 - loss / 2);
     }
     this.lossBasedBps = Math.max(this.o.minBps, Math.min(this.o.maxBps, this.lossBasedBps));
+    return true;
+  }
+
+  /** Reports are arriving and the latest showed loss below `lowLoss`. */
+  clean(now: number): boolean {
+    return (
+      this.lastReportAt !== undefined &&
+      now - this.lastReportAt <= this.o.silenceMs &&
+      this.loss < this.o.lowLoss
+    );
+  }
+
+  /**
+   * The node tries sending `bps` again (leaving still-frame mode): the estimate reads at least
+   * that, and a REMB has the usual grace to follow. Reports with real loss cut it again.
+   */
+  probe(bps: number, now: number): void {
+    this.lossBasedBps = Math.max(
+      this.lossBasedBps,
+      Math.max(this.o.minBps, Math.min(this.ceilingBps, bps)),
+    );
+    this.onRateRaised(now);
   }
 
   /** A REMB (receiver estimated maximum bitrate) for the streams the node sends. */
@@ -143,5 +181,71 @@ export class LinkEstimate {
   private rembCatchingUp(now: number, remb: number): boolean {
     if (now >= this.graceUntil) return false;
     return this.rembAtRaise === undefined || remb >= 0.95 * this.rembAtRaise;
+  }
+}
+
+/** One report block of a subscriber's RTCP receiver report, as werift parses it. */
+export interface ReceiverReportBlock {
+  ssrc: number;
+  /** Raw 8-bit fraction (× 256). */
+  fractionLost: number;
+  /** Cumulative, 24 bits as on the wire. */
+  packetsLost: number;
+  /** Extended highest sequence number received. */
+  highestSequence: number;
+}
+
+/**
+ * The loss on a subscriber's own leg between two of its receiver reports: of the sequence numbers
+ * the node sent it in that interval, the share it did not get. The forwarder keeps the
+ * publisher's numbering (so a late repair from the publisher still fills its place), which leaves
+ * a hole wherever the publisher's uplink lost a packet; the subscriber counts those holes as lost
+ * (and NACKs them in vain) although the node never sent them, so they are taken out here. The
+ * report's own fraction-lost field includes them: it is used only if nothing was sent yet.
+ */
+export class LegLoss {
+  /** When each sequence number (16 bits) last went out, ms; 0 never. */
+  private readonly sentAt = new Float64Array(65536);
+  private last: { highest: number; lost: number; at: number } | undefined;
+  private first: { seq: number; at: number } | undefined;
+
+  /** The node sent (not resent) sequence number `seq` at `now` (> 0). */
+  sent(seq: number, now: number): void {
+    this.sentAt[seq & 0xffff] = now;
+    this.first ??= { seq: seq & 0xffff, at: now };
+  }
+
+  /** The loss (0..1) of the interval this report closes. */
+  report(block: ReceiverReportBlock, now: number): number {
+    const highest = block.highestSequence >>> 0;
+    const lost = block.packetsLost & 0xffffff;
+    // The first report covers everything from the first number sent (the receiver counts from
+    // the first it got).
+    const first = this.first;
+    const previous =
+      this.last ??
+      (first && {
+        highest: (highest - ((highest - first.seq) & 0xffff) - 1) >>> 0,
+        lost: 0,
+        at: first.at,
+      });
+    this.last = { highest, lost, at: now };
+    if (!previous) return block.fractionLost / 256;
+    // 16 bits apart: some receivers (werift) report the highest number without its cycle count.
+    const expected = (highest - previous.highest) & 0xffff;
+    if (expected === 0 || expected > 0x8000) return 0;
+    // Cumulative lost is a signed 24-bit count (late arrivals and duplicates lower it).
+    const lostDelta = (((lost - previous.lost) & 0xffffff) << 8) >> 8;
+    // Only numbers sent since a little before the previous report count: an older mark is from
+    // a previous lap of the 16-bit space.
+    const since = previous.at - 5_000;
+    let sent = 0;
+    for (let i = 1; i <= expected; i++) {
+      const at = this.sentAt[(previous.highest + i) & 0xffff]!;
+      if (at > 0 && at > since) sent++;
+    }
+    if (sent === 0) return 0;
+    const neverSent = expected - sent;
+    return Math.min(sent, Math.max(0, lostDelta - neverSent)) / sent;
   }
 }

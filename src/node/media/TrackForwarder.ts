@@ -16,7 +16,7 @@ import {
   type LayerSelectorOptions,
   STILL,
 } from './LayerSelector.ts';
-import { LinkEstimate } from './LinkEstimate.ts';
+import { LegLoss, LinkEstimate, type ReceiverReportBlock } from './LinkEstimate.ts';
 import { RateMeter } from './RateMeter.ts';
 import { RetransmitHistory } from './RetransmitHistory.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
@@ -75,7 +75,7 @@ export interface ForwarderQuality {
   estimateBps: number;
   /** What the node sends it on this track, bit/s. */
   sentBps: number;
-  /** Loss it reported last (0..1). */
+  /** Loss on its own leg in its last report (0..1): numbers the node never sent are not counted. */
   lossFraction: number;
   /** Round trip measured from its receiver reports, ms. */
   rttMs: number | undefined;
@@ -143,6 +143,8 @@ export class TrackForwarder {
   private lastStillRequestAt = Number.NEGATIVE_INFINITY;
   private heavyLoss = false;
   private lastEstimateBps: number | undefined;
+  /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
+  private readonly legLoss = new LegLoss();
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;
@@ -194,6 +196,7 @@ export class TrackForwarder {
     if (timed) forwardTiming.record(performance.now() - arrivedAt);
     // sendRtp has rewritten the header synchronously: the number the subscriber will NACK.
     this.history.add(out.header.sequenceNumber, out, now);
+    this.legLoss.sent(out.header.sequenceNumber, now);
     this.sentMeter.add(packet.payload.length, now);
     this.counters.packetsOut++;
     this.counters.bytesOut += packet.payload.length;
@@ -272,8 +275,14 @@ export class TrackForwarder {
       budgetBps: budget,
       layerBps,
       heavyLoss: this.heavyLoss,
+      linkClean: this.estimate.clean(now),
     });
     this.heavyLoss = false;
+    if (change?.reason === 'probe') {
+      // Room for the layer being tried, so the estimate does not move it straight back down.
+      this.estimate.probe(1.5 * layerBps[change.to]! + audioBps, now);
+      this.lastEstimateBps = this.estimate.value(now, sent);
+    }
     if (change) this.apply(change, now);
     const lowest = layers[0]!;
     if (this.still && now - this.lastStillRequestAt >= this.stillIntervalMs) {
@@ -450,13 +459,13 @@ export class TrackForwarder {
         this.estimate.onRemb(Number(feedback.bitrate), performance.now());
       }
     } else if ((type === RR || type === SR) && this.kind === 'video') {
-      const reports = (packet as { reports?: { ssrc: number; fractionLost: number }[] }).reports;
+      const reports = (packet as { reports?: ReceiverReportBlock[] }).reports;
       if (!reports) return;
       for (const report of reports) {
         if (report.ssrc !== this.sender.ssrc) continue;
-        const loss = report.fractionLost / 256;
-        this.estimate.onReceiverReport(loss, performance.now());
-        if (loss >= HEAVY_LOSS) this.heavyLoss = true;
+        const now = performance.now();
+        const loss = this.legLoss.report(report, now);
+        if (this.estimate.onReceiverReport(loss, now) && loss >= HEAVY_LOSS) this.heavyLoss = true;
       }
     }
   }
