@@ -2,7 +2,7 @@ import type { MediaStreamTrack, RTCRtpCodecParameters, RTCRtpTransceiver, RtpPac
 import type { Logger } from '../../core/log.ts';
 import { KeyframeThrottle } from './KeyframeThrottle.ts';
 import { isKeyframeStart, type KeyframeCodec, keyframeCodecOf } from './keyframes.ts';
-import { PublisherNack } from './PublisherNack.ts';
+import { PUBLISHER_NACK_DEFAULTS, PublisherNack } from './PublisherNack.ts';
 import { RateMeter } from './RateMeter.ts';
 import type { ForwardSource, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
@@ -26,7 +26,7 @@ export interface PublishedTrackOptions {
 const DEFAULT_KEYFRAME_INTERVAL_MS = 500;
 const DEFAULT_OUTAGE_MS = 300;
 /** A forward jump of more sequence numbers than this cannot be repaired by NACK in time. */
-const UNREPAIRABLE_GAP = 300;
+const UNREPAIRABLE_GAP = PUBLISHER_NACK_DEFAULTS.staleGapPackets;
 
 /**
  * One stream a publisher sends (a track, or one simulcast layer of it): fans each packet out to
@@ -153,28 +153,38 @@ export class PublishedTrack implements ForwardSource {
       this.pliPending = false;
       this.throttle.request();
     }
-    if (this.kind === 'video') this.watchForOutage(header.sequenceNumber, now);
-    this.nack?.received(header.sequenceNumber, now);
+    const recovering = this.kind === 'video' && this.watchForOutage(header.sequenceNumber, now);
+    // A gap too old to repair is not NACKed (its media would reach viewers seconds late): a
+    // keyframe replaces it.
+    if (this.nack?.received(header.sequenceNumber, now) === 'stale' && !recovering) {
+      this.counters.recoveryKeyframeRequests++;
+      this.throttle.request();
+    }
     const sinks = this.sinks;
     for (let i = 0; i < sinks.length; i++) sinks[i]!.forward(packet, this, now);
   };
 
-  /** Fast recovery: a long silence or an unrepairable jump asks for a keyframe right away. */
-  private watchForOutage(seq: number, now: number): void {
+  /**
+   * Fast recovery: a long silence or an unrepairable jump asks for a keyframe right away (true
+   * when it did).
+   */
+  private watchForOutage(seq: number, now: number): boolean {
     if (this.lastSeq < 0) {
       this.lastSeq = seq;
       this.lastArrivalAt = now;
-      return;
+      return false;
     }
     const silentFor = now - this.lastArrivalAt;
     const jump = (seq - this.lastSeq) & 0xffff;
     this.lastArrivalAt = now;
-    if (jump >= 0x8000) return; // late or retransmitted
+    if (jump >= 0x8000) return false; // late or retransmitted
     this.lastSeq = seq;
     if (silentFor > this.outageMs || jump > UNREPAIRABLE_GAP) {
       this.counters.recoveryKeyframeRequests++;
       this.throttle.request();
+      return true;
     }
+    return false;
   }
 
   private sendPli(): boolean {

@@ -1,4 +1,4 @@
-import { NackTracker } from '../../core/NackTracker.ts';
+import { NackTracker, seqDiff } from '../../core/NackTracker.ts';
 
 export interface PublisherNackOptions {
   /** Sends one NACK listing `lost` sequence numbers. */
@@ -11,7 +11,14 @@ export interface PublisherNackOptions {
   maxTries?: number;
   /** A packet missing for longer than this is not worth repairing (jitter budget). */
   maxAgeMs?: number;
+  /** A gap behind a silence longer than max(this, 2 × round trip) is left to a keyframe. */
+  staleGapMs?: number;
+  /** A gap of more sequence numbers than this is left to a keyframe. */
+  staleGapPackets?: number;
 }
+
+/** What `PublisherNack.received` made of a packet: 'stale' = a gap left to a keyframe. */
+export type NackArrival = 'ok' | 'stale';
 
 export const PUBLISHER_NACK_DEFAULTS = {
   defaultRttMs: 100,
@@ -20,6 +27,8 @@ export const PUBLISHER_NACK_DEFAULTS = {
   maxAgeMs: 1000,
   minRetryMs: 20,
   maxRetryMs: 500,
+  staleGapMs: 500,
+  staleGapPackets: 300,
 } as const;
 
 /** Weight of a new round-trip sample in the smoothed estimate (as TCP's SRTT, RFC 6298). */
@@ -42,10 +51,23 @@ export function retryIntervalMs(rttMs: number): number {
  * once per round trip, at most `maxTries` times and never once the packet is older than
  * `maxAgeMs`. The round trip is measured from a packet's first NACK to its repair, since a
  * send-only publisher sends no receiver reports the node could read it from.
+ *
+ * A gap too old to be worth repairing is not NACKed at all: one that opened behind a silence
+ * longer than max(`staleGapMs`, 2 × round trip) (an outage: the missing media was sent before a
+ * viewer could still play it) or that spans more than `staleGapPackets` sequence numbers. Its
+ * retransmissions would reach viewers seconds late; `received` says 'stale' so the caller asks
+ * for a keyframe instead. Holes still pending from before it are older still and are dropped too.
  */
 export class PublisherNack {
-  private readonly tracker: NackTracker;
+  private tracker: NackTracker;
+  private readonly trackerOptions: ConstructorParameters<typeof NackTracker>[0];
   private readonly send: (lost: number[]) => void;
+  private readonly staleGapMs: number;
+  private readonly staleGapPackets: number;
+  /** Packets given up on by trackers replaced after a stale gap, plus the stale gaps. */
+  private lostBefore = 0;
+  private highest = -1;
+  private lastArrivalAt = Number.NEGATIVE_INFINITY;
   private rttMs: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -54,12 +76,15 @@ export class PublisherNack {
   constructor(options: PublisherNackOptions) {
     const d = PUBLISHER_NACK_DEFAULTS;
     this.send = options.send;
-    this.tracker = new NackTracker({
+    this.staleGapMs = options.staleGapMs ?? d.staleGapMs;
+    this.staleGapPackets = options.staleGapPackets ?? d.staleGapPackets;
+    this.trackerOptions = {
       retryMs: retryIntervalMs(options.defaultRttMs ?? d.defaultRttMs),
       reorderMs: options.reorderMs ?? d.reorderMs,
       maxTries: options.maxTries ?? d.maxTries,
       maxAgeMs: options.maxAgeMs ?? d.maxAgeMs,
-    });
+    };
+    this.tracker = new NackTracker(this.trackerOptions);
   }
 
   /** The measured round trip to the publisher, if any. */
@@ -69,12 +94,67 @@ export class PublisherNack {
 
   /** Packets given up on. */
   get lost(): number {
-    return this.tracker.lost;
+    return this.lostBefore + this.tracker.lost;
   }
 
-  /** Hot path: one call per received packet (RTX already unwrapped). */
-  received(seq: number, now: number): void {
-    if (this.closed) return;
+  /** Packets missing and not yet given up on. */
+  get pending(): number {
+    return this.tracker.missingCount;
+  }
+
+  /** Oldest media (ms behind the newest) still worth repairing: max(staleGapMs, 2 × RTT). */
+  get repairWindowMs(): number {
+    const rtt = this.rttMs ?? this.trackerOptions.retryMs / 1.2;
+    return Math.max(this.staleGapMs, 2 * rtt);
+  }
+
+  /**
+   * Hot path: one call per received packet (RTX already unwrapped). 'stale' when the packet ends
+   * a gap too old to repair: nothing of it is NACKed and the caller should ask for a keyframe.
+   */
+  received(seq: number, now: number): NackArrival {
+    if (this.closed) return 'ok';
+    const silentFor = now - this.lastArrivalAt;
+    this.lastArrivalAt = now;
+    if (this.highest >= 0) {
+      const jump = seqDiff(seq, this.highest);
+      if (jump <= 0) {
+        this.arrive(seq, now);
+        return 'ok';
+      }
+      this.highest = seq;
+      const missing = jump - 1;
+      if (missing > 0 && (missing > this.staleGapPackets || silentFor > this.repairWindowMs)) {
+        this.restartAt(seq, now, missing);
+        return 'stale';
+      }
+    } else {
+      this.highest = seq;
+    }
+    this.arrive(seq, now);
+    return 'ok';
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Forgets every hole up to `seq` (counted lost) and tracks on from `seq`. */
+  private restartAt(seq: number, now: number, gap: number): void {
+    this.lostBefore += this.tracker.lost + this.tracker.missingCount + gap;
+    this.tracker = new NackTracker({
+      ...this.trackerOptions,
+      retryMs: this.rttMs === undefined ? this.trackerOptions.retryMs : retryIntervalMs(this.rttMs),
+    });
+    this.tracker.received(seq, now);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  private arrive(seq: number, now: number): void {
     const before = this.tracker.missingCount;
     const arrival = this.tracker.received(seq, now);
     if (arrival === 'recovered') {
@@ -87,12 +167,6 @@ export class PublisherNack {
     } else if (this.tracker.missingCount > before) {
       this.schedule(now);
     }
-  }
-
-  close(): void {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
   }
 
   private schedule(now: number): void {

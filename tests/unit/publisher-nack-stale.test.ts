@@ -1,0 +1,90 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PublisherNack } from '../../src/node/media/PublisherNack.ts';
+
+/** A publisher sending 100 packets a second; what the node NACKs and says about each arrival. */
+function rig() {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  const nacked: number[] = [];
+  const nack = new PublisherNack({ send: (lost) => nacked.push(...lost) });
+  const verdicts: string[] = [];
+  let seq = 1000;
+  const deliver = (n: number, skipBefore = 0) => {
+    seq += skipBefore;
+    for (let i = 0; i < n; i++) {
+      verdicts.push(nack.received(seq & 0xffff, performance.now()));
+      seq++;
+      vi.advanceTimersByTime(10);
+    }
+  };
+  const silence = (ms: number, packetsSentMeanwhile: number) => {
+    vi.advanceTimersByTime(ms);
+    seq += packetsSentMeanwhile;
+  };
+  return { nack, nacked, verdicts, deliver, silence, seq: () => seq };
+}
+
+describe('PublisherNack after an outage', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('NACKs nothing of a 5 s outage, says so (keyframe instead), and NACKs new holes', () => {
+    const r = rig();
+    r.deliver(100);
+    r.silence(5000, 500); // the link drops out; the publisher keeps sending
+    r.deliver(50);
+    expect(r.verdicts.filter((v) => v === 'stale')).toHaveLength(1);
+    expect(r.verdicts[100]).toBe('stale');
+    expect(r.nacked).toEqual([]); // 500 ms of packets after the link came back
+    expect(r.nack.lost).toBe(500);
+    // a hole after the link is back is repaired as usual
+    const hole = r.seq() & 0xffff;
+    r.deliver(20, 1);
+    vi.advanceTimersByTime(2000);
+    expect(r.nack.lost).toBe(501); // nobody repaired it
+    expect(r.nacked[0]).toBe(hole);
+    expect(new Set(r.nacked)).toEqual(new Set([hole]));
+  });
+
+  it('leaves a burst of more than a few hundred packets to a keyframe', () => {
+    const r = rig();
+    r.deliver(10);
+    r.deliver(10, 400); // no silence to speak of, but 400 packets gone
+    vi.advanceTimersByTime(2000);
+    expect(r.verdicts).toContain('stale');
+    expect(r.nacked).toEqual([]);
+  });
+
+  it('NACKs every packet of a short gap, as before', () => {
+    const r = rig();
+    r.deliver(10);
+    const first = r.seq();
+    r.silence(200, 20); // 200 ms: within what a viewer can still play
+    r.deliver(10);
+    vi.advanceTimersByTime(30);
+    expect(r.verdicts).not.toContain('stale');
+    expect(r.nacked).toEqual(Array.from({ length: 20 }, (_, i) => first + i));
+  });
+
+  it('stretches the repair window to two round trips on a slow link', () => {
+    const r = rig();
+    r.deliver(10);
+    // measure a 450 ms round trip: a hole NACKed, repaired 450 ms after the NACK
+    const lost = r.seq();
+    r.deliver(1, 1);
+    vi.advanceTimersByTime(15);
+    expect(r.nacked).toEqual([lost]);
+    vi.advanceTimersByTime(440);
+    r.nack.received(lost, performance.now());
+    expect(r.nack.roundTripMs).toBeCloseTo(450, 0);
+    expect(r.nack.repairWindowMs).toBeCloseTo(900, 0);
+    r.nacked.length = 0;
+    r.deliver(5);
+    // 700 ms of silence: stale on a fast link, still repairable on this one
+    r.silence(700, 70);
+    r.deliver(5);
+    expect(r.verdicts).not.toContain('stale');
+    vi.advanceTimersByTime(30);
+    expect(r.nacked).toHaveLength(70);
+  });
+});
