@@ -1,32 +1,54 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { signalledVideoKbps } from '../../src/bench/browser/BrowserSession.ts';
-import { benchLayers, PRODUCT_SIMULCAST } from '../../src/bench/browser/pages.ts';
+import { benchLayers, PRODUCT_SIMULCAST, productLayers } from '../../src/bench/browser/pages.ts';
 
 describe('bench buyer page', () => {
   it("sends the product buyer page's simulcast layers", () => {
     const source = readFileSync('src/node/web/js/buyer.js', 'utf8');
-    const table = /const SIMULCAST = \[([\s\S]*?)\];/.exec(source)?.[1];
+    const table = /const SIMULCAST = \[([\s\S]*?)\n\];/.exec(source)?.[1];
     expect(table, 'SIMULCAST not found in buyer.js').toBeDefined();
-    const layers = [
-      ...table!.matchAll(/rid: '(\w+)', scaleResolutionDownBy: (\d+), maxBitrate: ([\d_]+)/g),
-    ].map((m) => ({
-      rid: m[1],
-      scaleResolutionDownBy: Number(m[2]),
-      maxBitrate: Number(m[3]!.replace(/_/g, '')),
+    const sets = table!.split(/minLines: /).slice(1);
+    const parsed = sets.map((set) => ({
+      minLines: Number(/^(\d+)/.exec(set)![1]),
+      layers: [
+        ...set.matchAll(/rid: '(\w+)', scaleResolutionDownBy: (\d+), maxBitrate: ([\d_]+)/g),
+      ].map((m) => ({
+        rid: m[1],
+        scaleResolutionDownBy: Number(m[2]),
+        maxBitrate: Number(m[3]!.replace(/_/g, '')),
+      })),
     }));
-    expect(layers).toEqual(PRODUCT_SIMULCAST);
+    expect(parsed).toEqual(PRODUCT_SIMULCAST);
   });
 
   it.each([
-    [1500, 1950, 1_500_000],
-    [800, 1250, 800_000],
-    [3000, 1950, 1_500_000],
+    [1080, ['q', 'h', 'f']],
+    [720, ['q', 'h', 'f']],
+    [540, ['q', 'h', 'f']],
+    [480, ['h', 'f']],
+    [360, ['h', 'f']],
+    [270, []],
+  ])('a camera with %i lines sends layers %j', (lines, rids) => {
+    expect(productLayers(lines).map((l) => l.rid)).toEqual(rids);
+  });
+
+  it('no set of layers asks for more than the default buyer ceiling (1500 kbit/s)', () => {
+    for (const set of PRODUCT_SIMULCAST) {
+      expect(set.layers.reduce((sum, l) => sum + l.maxBitrate, 0)).toBeLessThanOrEqual(1_500_000);
+    }
+  });
+
+  it.each([
+    [1500, 1500, 1_300_000],
+    [800, 1000, 800_000],
+    [3000, 1500, 1_300_000],
   ])('holds the top layer to a %i kbit/s cap (all layers: %i kbit/s)', (cap, total, top) => {
     const { layers, totalKbps } = benchLayers(cap);
+    expect(layers.map((l) => l.rid)).toEqual(['h', 'f']); // the bench camera is 640x360
     expect(totalKbps).toBe(total);
     expect(layers.at(-1)!.maxBitrate).toBe(top);
-    expect(layers.slice(0, -1)).toEqual(PRODUCT_SIMULCAST.slice(0, -1));
+    expect(layers.slice(0, -1)).toEqual(productLayers(360).slice(0, -1));
   });
 });
 

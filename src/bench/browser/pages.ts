@@ -32,24 +32,53 @@ export interface SimulcastLayer {
   maxBitrate: number;
 }
 
-/**
- * The simulcast layers of the product's buyer page (`SIMULCAST` in src/node/web/js/buyer.js,
- * which a test keeps equal to this), lowest first. That page sends them from 360 lines up; the
- * bench camera is 640x360, so the product would.
- */
-export const PRODUCT_SIMULCAST: readonly SimulcastLayer[] = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
-  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350_000 },
-  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
-];
+/** One row of the product buyer page's simulcast table: the layers for cameras this big. */
+export interface SimulcastSet {
+  /** Fewest lines (the camera's short side) these layers are sent from. */
+  minLines: number;
+  layers: readonly SimulcastLayer[];
+}
 
 /**
- * The bench buyer's layers for a cap of `capKbps`: the product's, the top one held to the cap;
- * and the most they let Chrome send, kbit/s (the sum of their maxima).
+ * The simulcast layers of the product's buyer page by camera size (`SIMULCAST` in
+ * src/node/web/js/buyer.js, which a test keeps equal to this), each set lowest first: three
+ * layers from 540 lines, two from 360, one below.
  */
-export function benchLayers(capKbps: number): { layers: SimulcastLayer[]; totalKbps: number } {
-  const layers = PRODUCT_SIMULCAST.map((l, i) =>
-    i === PRODUCT_SIMULCAST.length - 1
+export const PRODUCT_SIMULCAST: readonly SimulcastSet[] = [
+  {
+    minLines: 540,
+    layers: [
+      { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350_000 },
+      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_050_000 },
+    ],
+  },
+  {
+    minLines: 360,
+    layers: [
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 200_000 },
+      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_300_000 },
+    ],
+  },
+];
+
+/** The layers the product's buyer page sends from a camera with `lines` lines; [] = one layer. */
+export function productLayers(lines: number): readonly SimulcastLayer[] {
+  return PRODUCT_SIMULCAST.find((s) => lines >= s.minLines)?.layers ?? [];
+}
+
+/**
+ * The bench buyer's layers for a cap of `capKbps`: the product's for the bench camera
+ * (640x360: two layers), the top one held to the cap; and the most they let Chrome send,
+ * kbit/s (the sum of their maxima).
+ */
+export function benchLayers(
+  capKbps: number,
+  lines: number = CODE_LAYOUT.height,
+): { layers: SimulcastLayer[]; totalKbps: number } {
+  const product = productLayers(lines);
+  const layers = product.map((l, i) =>
+    i === product.length - 1
       ? { ...l, maxBitrate: Math.min(l.maxBitrate, capKbps * 1000) }
       : { ...l },
   );

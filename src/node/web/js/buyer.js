@@ -264,23 +264,45 @@ function videoSender(pc) {
 }
 
 /**
- * Simulcast layers, lowest first: the node forwards each viewer the one its link carries. The
- * lowest is a quarter of the picture, so it is only offered from 360 lines up.
+ * Simulcast layers by camera size, lowest first: the node forwards each viewer the one its link
+ * carries. Chrome sends no more layers than the picture is big enough for (three from 960x540,
+ * two from 640x360) and leaves the top ones off otherwise, so the page offers only what the
+ * camera's lines (the short side, for a portrait camera) allow: three from 540, two from 360, one
+ * below. Each set adds up to the node's default ceiling for a buyer (1500 kbit/s); a node
+ * configured lower says so in its answer (b=TIAS), which Chrome holds the whole send to.
  */
 const SIMULCAST = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
-  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350_000 },
-  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  {
+    minLines: 540,
+    layers: [
+      { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 100_000 },
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350_000 },
+      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_050_000 },
+    ],
+  },
+  {
+    minLines: 360,
+    layers: [
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 200_000 },
+      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_300_000 },
+    ],
+  },
 ];
-const SIMULCAST_MIN_HEIGHT = 360;
+
+/** The simulcast layers for a camera of `width` x `height`, or undefined: one layer. */
+function simulcastLayers(width, height) {
+  const lines = Math.min(width, height);
+  return SIMULCAST.find((s) => lines >= s.minLines)?.layers;
+}
 
 /** Sends `track`; video in simulcast layers when the camera is big enough and the browser agrees. */
 function addSendTransceiver(pc, track) {
   const init = { direction: 'sendonly', streams: [localStream] };
   const { width = 0, height = 0 } = track.kind === 'video' ? track.getSettings() : {};
-  if (track.kind === 'video' && Math.min(width, height) >= SIMULCAST_MIN_HEIGHT) {
+  const layers = track.kind === 'video' ? simulcastLayers(width, height) : undefined;
+  if (layers) {
     try {
-      pc.addTransceiver(track, { ...init, sendEncodings: SIMULCAST.map((e) => ({ ...e })) });
+      pc.addTransceiver(track, { ...init, sendEncodings: layers.map((e) => ({ ...e })) });
       state.simulcast = true;
       return;
     } catch (err) {
