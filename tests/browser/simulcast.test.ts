@@ -94,12 +94,21 @@ describe.skipIf(!hasChromium)('simulcast from the buyer page to a staff viewer',
         .join(', ')}; staff ${JSON.stringify(quality)}`,
     );
     expect(quality).toMatchObject({ rid: 'f', layer: 2, weak: false });
-    // And stays there: a clean link does not make layers flap.
-    const switches = quality!.switches;
+    // And stays there: a clean link never steps the viewer down. (Chrome may pause its upper
+    // layers for a moment when its CPU is short, as on a busy test machine; the viewer then
+    // follows the layer back as soon as it arrives again, so check it ends on the top layer.)
+    const linkDowns = quality!.linkDowns;
     await new Promise((resolve) => setTimeout(resolve, 10_000));
+    await expect
+      .poll(
+        () =>
+          publisher.videoLayers[2]!.bitrate(performance.now()) > 0 && viewer!.quality!.layer === 2,
+        { timeout: 5_000, interval: 250 },
+      )
+      .toBe(true);
     const later = viewer!.quality!;
     console.info(`browser simulcast, 10 s later: staff ${JSON.stringify(later)}`);
     expect(later).toMatchObject({ rid: 'f', layer: 2, weak: false });
-    expect(later.switches - switches).toBeLessThanOrEqual(0);
+    expect(later.linkDowns - linkDowns).toBe(0);
   });
 });

@@ -24,6 +24,8 @@ export interface LayerSelectorOptions {
   maxBackoff?: number;
   /** In still-frame mode, clean reports for this long try the lowest layer again. */
   stillProbeMs?: number;
+  /** On a clean link, step down only when the budget is under this share of the layer (0..1]. */
+  cleanDownMargin?: number;
 }
 
 export const LAYER_SELECTOR_DEFAULTS = {
@@ -33,6 +35,7 @@ export const LAYER_SELECTOR_DEFAULTS = {
   failWindowMs: 10_000,
   maxBackoff: 8,
   stillProbeMs: 3_000,
+  cleanDownMargin: 0.8,
 } as const;
 
 export interface LayerInput {
@@ -51,7 +54,7 @@ export interface LayerChange {
   from: number | undefined;
   to: number;
   at: number;
-  reason: 'start' | 'down' | 'heavy_loss' | 'up' | 'probe' | 'layer_gone';
+  reason: 'start' | 'down' | 'heavy_loss' | 'up' | 'probe' | 'layer_gone' | 'restore';
 }
 
 export class LayerSelector {
@@ -61,8 +64,14 @@ export class LayerSelector {
   private aboveSince: number | undefined;
   private cleanSince: number | undefined;
   private lastUp: { layer: number; at: number } | undefined;
+  /**
+   * The layer the subscriber had when the publisher stopped sending it: the subscriber's link
+   * was not the reason, so it goes back as soon as that layer (or one between) arrives again.
+   */
+  private restoreTo: number | undefined;
   private readonly backoff = new Map<number, number>();
   private changes = 0;
+  private linkChanges = 0;
 
   constructor(options: LayerSelectorOptions = {}) {
     this.o = { ...LAYER_SELECTOR_DEFAULTS, ...options };
@@ -72,6 +81,9 @@ export class LayerSelector {
       }
     }
     if (this.o.upMargin < 1) throw new Error('layer selector: upMargin must be at least 1');
+    if (this.o.cleanDownMargin <= 0 || this.o.cleanDownMargin > 1) {
+      throw new Error('layer selector: cleanDownMargin must be in (0, 1]');
+    }
   }
 
   /** The chosen layer (index, or {@link STILL}); undefined before any layer has arrived. */
@@ -82,6 +94,11 @@ export class LayerSelector {
   /** Layer changes so far (the first choice not counted). */
   get switches(): number {
     return this.changes;
+  }
+
+  /** Steps down because of the subscriber's own link (not because the publisher dropped a layer). */
+  get linkDowns(): number {
+    return this.linkChanges;
   }
 
   /** The wait before `layer` is tried again after failed upgrades, ms. */
@@ -102,8 +119,25 @@ export class LayerSelector {
     const current = this.current;
     if (current === undefined) return this.change(bestFitting(layerBps, budgetBps), now, 'start');
     if (current !== STILL && !(layerBps[current]! > 0)) {
-      // The publisher stopped sending this layer (its own uplink estimate dropped it).
-      return this.change(Math.min(bestFitting(layerBps, budgetBps), top), now, 'layer_gone');
+      // The publisher stopped sending this layer (its own uplink estimate or CPU dropped it).
+      const restoreTo = Math.max(current, this.restoreTo ?? -1);
+      const change = this.change(
+        Math.min(bestFitting(layerBps, budgetBps), top),
+        now,
+        'layer_gone',
+      );
+      this.restoreTo = restoreTo;
+      return change;
+    }
+    if (this.restoreTo !== undefined && current !== STILL && current < this.restoreTo) {
+      const back = bestFitting(layerBps, budgetBps, this.restoreTo);
+      if (back !== STILL && back > current) {
+        const restoreTo = this.restoreTo;
+        const change = this.change(back, now, 'restore');
+        // Only part of the way back: the rest follows when the higher layer arrives again.
+        if (back < restoreTo) this.restoreTo = restoreTo;
+        return change;
+      }
     }
     if (
       this.lastUp &&
@@ -121,7 +155,10 @@ export class LayerSelector {
         );
         return this.change(lower, now, 'heavy_loss');
       }
-      if (budgetBps < layerBps[current]!) {
+      // On a clean link (reports arriving, no loss) the estimate of a receive-side estimator
+      // hovers just above what it is sent; a dip of a few percent is not congestion.
+      const downAt = layerBps[current]! * (input.linkClean ? this.o.cleanDownMargin : 1);
+      if (budgetBps < downAt) {
         this.belowSince ??= now;
         if (now - this.belowSince >= this.o.downHoldMs) {
           return this.change(bestFitting(layerBps, budgetBps), now, 'down');
@@ -161,10 +198,13 @@ export class LayerSelector {
     const from = this.current;
     if (from === to) return undefined;
     this.current = to;
+    // Any change but a publisher-side one ends the way back to the layer the publisher dropped.
+    this.restoreTo = undefined;
     this.belowSince = undefined;
     this.aboveSince = undefined;
     this.cleanSince = undefined;
     if (from !== undefined) this.changes++;
+    if (reason === 'down' || reason === 'heavy_loss') this.linkChanges++;
     if (reason === 'up' || reason === 'probe') {
       this.lastUp = { layer: to, at: now };
     } else if (from !== undefined && from !== STILL && (to === STILL || to < from)) {
@@ -185,9 +225,13 @@ function highestActive(layerBps: readonly number[]): number {
   return -1;
 }
 
-/** The best arriving layer whose bitrate fits `budget`, or {@link STILL}. */
-function bestFitting(layerBps: readonly number[], budget: number): number {
-  for (let i = layerBps.length - 1; i >= 0; i--) {
+/** The best arriving layer (at most `highest`) whose bitrate fits `budget`, or {@link STILL}. */
+function bestFitting(
+  layerBps: readonly number[],
+  budget: number,
+  highest = layerBps.length - 1,
+): number {
+  for (let i = Math.min(highest, layerBps.length - 1); i >= 0; i--) {
     const bps = layerBps[i]!;
     if (bps > 0 && bps <= budget) return i;
   }

@@ -81,6 +81,8 @@ export interface ForwarderQuality {
   rttMs: number | undefined;
   /** Layer changes so far. */
   switches: number;
+  /** Of those, steps down because of the subscriber's own link. */
+  linkDowns: number;
 }
 
 type Extensions = RtpHeader['extensions'];
@@ -242,6 +244,7 @@ export class TrackForwarder {
       lossFraction: this.estimate.lossFraction,
       rttMs: rttS === undefined ? undefined : rttS * 1000,
       switches: this.selector.switches,
+      linkDowns: this.selector.linkDowns,
     };
   }
 
@@ -280,7 +283,7 @@ export class TrackForwarder {
     this.heavyLoss = false;
     if (change?.reason === 'probe') {
       // Room for the layer being tried, so the estimate does not move it straight back down.
-      this.estimate.probe(1.5 * layerBps[change.to]! + audioBps, now);
+      this.estimate.probe(1.5 * layerBps[change.to]! + audioBps);
       this.lastEstimateBps = this.estimate.value(now, sent);
     }
     if (change) this.apply(change, now);
@@ -310,7 +313,6 @@ export class TrackForwarder {
       reason: change.reason,
     });
     if (change.from !== undefined) this.counters.layerSwitches++;
-    if (change.reason === 'up' || change.reason === 'start') this.estimate.onRateRaised(now);
     if (change.to === STILL) {
       if (!this.still) this.counters.stillFrameEntries++;
       this.still = true;
