@@ -289,13 +289,17 @@ describe('LinkEstimate', () => {
     for (let remb = 50_000; t <= 10_000; t += 500, remb *= 1.045) e.onRemb(remb, t);
     expect(e.value(t, 1_000_000)).toBe(2_000_000);
     // A fall is overuse: the estimate drops to it and grows again from there on clean reports.
-    e.onRemb(400_000, (t += 500));
-    e.onRemb(300_000, (t += 500));
+    t += 500;
+    e.onRemb(400_000, t);
+    t += 500;
+    e.onRemb(300_000, t);
     expect(e.value(t, 1_000_000)).toBe(300_000);
     // While the REMB stays there, under what is sent, it holds the estimate at its value.
     for (let i = 0; i < 5; i++) {
-      e.onRemb(300_000, (t += 500));
-      e.onReceiverReport(0, (t += 500));
+      t += 500;
+      e.onRemb(300_000, t);
+      t += 500;
+      e.onReceiverReport(0, t);
     }
     expect(e.value(t, 1_000_000)).toBe(300_000);
     // A REMB older than three seconds no longer counts: the grown loss-based estimate shows.
