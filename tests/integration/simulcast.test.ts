@@ -362,10 +362,12 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       );
       expect(up.dropped.random + up.dropped.burst).toBeGreaterThan(30);
       // The uplink's holes are not the viewer's loss: it stays on the top layer the whole time,
-      // never in still frames, with the whole frame rate (30 fps) every second.
+      // never in still frames, with (nearly) the whole frame rate (30 fps) every second.
       expect(layersSeen).toEqual(new Array(12).fill(2));
       expect(server.node.rooms.counters.stillFrameEntries).toBe(stillBefore);
-      for (const n of perSecond) expect(n).toBeGreaterThanOrEqual(25);
+      // (A frame repaired over the 300 ms uplink can land in the next second: 24 then 37.)
+      for (const n of perSecond) expect(n).toBeGreaterThanOrEqual(20);
+      expect(perSecond.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(0.95 * 12 * 30);
       // Every hole was filled by the publisher's repair, forwarded under its own number.
       expect(missing).toBe(0);
       expect(quality.lossFraction).toBeLessThan(0.02);
