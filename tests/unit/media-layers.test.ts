@@ -286,18 +286,18 @@ describe('LinkEstimate', () => {
     // Chrome's receive-side estimate starts low and climbs ~8-10 %/s whatever it receives:
     // under the rate sent, but climbing, it is not a limit.
     let t = 0;
-    for (let remb = 50_000; t <= 10_000; t += 500, remb *= 1.045) e.onRemb(remb, t);
+    for (let remb = 50_000; t <= 10_000; t += 500, remb *= 1.045) e.onRemb(remb, t, 1_000_000);
     expect(e.value(t, 1_000_000)).toBe(2_000_000);
     // A fall is overuse: the estimate drops to it and grows again from there on clean reports.
     t += 500;
-    e.onRemb(400_000, t);
+    e.onRemb(400_000, t, 1_000_000);
     t += 500;
-    e.onRemb(300_000, t);
+    e.onRemb(300_000, t, 1_000_000);
     expect(e.value(t, 1_000_000)).toBe(300_000);
     // While the REMB stays there, under what is sent, it holds the estimate at its value.
     for (let i = 0; i < 5; i++) {
       t += 500;
-      e.onRemb(300_000, t);
+      e.onRemb(300_000, t, 1_000_000);
       t += 500;
       e.onReceiverReport(0, t);
     }
@@ -306,10 +306,16 @@ describe('LinkEstimate', () => {
     expect(e.value(t + 3_500, 1_000_000)).toBeCloseTo(300_000 * 1.08 ** 5, -3);
     // A steady REMB at or above what is sent is no limit (the receiver stops at 1.5 x).
     const f = new LinkEstimate({ startBps: 2_000_000 });
-    for (let u = 0; u <= 3_000; u += 500) f.onRemb(600_000, u);
+    for (let u = 0; u <= 3_000; u += 500) f.onRemb(600_000, u, 400_000);
     expect(f.value(3_000, 400_000)).toBe(2_000_000);
     // A steady REMB under what is sent is a limit.
     expect(f.value(3_000, 1_000_000)).toBe(600_000);
+    // A REMB falling while the node sends less (nothing arrives: an outage upstream) is no cut.
+    const g = new LinkEstimate({ startBps: 2_000_000 });
+    g.onRemb(800_000, 0, 500_000);
+    g.onRemb(60_000, 500, 0);
+    expect(g.value(600, 0)).toBe(2_000_000);
+    expect(g.value(600, 500_000)).toBe(2_000_000);
   });
 
   it('refuses unusable options', () => {

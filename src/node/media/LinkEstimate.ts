@@ -145,15 +145,18 @@ export class LinkEstimate {
   }
 
   /**
-   * A REMB (receiver estimated maximum bitrate) for the streams the node sends: when it falls,
-   * the estimate is cut to it (and grows again from there on clean reports).
+   * A REMB (receiver estimated maximum bitrate) for the streams the node sends (`sentBps` now):
+   * when it falls below what is sent, the estimate is cut to it (and grows again from there on
+   * clean reports).
    */
-  onRemb(bps: number, now: number): void {
+  onRemb(bps: number, now: number, sentBps: number): void {
     if (!Number.isFinite(bps) || bps < 0) return;
     const previous = this.remb;
     this.remb = bps;
     this.rembAt = now;
-    if (previous !== undefined && bps <= this.o.rembFallRatio * previous) {
+    // A REMB that falls while the node sends less than it says (the publisher paused, an outage
+    // upstream) follows what arrives, not what the link carries: not a cut.
+    if (previous !== undefined && bps <= this.o.rembFallRatio * previous && bps < sentBps) {
       this.lossBasedBps = Math.max(this.o.minBps, Math.min(this.lossBasedBps, bps));
     }
     const anchor = this.rembAnchor;

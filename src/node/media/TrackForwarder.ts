@@ -458,7 +458,8 @@ export class TrackForwarder {
         // PLI arrives through onPictureLossIndication; FIR only here.
         this.keyframeRequested();
       } else if (feedback?.count === REMB_FORMAT && feedback.bitrate !== undefined) {
-        this.estimate.onRemb(Number(feedback.bitrate), performance.now());
+        const now = performance.now();
+        this.estimate.onRemb(Number(feedback.bitrate), now, this.sentBitrate(now));
       }
     } else if ((type === RR || type === SR) && this.kind === 'video') {
       const reports = (packet as { reports?: ReceiverReportBlock[] }).reports;
