@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseProfile } from '../../src/bench/profiles.ts';
+import { READING_SLACK_S } from '../../src/bench/proofs.ts';
 import { renderRunText } from '../../src/bench/report/text.ts';
 import { runBench } from '../../src/bench/runBench.ts';
 import { hasChromium, warnIfNoChromium } from '../helpers/browser.ts';
@@ -58,7 +59,7 @@ describe.skipIf(!hasChromium)('bench run --browser: send rate, freezes and recov
     const ids = r.proofs.map((p) => p.id);
     expect(ids).toEqual(['latency', 'settle', 'collapse']);
     const collapse = r.proofs.find((p) => p.id === 'collapse')!;
-    expect(collapse.pass).toBe(settle.longestCollapseSeconds <= 2);
+    expect(collapse.pass).toBe(settle.longestCollapseSeconds <= 2 + READING_SLACK_S);
     // the viewer presented frames every second, from Chrome's counters
     expect(r.frames.freezeSource).toBe('chrome');
     const viewer = r.series.viewer!.filter((v) => v.t > 2 && v.t <= 12);
@@ -68,7 +69,7 @@ describe.skipIf(!hasChromium)('bench run --browser: send rate, freezes and recov
   });
 
   it('a 3 s outage of the buyer link: Chrome counts the freeze, and live video comes back', {
-    timeout: 30_000,
+    timeout: 40_000,
   }, async () => {
     const profile = parseProfile(
       {
@@ -85,7 +86,9 @@ describe.skipIf(!hasChromium)('bench run --browser: send rate, freezes and recov
     const r = await runBench({
       profile,
       sessions: 1,
-      durationMs: 11_000,
+      // 9 s after the outage: room for the 1 s of steady playing that counts as "back" on a
+      // machine whose cores the other test files also use.
+      durationMs: 16_000,
       warmupMs: 2000,
       node: { kind: 'in-process' },
       browser: true,
