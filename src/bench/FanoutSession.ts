@@ -6,7 +6,7 @@
  * Every viewer's frames are measured apart: a session with 2 viewers yields two frame records
  * per sent frame.
  */
-import { Logger } from '../core/log.ts';
+import type { Logger } from '../core/log.ts';
 import type { BenchCase, BenchNode } from './BenchNode.ts';
 import type { BenchSession, FrameTimes, SessionCounters } from './BenchSession.ts';
 import type { IvfFile, OggOpusFile } from './clients/media.ts';
@@ -17,6 +17,7 @@ import type { NetworkProfile } from './profiles.ts';
 import type { RelayHub } from './relay/RelayHub.ts';
 import type { UdpRelay } from './relay/UdpRelay.ts';
 import { sumDirections } from './result.ts';
+import { warningLogger } from './SyntheticSession.ts';
 
 export interface FanoutSessionOptions {
   index: number;
@@ -99,15 +100,7 @@ export class FanoutSession implements BenchSession {
       throw new Error(
         `session ${options.index}: viewers must be a whole number >= 1 (got ${viewers})`,
       );
-    this.log = new Logger(
-      'warn',
-      { session: options.index },
-      {
-        write: (line) => {
-          if (this.warnings.length < 20) this.warnings.push(line.trim());
-        },
-      },
-    );
+    this.log = warningLogger(options.index, this.warnings);
   }
 
   async start(): Promise<void> {

@@ -45,15 +45,7 @@ export class SyntheticSession implements BenchSession {
 
   constructor(private readonly options: SyntheticSessionOptions) {
     this.index = options.index;
-    this.log = new Logger(
-      'warn',
-      { session: options.index },
-      {
-        write: (line) => {
-          if (this.warnings.length < 20) this.warnings.push(line.trim());
-        },
-      },
-    );
+    this.log = warningLogger(options.index, this.warnings);
   }
 
   /** Connects the viewer, then the publisher (which starts sending at once). */
@@ -204,4 +196,17 @@ export class SyntheticSession implements BenchSession {
     await Promise.all([this.publisher?.close(), this.subscriber?.close()]);
     if (this.caseId) await this.options.node?.closeCase(this.caseId);
   }
+}
+
+/** A session's logger: warnings only, the first 20 kept in `warnings` for the result. */
+export function warningLogger(session: number, warnings: string[]): Logger {
+  return new Logger(
+    'warn',
+    { session },
+    {
+      write: (line) => {
+        if (warnings.length < 20) warnings.push(line.trim());
+      },
+    },
+  );
 }
