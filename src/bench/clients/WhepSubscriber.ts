@@ -5,12 +5,14 @@ import { NackTracker } from '../../core/NackTracker.ts';
 import {
   buildNack,
   buildPli,
+  buildReceiverReport,
   buildRemb,
   isRtcp,
   isVp8Keyframe,
   parseRtp,
   parseSenderReports,
   parseVp8Descriptor,
+  ReceptionStats,
   type SenderReport,
   seededRandom,
   vp8KeyframeSize,
@@ -147,6 +149,9 @@ export class WhepSubscriber {
   private videoTrack: Track | undefined;
   private mediaSsrc: number | undefined;
   private nackTimer: NodeJS.Timeout | undefined;
+  /** Receiver reports, once a second, as every RTP receiver sends them. */
+  private reportTimer: NodeJS.Timeout | undefined;
+  private readonly reception = new ReceptionStats();
   private rembTimer: NodeJS.Timeout | undefined;
   /** Bytes received in the current and the previous half second (for REMB). */
   private bytesNow = 0;
@@ -179,7 +184,7 @@ export class WhepSubscriber {
     this.sessionUrl = sessionUrl;
     pc.setRemoteDescription(answerSdp, 'answer');
     await opened;
-    this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
+    this.startTimers();
     if (this.options.rembLimitBps !== undefined) {
       this.rembTimer = setInterval(() => this.sendRemb(), 500);
     }
@@ -201,9 +206,7 @@ export class WhepSubscriber {
     await gathered(pc, 5_000);
     const answer = pc.localDescription();
     if (!answer) throw new Error('WHEP subscriber: no local answer');
-    const connected = opened.then(() => {
-      this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
-    });
+    const connected = opened.then(() => this.startTimers());
     connected.catch(() => {});
     return { answerSdp: answer.sdp, connected };
   }
@@ -283,6 +286,8 @@ export class WhepSubscriber {
   close(options: { skipDelete?: boolean } = {}): Promise<void> {
     this.closing ??= (async () => {
       if (this.nackTimer) clearInterval(this.nackTimer);
+      if (this.reportTimer) clearInterval(this.reportTimer);
+      this.reportTimer = undefined;
       if (this.rembTimer) clearInterval(this.rembTimer);
       this.nackTimer = undefined;
       this.rembTimer = undefined;
@@ -328,6 +333,7 @@ export class WhepSubscriber {
       this.stats.droppedPackets++;
       return;
     }
+    this.reception.received(seq);
     const now = performance.now();
     const arrival = this.nack.received(seq, now);
     if (arrival === 'duplicate') {
@@ -397,6 +403,31 @@ export class WhepSubscriber {
         this.requestKeyframe();
       }
     }
+  }
+
+  private startTimers(): void {
+    this.nackTimer = setInterval(() => this.sendDueNacks(), 10);
+    this.reportTimer = setInterval(() => this.sendReceiverReport(), 1_000);
+  }
+
+  private sendReceiverReport(): void {
+    const ssrc = this.mediaSsrc;
+    if (this.closing || ssrc === undefined) return;
+    const loss = this.reception.report();
+    if (!loss) return;
+    let lastSr: ReceivedSenderReport | undefined;
+    for (let i = this.senderReports.length - 1; i >= 0 && !lastSr; i--) {
+      if (this.senderReports[i]!.ssrc === ssrc) lastSr = this.senderReports[i];
+    }
+    const sinceMs = lastSr ? performance.timeOrigin + performance.now() - lastSr.receivedAtMs : 0;
+    this.sendRtcp(
+      buildReceiverReport(this.rtcpSsrc, {
+        ssrc,
+        ...loss,
+        lastSr: lastSr?.ntpMiddle ?? 0,
+        delaySinceLastSr: lastSr ? (sinceMs * 65_536) / 1000 : 0,
+      }),
+    );
   }
 
   private sendRemb(): void {

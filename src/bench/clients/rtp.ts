@@ -295,6 +295,8 @@ export interface SenderReport {
   ssrc: number;
   /** The report's NTP timestamp as Unix epoch milliseconds. */
   ntpMs: number;
+  /** The middle 32 bits of the NTP timestamp (what a receiver report echoes as LSR). */
+  ntpMiddle: number;
   rtpTimestamp: number;
 }
 
@@ -314,12 +316,98 @@ export function parseSenderReports(buf: Buffer): SenderReport[] {
       out.push({
         ssrc: buf.readUInt32BE(offset + 4),
         ntpMs: seconds * 1000 + (fraction / 4_294_967_296) * 1000 - NTP_EPOCH_OFFSET_MS,
+        ntpMiddle: (((seconds & 0xffff) << 16) | (fraction >>> 16)) >>> 0,
         rtpTimestamp: buf.readUInt32BE(offset + 16),
       });
     }
     offset += length;
   }
   return out;
+}
+
+/**
+ * What one receiver got of one media SSRC (RFC 3550 appendix A.3), for its receiver reports. A
+ * sequence number counts once however often it arrives, and a repair (RTX) counts as received.
+ */
+export class ReceptionStats {
+  private base: number | undefined;
+  private maxSeq = 0;
+  private cycles = 0;
+  private readonly seen = new Uint8Array(65536);
+  private receivedCount = 0;
+  private expectedPrior = 0;
+  private receivedPrior = 0;
+
+  /** A packet with sequence number `seq` arrived (original or repair). */
+  received(seq: number): void {
+    seq &= 0xffff;
+    if (this.base === undefined) {
+      this.base = seq;
+      this.maxSeq = seq;
+    } else {
+      const delta = (seq - this.maxSeq) & 0xffff;
+      if (delta !== 0 && delta < 0x8000) {
+        if (seq < this.maxSeq) this.cycles += 0x10000;
+        // Numbers skipped over are forgotten from the previous lap of the 16-bit space.
+        for (let i = 1; i <= delta; i++) this.seen[(this.maxSeq + i) & 0xffff] = 0;
+        this.maxSeq = seq;
+      }
+    }
+    if (this.seen[seq] === 1) return;
+    this.seen[seq] = 1;
+    this.receivedCount++;
+  }
+
+  /** The report block's loss fields for the interval since the previous call; undefined before any packet. */
+  report(): { fractionLost: number; cumulativeLost: number; extendedHighest: number } | undefined {
+    if (this.base === undefined) return undefined;
+    const extendedHighest = this.cycles + this.maxSeq;
+    const expected = extendedHighest - this.base + 1;
+    const expectedInterval = expected - this.expectedPrior;
+    const receivedInterval = this.receivedCount - this.receivedPrior;
+    this.expectedPrior = expected;
+    this.receivedPrior = this.receivedCount;
+    const lostInterval = expectedInterval - receivedInterval;
+    const fractionLost =
+      expectedInterval <= 0 || lostInterval <= 0
+        ? 0
+        : Math.min(255, Math.floor((lostInterval * 256) / expectedInterval));
+    // 24-bit signed on the wire: duplicates and repairs can make it negative.
+    const cumulativeLost = Math.max(-0x800000, Math.min(0x7fffff, expected - this.receivedCount));
+    return { fractionLost, cumulativeLost, extendedHighest: extendedHighest >>> 0 };
+  }
+}
+
+/** A receiver report (RFC 3550 section 6.4.2) with one report block. */
+export function buildReceiverReport(
+  senderSsrc: number,
+  block: {
+    ssrc: number;
+    fractionLost: number;
+    cumulativeLost: number;
+    extendedHighest: number;
+    jitter?: number;
+    /** Middle 32 bits of the last sender report's NTP time; 0 if none. */
+    lastSr?: number;
+    /** Since that sender report, in 1/65536 s. */
+    delaySinceLastSr?: number;
+  },
+): Buffer {
+  const buf = Buffer.alloc(32);
+  buf[0] = 0x80 | 1; // V=2, RC=1
+  buf[1] = 201; // RR
+  buf.writeUInt16BE(buf.length / 4 - 1, 2);
+  buf.writeUInt32BE(senderSsrc >>> 0, 4);
+  buf.writeUInt32BE(block.ssrc >>> 0, 8);
+  buf.writeUInt32BE(
+    (((block.fractionLost & 0xff) << 24) | (block.cumulativeLost & 0xffffff)) >>> 0,
+    12,
+  );
+  buf.writeUInt32BE(block.extendedHighest >>> 0, 16);
+  buf.writeUInt32BE((block.jitter ?? 0) >>> 0, 20);
+  buf.writeUInt32BE((block.lastSr ?? 0) >>> 0, 24);
+  buf.writeUInt32BE(Math.max(0, Math.min(0xffffffff, Math.round(block.delaySinceLastSr ?? 0))), 28);
+  return buf;
 }
 
 /**
