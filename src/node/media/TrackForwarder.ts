@@ -145,6 +145,8 @@ export class TrackForwarder {
   private lastStillRequestAt = Number.NEGATIVE_INFINITY;
   private heavyLoss = false;
   private lastEstimateBps: number | undefined;
+  /** What the subscriber's audio took at the last layer decision: a REMB covers audio too. */
+  private audioBps = 0;
   /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
   private readonly legLoss = new LegLoss();
 
@@ -238,7 +240,7 @@ export class TrackForwarder {
       layers: this.layers.length,
       weak: layer === STILL,
       estimateBps: Math.round(
-        this.lastEstimateBps ?? this.estimate.value(now, this.sentBitrate(now)),
+        this.lastEstimateBps ?? this.estimate.value(now, this.sentBitrate(now) + this.audioBps),
       ),
       sentBps: Math.round(this.sentBitrate(now)),
       lossFraction: this.estimate.lossFraction,
@@ -262,6 +264,7 @@ export class TrackForwarder {
     if (this.closed || this.kind !== 'video') return;
     const layers = this.layers;
     if (layers.length === 0) return;
+    this.audioBps = audioBps;
     const rttS = (this.sender as unknown as { rtt?: number }).rtt;
     if (rttS !== undefined) this.history.setRtt(rttS * 1000);
     const layerBps = layers.map((layer) => layer.bitrate(now));
@@ -459,7 +462,8 @@ export class TrackForwarder {
         this.keyframeRequested();
       } else if (feedback?.count === REMB_FORMAT && feedback.bitrate !== undefined) {
         const now = performance.now();
-        this.estimate.onRemb(Number(feedback.bitrate), now, this.sentBitrate(now));
+        // The REMB covers everything the subscriber receives, audio included.
+        this.estimate.onRemb(Number(feedback.bitrate), now, this.sentBitrate(now) + this.audioBps);
       }
     } else if ((type === RR || type === SR) && this.kind === 'video') {
       const reports = (packet as { reports?: ReceiverReportBlock[] }).reports;
