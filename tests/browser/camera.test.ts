@@ -13,15 +13,21 @@ import { startTestNode, type TestNode } from '../helpers/node.ts';
 
 warnIfNoChromium();
 
-/** Energy of the audio the page has received so far (grows while the other side talks). */
-function receivedAudioEnergy(page: Page): Promise<number> {
+/** The audio the page has received so far: its energy grows while the other side talks. */
+function receivedAudio(
+  page: Page,
+): Promise<{ energy: number; packets: number; samples: number; concealed: number }> {
   return page.evaluate(async () => {
     const report = await window.returncam!.peerConnections.subscribe!.getStats();
-    let energy = 0;
+    const out = { energy: 0, packets: 0, samples: 0, concealed: 0 };
     report.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') energy += s.totalAudioEnergy ?? 0;
+      if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+      out.energy += s.totalAudioEnergy ?? 0;
+      out.packets += s.packetsReceived ?? 0;
+      out.samples += s.totalSamplesReceived ?? 0;
+      out.concealed += s.concealedSamples ?? 0;
     });
-    return energy;
+    return out;
   });
 }
 
@@ -90,10 +96,15 @@ describe.skipIf(!hasChromium)("the buyer's call controls", () => {
   });
 
   it('mutes and unmutes the buyer for the staff', async () => {
+    // What arrived over `ms`: if no energy, the packet and sample counts tell a node that sent
+    // nothing from a browser that did not play what it got.
+    let last = '';
     const energyOver = async (ms: number) => {
-      const a = await receivedAudioEnergy(staff.page);
+      const a = await receivedAudio(staff.page);
       await sleep(ms);
-      return (await receivedAudioEnergy(staff.page)) - a;
+      const b = await receivedAudio(staff.page);
+      last = `packets +${b.packets - a.packets}, samples +${b.samples - a.samples}, concealed +${b.concealed - a.concealed}`;
+      return b.energy - a.energy;
     };
     // the buyer's tone is flowing before anything is muted (on a loaded machine audio can start
     // a moment after the previous test's checks)
@@ -106,7 +117,12 @@ describe.skipIf(!hasChromium)("the buyer's call controls", () => {
         },
         { timeout: 10_000 },
       )
-      .toBeGreaterThan(0);
+      .toBeGreaterThan(0)
+      .catch((err: unknown) => {
+        throw new Error(`no audio energy at the staff page over 10 s (last 1.2 s: ${last})`, {
+          cause: err,
+        });
+      });
     await buyer.page.click('#mute');
     expect(await buyer.page.locator('#mute').getAttribute('aria-pressed')).toBe('true');
     expect(await buyer.page.locator('#mute').getAttribute('aria-label')).toBe('Unmute microphone');

@@ -21,7 +21,7 @@ export async function startTestNode(overrides: NodeConfigInput = {}): Promise<Te
       ...overrides,
       node: { dataDir, ...overrides.node },
       http: { port: 0, ...overrides.http },
-      log: { level: 'warn', ...overrides.log },
+      log: { level: (process.env.TEST_LOG_LEVEL as 'warn') ?? 'warn', ...overrides.log },
     },
   });
   const node = await MediaNode.start({ config });
