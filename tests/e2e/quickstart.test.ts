@@ -1,8 +1,8 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { copyCheckout } from '../helpers/cli.ts';
 
 /**
  * The README's quick start, from a copy of the repository as git has it: the first command's
@@ -18,12 +18,7 @@ describe('README quick start', () => {
     expect(block?.[1]).toBe('npm install && npm start');
     expect(block?.[2]).toBe('npm test');
 
-    const dir = mkdtempSync(join(tmpdir(), 'returncam-quickstart-'));
-    const files = (await execa('git', ['ls-files', '-co', '--exclude-standard'])).stdout
-      .split('\n')
-      .filter(Boolean);
-    for (const f of files) cpSync(f, join(dir, f));
-    symlinkSync(resolve('node_modules'), join(dir, 'node_modules'));
+    const dir = await copyCheckout('returncam-quickstart-');
 
     // the same command, but on a free port so it cannot clash with a node already running here
     // its own process group, so Ctrl-C reaches npm and the node as it would in a terminal

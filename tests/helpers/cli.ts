@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -80,4 +80,19 @@ export async function startNodeProcess(
       return { exitCode: r.exitCode, stdout, stderr };
     },
   };
+}
+
+/**
+ * A copy of this checkout as git has it (tracked files, and new ones git does not ignore), with
+ * this checkout's node_modules linked in: what a fresh clone holds after `npm install`, without
+ * anything built or written here.
+ */
+export async function copyCheckout(prefix: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const files = (await execa('git', ['ls-files', '-co', '--exclude-standard'])).stdout
+    .split('\n')
+    .filter(Boolean);
+  for (const f of files) cpSync(f, join(dir, f));
+  symlinkSync(resolve('node_modules'), join(dir, 'node_modules'));
+  return dir;
 }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { compiledEntry } from '../../../bin/compiled.mjs';
 import { errorMessage, UserError } from '../../core/errors.ts';
+import { PACKAGE_ROOT } from '../../core/paths.ts';
 import { VERSION } from '../../core/version.ts';
 
 /**
@@ -13,7 +14,6 @@ import { VERSION } from '../../core/version.ts';
  */
 
 /** The package root (where package.json is). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const SECRET_FILE = /(^|\/)secrets\/(admin\.token|token\.key|turn\.secret|evidence\.key)$/;
 
@@ -58,6 +58,14 @@ function packageVersion(root: string): string {
   }
 }
 
+/** Every file under `root/dir`, as paths relative to root, sorted. */
+function filesUnder(root: string, dir: string): string[] {
+  return readdirSync(join(root, dir), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(root, join(entry.parentPath, entry.name)))
+    .sort();
+}
+
 export async function buildRelease(opts: BuildReleaseOptions): Promise<Release> {
   const root = opts.root ?? PACKAGE_ROOT;
   const version = opts.root ? packageVersion(root) : VERSION;
@@ -88,6 +96,9 @@ export async function buildRelease(opts: BuildReleaseOptions): Promise<Release> 
           }
         })
         .sort();
+      // The compiled copy goes along while it is current, so the node there starts without the
+      // TypeScript loader too (a production install has no TypeScript to build it).
+      if ('entry' in compiledEntry(root)) files.push(...filesUnder(root, 'dist'));
       for (const f of files)
         hash
           .update(`${f}\0`)

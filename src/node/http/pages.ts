@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { extname, join } from 'node:path';
 import { HttpError } from '../../core/errors.ts';
+import { SOURCE_DIR } from '../../core/paths.ts';
 import type { Ctx } from './router.ts';
 
 /** The buyer and staff pages and their assets, served from `src/node/web`. */
 
-export const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'web');
+export const WEB_DIR = join(SOURCE_DIR, 'node', 'web');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import type { NodeConfig } from '../../core/config.ts';
 import { parseDuration } from '../../core/duration.ts';
 import { HttpError } from '../../core/errors.ts';
+import { COMPILED } from '../../core/paths.ts';
 import { type CaseService, PAGE_EVENT_TYPES } from '../cases/CaseService.ts';
 import { recordingsDisk } from '../fleet/health.ts';
 import {
@@ -121,6 +122,7 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       version: deps.version,
       nodeId: config.node.id,
       uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
+      runtime: { node: process.version, compiled: COMPILED },
       disk: recordingsDisk(config.node.dataDir),
       media: {
         mode: status.mode,

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../../core/errors.ts';
+import { SOURCE_DIR } from '../../core/paths.ts';
 import { type ChainedEvent, eventHash, GENESIS_HASH } from './eventChain.ts';
 
 /**
@@ -101,7 +101,7 @@ export interface NewEvent {
   at?: number;
 }
 
-const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+const MIGRATIONS_DIR = join(SOURCE_DIR, 'node', 'store', 'migrations');
 
 interface Migration {
   version: number;

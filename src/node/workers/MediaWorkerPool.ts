@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { Logger, LogLevel } from '../../core/log.ts';
+import { COMPILED } from '../../core/paths.ts';
 import { forwardTiming } from '../media/forwardTiming.ts';
 import type { RemoteIceFragment } from '../media/iceRestart.ts';
 import type { MediaStats, SessionAnswer } from '../media/RoomManager.ts';
@@ -82,6 +83,13 @@ interface Slot {
 const FAILURE_WINDOW_MS = 60_000;
 const MAX_RESTART_DELAY_MS = 30_000;
 const FRESH_STATS_TIMEOUT_MS = 1_000;
+/**
+ * Compiled (`dist/`), a worker loads its JavaScript directly; from source it goes through
+ * `entry.mjs`, which registers the TypeScript loader first.
+ */
+const WORKER_ENTRY = COMPILED
+  ? new URL('./mediaWorker.js', import.meta.url)
+  : new URL('./entry.mjs', import.meta.url);
 
 function emptySnapshot(): WorkerSnapshot {
   return {
@@ -389,7 +397,7 @@ export class MediaWorkerPool implements MediaBackend {
       statsIntervalMs: this.options.statsIntervalMs ?? 1000,
       batchIntervalMs: this.options.batchIntervalMs ?? 20,
     };
-    const worker = new Worker(new URL('./entry.mjs', import.meta.url), {
+    const worker = new Worker(WORKER_ENTRY, {
       workerData: data,
       name: `returncam-media-${slot.index}`,
     });
