@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNodeConfig } from '../core/config.ts';
 import { errorMessage, UserError } from '../core/errors.ts';
-import { Logger } from '../core/log.ts';
+import { Logger, type LogLevel } from '../core/log.ts';
 import { AdminClient } from '../node/client/AdminClient.ts';
 import { MediaNode } from '../node/MediaNode.ts';
 import type { MediaCounters } from '../node/media/types.ts';
@@ -125,6 +125,12 @@ export function procResources(pid: number): NodeResources | undefined {
 
 const BENCH_CASE = { sku: 'BENCH', reason: 'other' as const, marketplace: 'bench' };
 
+/** The in-process node logs errors only, unless RETURNCAM_BENCH_LOG_LEVEL says otherwise. */
+const BENCH_NODE_LOG_LEVEL: LogLevel =
+  (['debug', 'info', 'warn', 'error'] as const).find(
+    (l) => l === process.env.RETURNCAM_BENCH_LOG_LEVEL,
+  ) ?? 'error';
+
 /** A node started in this process, in a temporary data directory removed on close. */
 export async function startInProcessNode(): Promise<BenchNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
@@ -133,12 +139,12 @@ export async function startInProcessNode(): Promise<BenchNode> {
     overrides: {
       node: { dataDir, id: 'bench' },
       http: { port: 0, host: '127.0.0.1' },
-      log: { level: 'error' },
+      log: { level: BENCH_NODE_LOG_LEVEL },
     },
   });
   let node: MediaNode;
   try {
-    node = await MediaNode.start({ config, log: new Logger('error') });
+    node = await MediaNode.start({ config, log: new Logger(BENCH_NODE_LOG_LEVEL) });
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;

@@ -96,7 +96,9 @@ describe.skipIf(!hasChromium)('bench run --browser: send rate, freezes and recov
       bitrateKbps: 600,
     });
     console.info(
-      `outage: ${JSON.stringify(r.outages)}; frozen ${r.frames.freezeMs} ms of ${r.frames.measuredMs} (${r.frames.freezeCount} freezes)`,
+      `outage: ${JSON.stringify(r.outages)}; frozen ${r.frames.freezeMs} ms of ${r.frames.measuredMs} (${r.frames.freezeCount} freezes); ` +
+        `viewer fps/s ${r.series.viewer?.map((v) => `${v.t}:${Math.round(v.fps)}${v.freezes ? `(${v.freezes}f ${Math.round(v.frozenMs)}ms)` : ''}`).join(' ')}; ` +
+        `send kbit/s ${r.sendRate?.sessions[0]?.series.map((x) => `${x.t}:${Math.round(x.kbps)}/${Math.round(x.targetKbps ?? 0)}/${Math.round(x.availableKbps ?? 0)}/${x.layers}`).join(' ')}`,
     );
     expect(r.outages).toHaveLength(1);
     const o = r.outages[0]!;

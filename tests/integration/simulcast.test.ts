@@ -219,6 +219,13 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       expect(quality.narrow.switches).toBeLessThanOrEqual(3);
       const narrowFrames = narrow.receivedFrames.filter((f) => f.receivedAt >= settledAt).length;
       expect(narrowFrames / framesSent).toBeGreaterThanOrEqual(0.8);
+      // Each layer's encoder numbers its pictures from its own start; across the narrow viewer's
+      // switches the numbers it sees run on without a jump (a jump stalls Chrome's decoder).
+      const pictureIds = narrow.receivedFrames.map((f) => f.pictureId!);
+      expect(pictureIds.every((id) => id !== undefined)).toBe(true);
+      const steps = pictureIds.slice(1).map((id, i) => (id - pictureIds[i]!) & 0x7fff);
+      expect(Math.max(...steps)).toBeLessThanOrEqual(3);
+      expect(Math.min(...steps)).toBeGreaterThanOrEqual(1);
       // The weak viewer: all the audio, and a still keyframe of the lowest layer every ~3 s. Now
       // and then the node tries the lowest layer again (a probe): the link's REMB moves it back
       // within about a second, and each failed probe doubles the wait before the next.

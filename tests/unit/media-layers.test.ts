@@ -105,6 +105,51 @@ describe('LayerSelector', () => {
     expect(changes[0]!.at - 30_250).toBeLessThanOrEqual(4_000 + TICK);
   });
 
+  it('starts no climb while the publisher is silent, and the climb over once it sends again', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 200_000, layerBps: LAYERS });
+    expect(s.layer).toBe(0);
+    // Room for the middle layer from t = 0; an upstream outage from 3 s to 6 s (the measured
+    // layer rates lag, so they still look normal at first).
+    const changes: LayerChange[] = [];
+    for (let t = TICK; t <= 12_000; t += TICK) {
+      const c = s.update({
+        now: t,
+        budgetBps: 700_000,
+        layerBps: LAYERS,
+        publisherSilent: t >= 3_000 && t < 6_000,
+      });
+      if (c) changes.push(c);
+    }
+    // Not at 4 s (inside the outage), but four seconds after the publisher is back.
+    expect(changes).toEqual([{ from: 0, to: 1, at: 10_000, reason: 'up' }]);
+    // A silent publisher does not stop a step down for the viewer's own link.
+    const d = new LayerSelector();
+    d.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    const down: LayerChange[] = [];
+    for (let t = TICK; t <= 2_000; t += TICK) {
+      const c = d.update({ now: t, budgetBps: 600_000, layerBps: LAYERS, publisherSilent: true });
+      if (c) down.push(c);
+    }
+    expect(down.map((c) => [c.to, c.reason])).toEqual([[1, 'down']]);
+  });
+
+  it('an up-switch abandoned before it happened starts its climb over, with no longer wait', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 200_000, layerBps: LAYERS });
+    const up = run(s, TICK, 5_000, () => 700_000);
+    expect(up).toEqual([{ from: 0, to: 1, at: 4_250, reason: 'up' }]);
+    // The publisher went silent before the middle layer's keyframe came: still on layer 0.
+    s.abandonUp(0);
+    expect(s.layer).toBe(0);
+    expect(s.upHoldFor(1)).toBe(4_000);
+    const again = run(s, 5_250, 5_000, () => 700_000);
+    expect(again).toEqual([{ from: 0, to: 1, at: 9_250, reason: 'up' }]);
+    // Only an up-switch is undone, and only to a lower layer.
+    s.abandonUp(2);
+    expect(s.layer).toBe(1);
+  });
+
   it('falls back to still frames when even the lowest layer does not fit, and leaves slowly', () => {
     const s = new LayerSelector();
     s.update({ now: 0, budgetBps: 300_000, layerBps: LAYERS });
@@ -316,6 +361,31 @@ describe('LinkEstimate', () => {
     g.onRemb(60_000, 500, 0);
     expect(g.value(600, 0)).toBe(2_000_000);
     expect(g.value(600, 500_000)).toBe(2_000_000);
+  });
+
+  it('a REMB that stood still through an upstream outage is no limit once media resumes', () => {
+    // Chrome's REMB climbs slowly (90 k -> 97 k a second here) while it gets ~300 k; during a
+    // 3 s outage upstream nothing arrives and it stands still.
+    const remb = (t: number) => (t < 3_000 ? 90_000 * 1.05 ** (t / 1000) : 99_000);
+    const run = (silenceKnown: boolean) => {
+      const e = new LinkEstimate({ startBps: 700_000 });
+      for (let t = 0; t <= 6_000; t += 500) {
+        const sent = t < 3_000 ? 300_000 : 0;
+        if (silenceKnown && t >= 3_000) e.upstreamSilent();
+        e.onRemb(remb(t), t, sent);
+      }
+      // Media resumes at 6.5 s: 300 k goes out again, and the REMB climbs again from 99 k.
+      const values: number[] = [];
+      for (let t = 6_500; t <= 8_000; t += 500) {
+        e.onRemb(99_000 * 1.05 ** ((t - 6_000) / 1000), t, 300_000);
+        values.push(e.value(t, 300_000));
+      }
+      return values;
+    };
+    // Told of the silence: the estimate stays where it was.
+    expect(run(true).every((v) => v === 700_000)).toBe(true);
+    // Not told: the plateau from the outage reads as a limit, and the viewer would drop layers.
+    expect(Math.min(...run(false))).toBeLessThan(110_000);
   });
 
   it('refuses unusable options', () => {

@@ -62,6 +62,8 @@ export interface ReceivedFrame {
   keyframe: boolean;
   /** Picture width, for keyframes (which carry it). */
   width?: number;
+  /** The VP8 PictureID of its first packet, when it carries one. */
+  pictureId?: number;
 }
 
 export interface WhepSubscriberResults {
@@ -96,6 +98,7 @@ interface FrameState {
   packets: number;
   keyframe: boolean;
   width: number | undefined;
+  pictureId: number | undefined;
   complete: boolean;
 }
 
@@ -355,6 +358,7 @@ export class WhepSubscriber {
         packets: 0,
         keyframe: false,
         width: undefined,
+        pictureId: undefined,
         complete: false,
       };
       this.frames.set(timestamp, frame);
@@ -371,6 +375,7 @@ export class WhepSubscriber {
     const descriptor = parseVp8Descriptor(payload);
     if (descriptor?.start && descriptor.partitionIndex === 0) {
       frame.firstSeq = seq;
+      frame.pictureId = descriptor.pictureId;
       frame.keyframe = isVp8Keyframe(payload.subarray(descriptor.headerSize));
       if (frame.keyframe)
         frame.width = vp8KeyframeSize(payload.subarray(descriptor.headerSize))?.width;
@@ -386,6 +391,7 @@ export class WhepSubscriber {
       receivedAt: wallClock(),
       keyframe: frame.keyframe,
       ...(frame.width !== undefined ? { width: frame.width } : {}),
+      ...(frame.pictureId !== undefined ? { pictureId: frame.pictureId } : {}),
     });
   }
 

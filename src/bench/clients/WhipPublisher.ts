@@ -410,7 +410,8 @@ export class WhipPublisher {
           ? [{ id: REPAIRED_RID_EXTENSION_ID, data: Buffer.from(rid, 'ascii') }]
           : [],
         video: file,
-        packetizer: new Vp8Packetizer(maxPayload),
+        // Each encoder numbers its pictures from its own random start, as a browser's do.
+        packetizer: new Vp8Packetizer(maxPayload, Math.floor(Math.random() * 0x8000)),
         seq: Math.floor(Math.random() * 0x10000),
         cursor: 0,
         lastKeyframeIndex: 0,

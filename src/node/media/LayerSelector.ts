@@ -48,6 +48,13 @@ export interface LayerInput {
   heavyLoss?: boolean;
   /** Reports are arriving and show (next to) no loss on the subscriber's leg. */
   linkClean?: boolean;
+  /**
+   * Nothing has arrived from the publisher for a moment (an outage upstream): no climb or probe
+   * starts, and one under way starts over once it sends again. Right after an outage the
+   * publisher's higher layers are at their weakest (its own estimate collapsed, keyframes
+   * pending), so a switch up then would move the viewer onto the stream least likely to play.
+   */
+  publisherSilent?: boolean;
 }
 
 export interface LayerChange {
@@ -168,6 +175,11 @@ export class LayerSelector {
       }
     }
     const next = nextActiveAbove(layerBps, current);
+    if (input.publisherSilent) {
+      this.aboveSince = undefined;
+      this.cleanSince = undefined;
+      return undefined;
+    }
     if (current === STILL && next !== undefined) {
       if (input.linkClean) {
         this.cleanSince ??= now;
@@ -192,6 +204,21 @@ export class LayerSelector {
       this.aboveSince = undefined;
     }
     return undefined;
+  }
+
+  /**
+   * The switch up to the current layer never happened (the publisher went silent before that
+   * layer's keyframe came): the subscriber is still on `layer`. Not a failed climb: the climb
+   * starts over, without a longer wait.
+   */
+  abandonUp(layer: number): void {
+    const up = this.lastUp;
+    if (!up || up.layer !== this.current || layer >= up.layer) return;
+    this.current = layer;
+    this.lastUp = undefined;
+    this.belowSince = undefined;
+    this.aboveSince = undefined;
+    this.cleanSince = undefined;
   }
 
   private change(to: number, now: number, reason: LayerChange['reason']): LayerChange | undefined {

@@ -169,6 +169,16 @@ export class LinkEstimate {
     }
   }
 
+  /**
+   * The publisher has gone quiet (an outage upstream): the viewer's REMB follows what arrives, so
+   * its standing still now says nothing about the link. It counts as climbing again until a
+   * second of REMBs after media resumes shows otherwise.
+   */
+  upstreamSilent(): void {
+    this.rembClimbing = true;
+    this.rembAnchor = undefined;
+  }
+
   /** The estimate now, given what the node is sending this subscriber (`sentBps`). */
   value(now: number, sentBps: number): number {
     const bps = Math.min(this.lossBasedBps, this.ceilingBps);

@@ -20,6 +20,7 @@ import { LegLoss, LinkEstimate, type ReceiverReportBlock } from './LinkEstimate.
 import { RateMeter } from './RateMeter.ts';
 import { RetransmitHistory } from './RetransmitHistory.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
+import { Vp8IdRewriter } from './vp8Ids.ts';
 import {
   fixSenderReportClock,
   matchCodec,
@@ -98,6 +99,11 @@ const HEAVY_LOSS = 0.2;
 const DEFAULT_STILL_INTERVAL_MS = 3_000;
 /** A switch still waiting for its keyframe asks again this often. */
 const SWITCH_RETRY_MS = 1_000;
+/**
+ * Nothing from the publisher for this long is an outage upstream: no layer is tried higher until
+ * it has sent steadily again for the whole climb (its first seconds back are its weakest).
+ */
+const PUBLISHER_SILENCE_MS = 300;
 
 function ignore(): void {}
 
@@ -145,6 +151,10 @@ export class TrackForwarder {
   private lastStillRequestAt = Number.NEGATIVE_INFINITY;
   private heavyLoss = false;
   private lastEstimateBps: number | undefined;
+  /** VP8 picture numbering kept continuous across stream switches (VP8 video only). */
+  private vp8Ids: Vp8IdRewriter | undefined;
+  /** When a packet of any of the publisher's layers last arrived (ms). */
+  private lastArrivalAt = Number.NEGATIVE_INFINITY;
   /** What the subscriber's audio took at the last layer decision: a REMB covers audio too. */
   private audioBps = 0;
   /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
@@ -173,6 +183,7 @@ export class TrackForwarder {
    */
   forward(packet: RtpPacket, source: ForwardSource, arrivedAt?: number): void {
     if (this.closed) return;
+    if (arrivedAt !== undefined) this.lastArrivalAt = arrivedAt;
     if (source !== this.source && !this.admit(packet, source)) return;
     const header = packet.header;
     if (
@@ -189,6 +200,7 @@ export class TrackForwarder {
     // header and keeps the packet.
     const out = packet.clone();
     out.header.extensions = NO_EXTENSIONS;
+    if (this.vp8Ids) out.payload = this.vp8Ids.rewrite(packet.payload);
     const now = performance.now();
     this.lastForwardAt = now;
     const timed = arrivedAt !== undefined && forwardTiming.shouldSample();
@@ -272,6 +284,19 @@ export class TrackForwarder {
     for (const bps of layerBps) topBps = Math.max(topBps, bps);
     // The estimate need not grow past what the best layer takes, with room to spare.
     this.estimate.setCeiling(Math.max(300_000, 1.5 * (topBps + audioBps)));
+    const publisherSilent = now - this.lastArrivalAt > PUBLISHER_SILENCE_MS;
+    if (publisherSilent) {
+      this.estimate.upstreamSilent();
+      // A switch up still waiting for its keyframe when the publisher went quiet would land on
+      // that layer's first keyframe after the outage, when the layer is at its weakest: stay.
+      const target = this.target;
+      const from = this.source ? layers.indexOf(this.source) : -1;
+      if (target && from >= 0 && layers.indexOf(target) > from && !this.still) {
+        this.target = undefined;
+        this.selector.abandonUp(from);
+        this.log.debug('subscriber layer switch up abandoned: publisher silent', { layer: from });
+      }
+    }
     const sent = this.sentBitrate(now) + audioBps;
     const estimate = this.estimate.value(now, sent);
     this.lastEstimateBps = estimate;
@@ -282,6 +307,7 @@ export class TrackForwarder {
       layerBps,
       heavyLoss: this.heavyLoss,
       linkClean: this.estimate.clean(now),
+      publisherSilent,
     });
     this.heavyLoss = false;
     if (change?.reason === 'probe') {
@@ -405,6 +431,7 @@ export class TrackForwarder {
       const ticks = Math.max(1, Math.round((elapsedMs * this.clockRate) / 1000));
       internals.seqOffset = uint16Add(internals.sequenceNumber, 1 - header.sequenceNumber);
       internals.timestampOffset = uint32Add(internals.timestamp, ticks - header.timestamp);
+      this.vp8Ids?.streamChanged();
       this.log.debug('forwarder source switched', {
         kind: this.kind,
         ssrc: header.ssrc,
@@ -432,6 +459,8 @@ export class TrackForwarder {
       return;
     }
     this.sender.codec = match;
+    if (match.mimeType.toLowerCase() === 'video/vp8') this.vp8Ids ??= new Vp8IdRewriter();
+    else this.vp8Ids = undefined;
     this.internals.rtxPayloadType = rtxPayloadTypeFor(match.payloadType, candidates);
     this.clockRate = match.clockRate;
     this.codecUsable = true;
