@@ -153,7 +153,19 @@ export class BrowserSession implements BenchSession {
       buyerRelay,
     );
     await this.staff.evaluate(() => (window as unknown as BenchWindow).bench.start());
-    await this.buyer.evaluate(() => (window as unknown as BenchWindow).bench.start());
+    await this.buyer
+      .evaluate(() => (window as unknown as BenchWindow).bench.start())
+      .catch((err: unknown) => {
+        // A server that cannot take simulcast (an older node, another WHIP server) refuses the
+        // buyer's offer; one layer is what it can be measured with.
+        const refused = /whip (\d{3}): ?([^\n]*)/.exec(errorMessage(err));
+        if (refused && base.layers) {
+          throw new UserError(
+            `the node refused the buyer's simulcast offer (HTTP ${refused[1]}: ${refused[2]!.trim().slice(0, 200) || 'no reason given'}); measure it with --no-simulcast`,
+          );
+        }
+        throw err;
+      });
     await this.waitConnected();
   }
 
