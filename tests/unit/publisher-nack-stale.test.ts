@@ -5,7 +5,11 @@ import { PublisherNack } from '../../src/node/media/PublisherNack.ts';
 function rig() {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
   const nacked: number[] = [];
-  const nack = new PublisherNack({ send: (lost) => nacked.push(...lost) });
+  const gaveUp: { count: number; at: number }[] = [];
+  const nack = new PublisherNack({
+    send: (lost) => nacked.push(...lost),
+    onGiveUp: (count) => gaveUp.push({ count, at: performance.now() }),
+  });
   const verdicts: string[] = [];
   let seq = 1000;
   const deliver = (n: number, skipBefore = 0) => {
@@ -20,7 +24,7 @@ function rig() {
     vi.advanceTimersByTime(ms);
     seq += packetsSentMeanwhile;
   };
-  return { nack, nacked, verdicts, deliver, silence, seq: () => seq };
+  return { nack, nacked, gaveUp, verdicts, deliver, silence, seq: () => seq };
 }
 
 describe('PublisherNack after an outage', () => {
@@ -86,5 +90,28 @@ describe('PublisherNack after an outage', () => {
     expect(r.verdicts).not.toContain('stale');
     vi.advanceTimersByTime(30);
     expect(r.nacked).toHaveLength(70);
+  });
+
+  it('says when it gives up on a hole, so the caller asks for a keyframe at once', () => {
+    const r = rig();
+    r.deliver(20);
+    const lost = r.seq();
+    r.deliver(20, 1); // one packet lost; its repairs never come
+    const lostAt = performance.now() - 200;
+    vi.advanceTimersByTime(2_000);
+    r.deliver(1);
+    expect(r.nacked.filter((s) => s === lost)).toHaveLength(4);
+    expect(r.gaveUp).toHaveLength(1);
+    expect(r.gaveUp[0]!.count).toBe(1);
+    // After its last NACK, not seconds later as a viewer's own timeout would.
+    expect(r.gaveUp[0]!.at - lostAt).toBeLessThan(1_000);
+    // A repaired hole is no give-up.
+    const r2 = rig();
+    r2.deliver(20);
+    const hole = r2.seq();
+    r2.deliver(5, 1);
+    r2.nack.received(hole, performance.now());
+    vi.advanceTimersByTime(2_000);
+    expect(r2.gaveUp).toEqual([]);
   });
 });

@@ -85,6 +85,10 @@ export class PublishedTrack implements ForwardSource {
           const sent = sendGenericNack(receiver, ssrc, lost);
           if (sent) reportSent(sent);
         },
+        onGiveUp: () => {
+          this.counters.recoveryKeyframeRequests++;
+          this.throttle.request();
+        },
       });
       // One counter per receiver: simulcast layers share it.
       if (this.layerIndex === 0) {

@@ -3,6 +3,12 @@ import { NackTracker, seqDiff } from '../../core/NackTracker.ts';
 export interface PublisherNackOptions {
   /** Sends one NACK listing `lost` sequence numbers. */
   send: (lost: number[]) => void;
+  /**
+   * Packets were given up on (tries or age used up, still missing): the viewers' pictures now
+   * reference media that will never come, so the caller asks for a keyframe. (Chrome as a
+   * viewer asks for one itself only after 3 s without a decodable frame.)
+   */
+  onGiveUp?: (count: number) => void;
   /** Round trip assumed until one is measured. */
   defaultRttMs?: number;
   /** A gap is NACKed once it has been open this long (reordering allowance). */
@@ -62,6 +68,7 @@ export class PublisherNack {
   private tracker: NackTracker;
   private readonly trackerOptions: ConstructorParameters<typeof NackTracker>[0];
   private readonly send: (lost: number[]) => void;
+  private readonly onGiveUp: ((count: number) => void) | undefined;
   private readonly staleGapMs: number;
   private readonly staleGapPackets: number;
   /** Packets given up on by trackers replaced after a stale gap, plus the stale gaps. */
@@ -76,6 +83,7 @@ export class PublisherNack {
   constructor(options: PublisherNackOptions) {
     const d = PUBLISHER_NACK_DEFAULTS;
     this.send = options.send;
+    this.onGiveUp = options.onGiveUp;
     this.staleGapMs = options.staleGapMs ?? d.staleGapMs;
     this.staleGapPackets = options.staleGapPackets ?? d.staleGapPackets;
     this.trackerOptions = {
@@ -186,8 +194,9 @@ export class PublisherNack {
     this.timerAt = Number.POSITIVE_INFINITY;
     if (this.closed) return;
     const now = performance.now();
-    const { nack } = this.tracker.due(now);
+    const { nack, gaveUp } = this.tracker.due(now);
     if (nack.length > 0) this.send(nack);
+    if (gaveUp > 0) this.onGiveUp?.(gaveUp);
     this.schedule(now);
   };
 }
