@@ -40,7 +40,12 @@ describe('bench run --profile outage (CLI, synthetic clients through the relays)
 
     // video came back: a frame captured after the link returned reached the viewer whole and
     // decodable, at least one buyer-up + staff-down crossing (10 + 10 ms) later
-    expect(outage!.recoveryMs, 'video did not come back').toBeDefined();
+    // (with RETURNCAM_BENCH_LOG_LEVEL=debug, the node's layer decisions say why not)
+    const decisions = r.stderr
+      .split('\n')
+      .filter((l) => /layer|switched|still/.test(l))
+      .join('\n');
+    expect(outage!.recoveryMs, `video did not come back\n${decisions}`).toBeDefined();
     expect(outage!.recoveryMs!).toBeGreaterThanOrEqual(20);
     expect(outage!.recoveryMs!).toBeLessThan(3_000);
     const recovery = run.proofs.find((p) => p.id === 'recovery')!;
