@@ -727,6 +727,40 @@ describe('a viewer on a clean link of a lossy publisher', () => {
   });
 });
 
+describe('LegLoss over a long call', () => {
+  it('keeps counting only what was sent after the sequence space and its ring wrapped many times', () => {
+    const leg = new LegLoss();
+    let t = 1;
+    let seq = 60_000;
+    leg.sent(seq & 0xffff, t);
+    leg.report({ ssrc: 1, fractionLost: 0, packetsLost: 0, highestSequence: seq }, t);
+    let lost = 0;
+    // 100 000 packets (past 65 535 once and the ring a dozen times), a report every 1000.
+    for (let round = 0; round < 100; round++) {
+      let holes = 0;
+      for (let i = 0; i < 1000; i++) {
+        seq++;
+        t += 10;
+        // Every 50th number never left the node (an uplink hole); every 100th that did was lost
+        // on the viewer's leg.
+        if (seq % 50 === 0) {
+          holes++;
+          continue;
+        }
+        leg.sent(seq & 0xffff, t);
+        if (seq % 100 === 1) lost++;
+      }
+      lost += holes;
+      const loss = leg.report(
+        { ssrc: 1, fractionLost: 0, packetsLost: lost & 0xffffff, highestSequence: seq >>> 0 },
+        t,
+      );
+      // 10 of the 980 sent this interval were lost on the leg.
+      expect(loss).toBeCloseTo(10 / 980, 2);
+    }
+  });
+});
+
 describe('a single-layer viewer after an outage', () => {
   it('gets frames again within a second of a 3 s outage in both directions', () => {
     const { videoTicks, changes } = simulateViewer({

@@ -195,6 +195,9 @@ export class LinkEstimate {
   }
 }
 
+/** Entries of {@link LegLoss}'s ring: 8 s of a 1000-packet/s stream. */
+const SENT_RING = 8192;
+
 /** One report block of a subscriber's RTCP receiver report, as werift parses it. */
 export interface ReceiverReportBlock {
   ssrc: number;
@@ -215,14 +218,21 @@ export interface ReceiverReportBlock {
  * report's own fraction-lost field includes them: it is used only if nothing was sent yet.
  */
 export class LegLoss {
-  /** When each sequence number (16 bits) last went out, ms; 0 never. */
-  private readonly sentAt = new Float64Array(65536);
+  /**
+   * When recent sequence numbers went out (ms), in a ring indexed by the number's low bits, with
+   * the number itself beside it: a report looks back about a second, a few hundred packets. (A
+   * 65536-entry table per viewer was 512 KB each, filled page by page over a call.)
+   */
+  private readonly sentAt = new Float64Array(SENT_RING);
+  private readonly sentSeq = new Uint16Array(SENT_RING);
   private last: { highest: number; lost: number; at: number } | undefined;
   private first: { seq: number; at: number } | undefined;
 
   /** The node sent (not resent) sequence number `seq` at `now` (> 0). */
   sent(seq: number, now: number): void {
-    this.sentAt[seq & 0xffff] = now;
+    const slot = seq & (SENT_RING - 1);
+    this.sentAt[slot] = now;
+    this.sentSeq[slot] = seq & 0xffff;
     this.first ??= { seq: seq & 0xffff, at: now };
   }
 
@@ -252,7 +262,9 @@ export class LegLoss {
     const since = previous.at - 5_000;
     let sent = 0;
     for (let i = 1; i <= expected; i++) {
-      const at = this.sentAt[(previous.highest + i) & 0xffff]!;
+      const seq = (previous.highest + i) & 0xffff;
+      const slot = seq & (SENT_RING - 1);
+      const at = this.sentSeq[slot] === seq ? this.sentAt[slot]! : 0;
       if (at > 0 && at > since) sent++;
     }
     if (sent === 0) return 0;

@@ -158,10 +158,12 @@ export class TrackForwarder {
   /** What the subscriber's audio took at the last layer decision: a REMB covers audio too. */
   private audioBps = 0;
   /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
-  private readonly legLoss = new LegLoss();
+  /** Video only: its receiver reports choose the layer. */
+  private readonly legLoss: LegLoss | undefined;
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;
+    this.legLoss = options.kind === 'video' ? new LegLoss() : undefined;
     this.sender = options.transceiver.sender;
     this.internals = senderInternals(this.sender);
     fixSenderReportClock(this.sender);
@@ -212,7 +214,7 @@ export class TrackForwarder {
     if (timed) forwardTiming.record(performance.now() - arrivedAt);
     // sendRtp has rewritten the header synchronously: the number the subscriber will NACK.
     this.history.add(out.header.sequenceNumber, out, now);
-    this.legLoss.sent(out.header.sequenceNumber, now);
+    this.legLoss?.sent(out.header.sequenceNumber, now);
     this.sentMeter.add(packet.payload.length, now);
     this.counters.packetsOut++;
     this.counters.bytesOut += packet.payload.length;
@@ -500,7 +502,7 @@ export class TrackForwarder {
       for (const report of reports) {
         if (report.ssrc !== this.sender.ssrc) continue;
         const now = performance.now();
-        const loss = this.legLoss.report(report, now);
+        const loss = this.legLoss!.report(report, now);
         if (this.estimate.onReceiverReport(loss, now) && loss >= HEAVY_LOSS) this.heavyLoss = true;
       }
     }
