@@ -85,10 +85,7 @@ export class PublishedTrack implements ForwardSource {
           const sent = sendGenericNack(receiver, ssrc, lost);
           if (sent) reportSent(sent);
         },
-        onGiveUp: () => {
-          this.counters.recoveryKeyframeRequests++;
-          this.throttle.request();
-        },
+        onGiveUp: () => this.requestRecoveryKeyframe(),
       });
       // One counter per receiver: simulcast layers share it.
       if (this.layerIndex === 0) {
@@ -161,8 +158,7 @@ export class PublishedTrack implements ForwardSource {
     // A gap too old to repair is not NACKed (its media would reach viewers seconds late): a
     // keyframe replaces it.
     if (this.nack?.received(header.sequenceNumber, now) === 'stale' && !recovering) {
-      this.counters.recoveryKeyframeRequests++;
-      this.throttle.request();
+      this.requestRecoveryKeyframe();
     }
     const sinks = this.sinks;
     for (let i = 0; i < sinks.length; i++) sinks[i]!.forward(packet, this, now);
@@ -184,11 +180,16 @@ export class PublishedTrack implements ForwardSource {
     if (jump >= 0x8000) return false; // late or retransmitted
     this.lastSeq = seq;
     if (silentFor > this.outageMs || jump > UNREPAIRABLE_GAP) {
-      this.counters.recoveryKeyframeRequests++;
-      this.throttle.request();
+      this.requestRecoveryKeyframe();
       return true;
     }
     return false;
+  }
+
+  /** A keyframe to recover from media lost for good (an outage, a hole given up on), throttled. */
+  private requestRecoveryKeyframe(): void {
+    this.counters.recoveryKeyframeRequests++;
+    this.throttle.request();
   }
 
   private sendPli(): boolean {
