@@ -223,7 +223,10 @@ export class BrowserSession implements BenchSession {
    * Shown frames whose stamp belongs to the frame the browser reported: the staff page copies
    * the picture a moment after the frame callback, and under load the video may have moved on
    * to the next frame by then. A frame's RTP timestamp (90 kHz, from its capture time) and its
-   * stamp keep a constant offset; a pair off by more than 20 ms (over half a frame) is dropped.
+   * stamp keep a near-constant offset: the buyer page asks for a capture right after each draw,
+   * which the browser takes at its next paint (0–17 ms later). A stamp read from the following
+   * picture sits a whole frame (33 ms at 30 fps) away, so a pair off the median by more than
+   * 20 ms is dropped.
    */
   private consistentShown(): Shown[] {
     const withRtp = this.shown.filter((s) => s.rtp !== undefined);

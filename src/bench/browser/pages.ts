@@ -105,12 +105,26 @@ const CONFIG = ${JSON.stringify(config)};
 ${codeScript()}
 // Both pages read the system clock directly, on the edge of a millisecond tick, instead of
 // performance.timeOrigin: Chromium derives timeOrigin per renderer process from an offset taken
-// at process start, and two processes can disagree by several ms on a loaded machine.
+// at process start, and two processes can disagree by several ms on a loaded machine. The edge
+// is bracketed by two performance.now() readings; a bracket widened by the thread being
+// descheduled (which would put this page's clock behind by as much) is thrown away, and the
+// narrowest of several is kept.
 const EPOCH_OFFSET = (() => {
-  const t0 = Date.now();
-  let t = t0;
-  while (t === t0) t = Date.now();
-  return t - performance.now();
+  let best, width = Infinity;
+  for (let i = 0; i < 8 && width > 0.1; i++) {
+    // the tick falls after \`lo\` (read just before the last Date.now() that still gave t0)
+    // and before \`hi\`
+    let lo = performance.now(), hi;
+    const t0 = Date.now();
+    for (;;) {
+      const p = performance.now();
+      const t = Date.now();
+      hi = performance.now();
+      if (t !== t0) { if (hi - lo < width) { width = hi - lo; best = t - (lo + hi) / 2; } break; }
+      lo = p;
+    }
+  }
+  return best;
 })();
 const clock = () => EPOCH_OFFSET + performance.now();
 async function whip(kind, pc) {
@@ -194,9 +208,15 @@ function draw() {
     ctx.fillRect(CODE.x + c * CODE.cell, CODE.y + r * CODE.cell, CODE.cell, CODE.cell);
   }
   drawn.push(ts);
+  // the frame is captured now, as a camera's would be at exposure, not at the capture
+  // stream's own cadence up to a frame later: that wait is not part of the path, and it
+  // would blur the stamp-to-frame check on the staff side by a whole frame interval
+  if (track) track.requestFrame();
 }
+let track;
 draw();
-const stream = canvas.captureStream(CONFIG.fps);
+const stream = canvas.captureStream(0);
+track = stream.getVideoTracks()[0];
 const pc = new RTCPeerConnection({ iceServers: [] });
 let connectedAt;
 pc.addEventListener('connectionstatechange', () => {
