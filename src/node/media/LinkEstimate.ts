@@ -197,6 +197,13 @@ export class LinkEstimate {
 
 /** Entries of {@link LegLoss}'s ring: 8 s of a 1000-packet/s stream. */
 const SENT_RING = 8192;
+/**
+ * A loss figure covers at least this many packets the node sent, or this long: Chrome sends a
+ * receiver report with each NACK and PLI, some 5–250 ms apart, and one packet missing of the five
+ * such a report covers (a repair the node forwarded late, still on its way) read as 20 % loss.
+ */
+const MIN_SAMPLE_PACKETS = 30;
+const MAX_SAMPLE_MS = 1_000;
 
 /** One report block of a subscriber's RTCP receiver report, as werift parses it. */
 export interface ReceiverReportBlock {
@@ -216,6 +223,9 @@ export interface ReceiverReportBlock {
  * a hole wherever the publisher's uplink lost a packet; the subscriber counts those holes as lost
  * (and NACKs them in vain) although the node never sent them, so they are taken out here. The
  * report's own fraction-lost field includes them: it is used only if nothing was sent yet.
+ *
+ * Reports are summed until they cover `MIN_SAMPLE_PACKETS` sent packets or `MAX_SAMPLE_MS`; a
+ * packet a report counted lost and a later one received (it arrived late) cancels out.
  */
 export class LegLoss {
   /**
@@ -227,6 +237,8 @@ export class LegLoss {
   private readonly sentSeq = new Uint16Array(SENT_RING);
   private last: { highest: number; lost: number; at: number } | undefined;
   private first: { seq: number; at: number } | undefined;
+  /** Reports not yet turned into a figure: packets sent in them, and lost of those. */
+  private sample: { sent: number; lost: number; since: number } | undefined;
 
   /** The node sent (not resent) sequence number `seq` at `now` (> 0). */
   sent(seq: number, now: number): void {
@@ -236,8 +248,11 @@ export class LegLoss {
     this.first ??= { seq: seq & 0xffff, at: now };
   }
 
-  /** The loss (0..1) of the interval this report closes. */
-  report(block: ReceiverReportBlock, now: number): number {
+  /**
+   * The loss (0..1) on the leg since the last figure, once the reports since then cover enough;
+   * undefined until they do.
+   */
+  report(block: ReceiverReportBlock, now: number): number | undefined {
     const highest = block.highestSequence >>> 0;
     const lost = block.packetsLost & 0xffffff;
     // The first report covers everything from the first number sent (the receiver counts from
@@ -254,7 +269,7 @@ export class LegLoss {
     if (!previous) return block.fractionLost / 256;
     // 16 bits apart: some receivers (werift) report the highest number without its cycle count.
     const expected = (highest - previous.highest) & 0xffff;
-    if (expected === 0 || expected > 0x8000) return 0;
+    if (expected > 0x8000) return undefined;
     // Cumulative lost is a signed 24-bit count (late arrivals and duplicates lower it).
     const lostDelta = (((lost - previous.lost) & 0xffffff) << 8) >> 8;
     // Only numbers sent since a little before the previous report count: an older mark is from
@@ -267,8 +282,12 @@ export class LegLoss {
       const at = this.sentSeq[slot] === seq ? this.sentAt[slot]! : 0;
       if (at > 0 && at > since) sent++;
     }
-    if (sent === 0) return 0;
-    const neverSent = expected - sent;
-    return Math.min(sent, Math.max(0, lostDelta - neverSent)) / sent;
+    const sample = (this.sample ??= { sent: 0, lost: 0, since: previous.at });
+    sample.sent += sent;
+    sample.lost += lostDelta - (expected - sent);
+    if (sample.sent < MIN_SAMPLE_PACKETS && now - sample.since < MAX_SAMPLE_MS) return undefined;
+    this.sample = undefined;
+    if (sample.sent === 0) return 0;
+    return Math.min(sample.sent, Math.max(0, sample.lost)) / sample.sent;
   }
 }

@@ -503,6 +503,7 @@ export class TrackForwarder {
         if (report.ssrc !== this.sender.ssrc) continue;
         const now = performance.now();
         const loss = this.legLoss!.report(report, now);
+        if (loss === undefined) continue;
         if (this.estimate.onReceiverReport(loss, now) && loss >= HEAVY_LOSS) this.heavyLoss = true;
       }
     }
