@@ -282,7 +282,8 @@ export class LegLoss {
       const at = this.sentSeq[slot] === seq ? this.sentAt[slot]! : 0;
       if (at > 0 && at > since) sent++;
     }
-    const sample = (this.sample ??= { sent: 0, lost: 0, since: previous.at });
+    this.sample ??= { sent: 0, lost: 0, since: previous.at };
+    const sample = this.sample;
     sample.sent += sent;
     sample.lost += lostDelta - (expected - sent);
     if (sample.sent < MIN_SAMPLE_PACKETS && now - sample.since < MAX_SAMPLE_MS) return undefined;
