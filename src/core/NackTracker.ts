@@ -15,6 +15,8 @@ export interface NackTrackerOptions {
   maxGap?: number;
   /** A gap is NACKed only after it has been open this long (reordering allowance). Default 0. */
   reorderMs?: number;
+  /** Told each sequence number given up on, as `due` gives it up. */
+  onGiveUp?: (seq: number) => void;
 }
 
 export type PacketArrival = 'new' | 'duplicate' | 'recovered' | 'late';
@@ -100,6 +102,16 @@ export class NackTracker {
     return 'late';
   }
 
+  /**
+   * `seq` needs no repair (it held no media, or was rebuilt otherwise): no longer missing, and
+   * not a repair-time sample. Only for numbers at or behind the newest.
+   */
+  forget(seq: number): void {
+    if (this.highest === undefined || seqDiff(seq, this.highest) > 0) return;
+    this.seen[seq & (HISTORY - 1)] = seq;
+    this.missing.delete(seq);
+  }
+
   /** The earliest time `due` may have something to do, or undefined when nothing is missing. */
   nextDueAt(): number | undefined {
     let next: number | undefined;
@@ -120,6 +132,7 @@ export class NackTracker {
     for (const [seq, m] of this.missing) {
       if (m.tries >= this.options.maxTries || now - m.since > this.options.maxAgeMs) {
         this.missing.delete(seq);
+        this.options.onGiveUp?.(seq);
         gaveUp++;
         continue;
       }

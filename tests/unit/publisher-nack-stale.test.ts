@@ -5,10 +5,10 @@ import { PublisherNack } from '../../src/node/media/PublisherNack.ts';
 function rig() {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
   const nacked: number[] = [];
-  const gaveUp: { count: number; at: number }[] = [];
+  const gaveUp: { count: number; seqs: number[]; at: number }[] = [];
   const nack = new PublisherNack({
     send: (lost) => nacked.push(...lost),
-    onGiveUp: (count) => gaveUp.push({ count, at: performance.now() }),
+    onGiveUp: (count, seqs) => gaveUp.push({ count, seqs: [...seqs], at: performance.now() }),
   });
   const verdicts: string[] = [];
   let seq = 1000;
@@ -103,6 +103,7 @@ describe('PublisherNack after an outage', () => {
     expect(r.nacked.filter((s) => s === lost)).toHaveLength(4);
     expect(r.gaveUp).toHaveLength(1);
     expect(r.gaveUp[0]!.count).toBe(1);
+    expect(r.gaveUp[0]!.seqs).toEqual([lost & 0xffff]);
     // After its last NACK, not seconds later as a viewer's own timeout would.
     expect(r.gaveUp[0]!.at - lostAt).toBeLessThan(1_000);
     // A repaired hole is no give-up.

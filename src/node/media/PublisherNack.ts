@@ -8,7 +8,7 @@ export interface PublisherNackOptions {
    * reference media that will never come, so the caller asks for a keyframe. (Chrome as a
    * viewer asks for one itself only after 3 s without a decodable frame.)
    */
-  onGiveUp?: (count: number) => void;
+  onGiveUp?: (count: number, seqs: readonly number[]) => void;
   /** Round trip assumed until one is measured. */
   defaultRttMs?: number;
   /** A gap is NACKed once it has been open this long (reordering allowance). */
@@ -68,7 +68,9 @@ export class PublisherNack {
   private tracker: NackTracker;
   private readonly trackerOptions: ConstructorParameters<typeof NackTracker>[0];
   private readonly send: (lost: number[]) => void;
-  private readonly onGiveUp: ((count: number) => void) | undefined;
+  private readonly onGiveUp: ((count: number, seqs: readonly number[]) => void) | undefined;
+  /** Sequence numbers the tracker gave up on in the current `run`. */
+  private givenUp: number[] = [];
   private readonly staleGapMs: number;
   private readonly staleGapPackets: number;
   /** Packets given up on by trackers replaced after a stale gap, plus the stale gaps. */
@@ -91,6 +93,7 @@ export class PublisherNack {
       reorderMs: options.reorderMs ?? d.reorderMs,
       maxTries: options.maxTries ?? d.maxTries,
       maxAgeMs: options.maxAgeMs ?? d.maxAgeMs,
+      onGiveUp: (seq) => this.givenUp.push(seq),
     };
     this.tracker = new NackTracker(this.trackerOptions);
   }
@@ -141,6 +144,11 @@ export class PublisherNack {
     }
     this.arrive(seq, now);
     return 'ok';
+  }
+
+  /** `seq` needs no NACK: it held no media, or FEC rebuilt it (no round-trip sample either). */
+  forget(seq: number): void {
+    this.tracker.forget(seq);
   }
 
   close(): void {
@@ -194,9 +202,10 @@ export class PublisherNack {
     this.timerAt = Number.POSITIVE_INFINITY;
     if (this.closed) return;
     const now = performance.now();
+    this.givenUp = [];
     const { nack, gaveUp } = this.tracker.due(now);
     if (nack.length > 0) this.send(nack);
-    if (gaveUp > 0) this.onGiveUp?.(gaveUp);
+    if (gaveUp > 0) this.onGiveUp?.(gaveUp, this.givenUp);
     this.schedule(now);
   };
 }
