@@ -130,8 +130,8 @@ export class BrowserSession implements BenchSession {
     );
     this.buyerRelay = buyerRelay;
     this.staffRelay = staffRelay;
-    this.upTap = new FrameTap(() => buyerRelay.videoPts.media);
-    this.downTap = new FrameTap(() => staffRelay.videoPts.media);
+    this.upTap = new FrameTap(() => buyerRelay.videoPts);
+    this.downTap = new FrameTap(() => staffRelay.videoPts);
     const bench = await node.createCase(`bench-browser-${index}`);
     const base = {
       audio: this.options.audio ?? true,
@@ -225,8 +225,9 @@ export class BrowserSession implements BenchSession {
    * to the next frame by then. A frame's RTP timestamp (90 kHz, from its capture time) and its
    * stamp keep a near-constant offset: the buyer page asks for a capture right after each draw,
    * which the browser takes at its next paint (0–17 ms later). A stamp read from the following
-   * picture sits a whole frame (33 ms at 30 fps) away, so a pair off the median by more than
-   * 20 ms is dropped.
+   * picture sits a whole frame (33 ms at 30 fps) below its own pair's offset, and the correct
+   * offsets spread up to a paint (17 ms) above the lowest: a pair more than 8 ms under the median
+   * (or 20 ms over it) is dropped.
    */
   private consistentShown(): Shown[] {
     const withRtp = this.shown.filter((s) => s.rtp !== undefined);
@@ -243,7 +244,9 @@ export class BrowserSession implements BenchSession {
     });
     const sorted = [...offsets].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
-    const keep = new Set(withRtp.filter((_, i) => Math.abs(offsets[i]! - median) <= 20));
+    const keep = new Set(
+      withRtp.filter((_, i) => offsets[i]! - median >= -8 && offsets[i]! - median <= 20),
+    );
     this.mismatched = withRtp.length - keep.size;
     return this.shown.filter((s) => s.rtp === undefined || keep.has(s));
   }
