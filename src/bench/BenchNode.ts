@@ -85,6 +85,7 @@ const METRIC_NAMES: Record<keyof NodeCounters, string> = {
   layerSwitches: 'returncam_layer_switches_total',
   stillFrameEntries: 'returncam_still_frame_entries_total',
   recoveryKeyframeRequests: 'returncam_recovery_keyframe_requests_total',
+  fecRecovered: 'returncam_fec_recovered_packets_total',
 };
 
 /** Reads the node counters out of Prometheus text; undefined when they are not there. */
@@ -132,7 +133,7 @@ const BENCH_NODE_LOG_LEVEL: LogLevel =
   ) ?? 'error';
 
 /** A node started in this process, in a temporary data directory removed on close. */
-export async function startInProcessNode(): Promise<BenchNode> {
+export async function startInProcessNode(media?: Record<string, unknown>): Promise<BenchNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
   const config = loadNodeConfig({
     env: {},
@@ -140,6 +141,7 @@ export async function startInProcessNode(): Promise<BenchNode> {
       node: { dataDir, id: 'bench' },
       http: { port: 0, host: '127.0.0.1' },
       log: { level: BENCH_NODE_LOG_LEVEL },
+      ...(media ? { media } : {}),
     },
   });
   let node: MediaNode;

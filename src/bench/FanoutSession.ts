@@ -111,7 +111,7 @@ export class FanoutSession implements BenchSession {
       if (direction === 'up' && phase === 'egress') this.upTap?.record(packet, at);
     });
     this.buyerRelay = buyerRelay;
-    this.upTap = new FrameTap(() => buyerRelay.videoPts.media);
+    this.upTap = new FrameTap(() => buyerRelay.videoPts);
     const bench = await node.createCase(`bench-${n}`);
     this.bench = bench;
     for (let v = 0; v < count; v++) {
@@ -123,7 +123,7 @@ export class FanoutSession implements BenchSession {
           if (direction === 'down' && phase === 'ingress') tap?.record(packet, at);
         },
       );
-      tap = new FrameTap(() => relay.videoPts.media);
+      tap = new FrameTap(() => relay.videoPts);
       const staffRtt = legRttMs(profile.staff);
       const nackRetryMs = Math.max(30, Math.round(staffRtt * 1.1 + 20));
       this.viewers.push({

@@ -1,4 +1,5 @@
 import { rtpHeader } from './relay/packets.ts';
+import type { VideoPayloadTypes } from './relay/sdp.ts';
 
 interface Passage {
   seq: number;
@@ -44,14 +45,17 @@ class StreamPassages {
 export class FrameTap {
   private readonly streams = new Map<number, StreamPassages>();
 
-  constructor(private readonly videoPayloadType: () => number | undefined) {}
+  constructor(private readonly videoPayloadTypes: () => VideoPayloadTypes) {}
 
   /** Feeds a packet seen at `at` (wall clock, ms); anything but the video stream is ignored. */
   record(packet: Buffer, at: number): void {
     const header = rtpHeader(packet);
     if (!header) return;
-    const pt = this.videoPayloadType();
-    if (pt === undefined || header.payloadType !== pt) return;
+    const pts = this.videoPayloadTypes();
+    const pt = header.payloadType;
+    // RED carries FEC too, indistinguishable here (encrypted payload): a FEC packet's number
+    // is counted into the frame after it, which passes once it has.
+    if (pts.media === undefined || (pt !== pts.media && pt !== pts.red)) return;
     let stream = this.streams.get(header.ssrc);
     if (!stream) {
       stream = new StreamPassages();

@@ -60,8 +60,8 @@ export class SyntheticSession implements BenchSession {
     });
     this.buyerRelay = buyerRelay;
     this.staffRelay = staffRelay;
-    this.upTap = new FrameTap(() => buyerRelay.videoPts.media);
-    this.downTap = new FrameTap(() => staffRelay.videoPts.media);
+    this.upTap = new FrameTap(() => buyerRelay.videoPts);
+    this.downTap = new FrameTap(() => staffRelay.videoPts);
 
     // the viewer repairs its own leg: NACK about once per round trip, for long enough
     const staffRtt = legRttMs(profile.staff);

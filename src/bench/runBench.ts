@@ -27,7 +27,8 @@ import { SyntheticSession, type SyntheticSessionOptions } from './SyntheticSessi
 import { detectFreezes, percentile, renderTimeline } from './stats.ts';
 
 export type NodeChoice =
-  | { kind: 'in-process' }
+  /** `media`: settings for the node's media section (e.g. `{ publisherFec: true }`). */
+  | { kind: 'in-process'; media?: Record<string, unknown> }
   | { kind: 'process' }
   | { kind: 'remote'; url: string; token?: string; dataDir?: string }
   /** No node: clients connect to each other through the relays (the harness floor). */
@@ -137,7 +138,7 @@ export async function benchMedia(bitrateKbps: number, cacheDir?: string) {
 export async function openBenchNode(choice: NodeChoice): Promise<BenchNode | undefined> {
   switch (choice.kind) {
     case 'in-process':
-      return startInProcessNode();
+      return startInProcessNode(choice.media);
     case 'process':
       return startNodeProcess();
     case 'remote':

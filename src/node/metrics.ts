@@ -102,6 +102,12 @@ export function createMetrics(src: MetricsSources): Registry {
     'Keyframes asked of publishers after an outage or an unrepairable gap',
     () => m().recoveryKeyframeRequests,
   );
+  sourcedCounter(
+    registry,
+    'returncam_fec_recovered_packets_total',
+    'Publisher video packets lost on the way in and rebuilt from FEC (no NACK round trip)',
+    () => m().fecRecovered,
+  );
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,

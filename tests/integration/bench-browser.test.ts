@@ -42,6 +42,40 @@ describe('timestamp code drawn into frames', () => {
 });
 
 describe.skipIf(!hasChromium)('bench run --browser: headless Chromium as buyer and staff', () => {
+  it('rebuilds packets the buyer lost from its FEC, and the staff page sees none of the FEC numbers', {
+    timeout: 60_000,
+  }, async () => {
+    // Chrome adds ULPFEC (inside RED) once the node's receiver reports show loss and the round
+    // trip is over 20 ms; FEC packets share the media's sequence numbers.
+    const profile = parseProfile(
+      {
+        name: 'browser-fec-test',
+        buyer: { up: { delay: '40ms', loss: 0.04 }, down: { delay: '40ms' } },
+        staff: { up: { delay: '10ms' }, down: { delay: '10ms' } },
+      },
+      'test',
+    );
+    const r = await runBench({
+      profile,
+      sessions: 1,
+      durationMs: 12_000,
+      warmupMs: 2000,
+      node: { kind: 'in-process', media: { publisherFec: true } },
+      browser: true,
+      bitrateKbps: 500,
+    });
+    const node = r.repair.node!;
+    console.info(`browser FEC: ${JSON.stringify(r.repair)}`);
+    expect(node.fecRecovered).toBeGreaterThan(0);
+    // Every number the viewer got was media: a FEC number passed on would stay missing for good.
+    const viewer = (r.browser as { sessions: Record<string, Record<string, number>>[] })
+      .sessions[0]!.receiver!;
+    expect(viewer.framesDecoded).toBeGreaterThan(200);
+    expect(r.repair.unrepairedPackets).toBeLessThanOrEqual(3);
+    // A lost FEC packet is never resent: giving up on it asks for no keyframe.
+    expect(node.recoveryKeyframeRequests).toBe(0);
+  });
+
   it('measures camera to screen through the relays, and where the time goes', {
     timeout: 60_000,
   }, async () => {

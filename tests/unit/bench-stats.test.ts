@@ -138,7 +138,7 @@ describe('frame tap (RTP headers seen in the clear at the relay)', () => {
     );
 
   it('says when each whole frame had passed, ignoring retransmissions and other streams', () => {
-    const tap = new FrameTap(() => 96);
+    const tap = new FrameTap(() => ({ media: 96 }));
     // frame A: 65534, 65535 (marker); frame B: 0, 1, 2 (marker) across the wrap; frame C: 3 lost, 4 (marker)
     tap.record(rtp(65534, 1000, false), 10);
     tap.record(rtp(65535, 1000, true), 11);

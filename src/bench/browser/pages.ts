@@ -254,7 +254,8 @@ if (CONFIG.audio) {
   osc.start();
   pc.addTransceiver(dest.stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
 }
-const vp8 = RTCRtpSender.getCapabilities('video').codecs.filter((c) => /VP8|rtx/i.test(c.mimeType));
+// VP8, with what the buyer page's default offer carries along with it (RTX, RED, ULPFEC)
+const vp8 = RTCRtpSender.getCapabilities('video').codecs.filter((c) => /VP8|rtx|red|ulpfec/i.test(c.mimeType));
 video.setCodecPreferences(vp8);
 window.bench = {
   drawn,

@@ -114,6 +114,8 @@ export interface VideoPayloadTypes {
   media?: number;
   /** RTX payload type pointing at `media`, if negotiated. */
   rtx?: number;
+  /** RED, when negotiated: media (and FEC) then travel as RED. */
+  red?: number;
 }
 
 /** The video payload types of the first video section (VP8 preferred over H.264). */
@@ -146,5 +148,7 @@ export function videoPayloadTypes(sdp: string): VideoPayloadTypes {
   for (const [pt, target] of apt) {
     if (codecs.get(pt) === 'RTX' && target === media) rtx = pt;
   }
-  return { media, rtx };
+  let red: number | undefined;
+  for (const [pt, name] of codecs) if (name === 'RED' && red === undefined) red = pt;
+  return { media, rtx, ...(red !== undefined ? { red } : {}) };
 }

@@ -1,11 +1,14 @@
 import type { MediaStreamTrack, RTCRtpCodecParameters, RTCRtpTransceiver, RtpPacket } from 'werift';
 import type { Logger } from '../../core/log.ts';
+import { fecRecoveredPackets } from './fecReceivePath.ts';
 import { KeyframeThrottle } from './KeyframeThrottle.ts';
 import { isKeyframeStart, type KeyframeCodec, keyframeCodecOf } from './keyframes.ts';
 import { PUBLISHER_NACK_DEFAULTS, PublisherNack } from './PublisherNack.ts';
 import { RateMeter } from './RateMeter.ts';
+import { SeqCompactor } from './SeqCompactor.ts';
 import type { ForwardSource, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
+import { vp8FrameInfo } from './vp8Ids.ts';
 import { replaceNackHandler, sendGenericNack } from './werift.ts';
 import { fastReceivePath } from './weriftHotPath.ts';
 
@@ -24,6 +27,13 @@ export interface PublishedTrackOptions {
 }
 
 const DEFAULT_KEYFRAME_INTERVAL_MS = 500;
+/** What a sequence number carried, for streams with FEC (`PublishedTrack.heldNoMedia`). */
+const SEEN_RING = 1024;
+const SEEN_MEDIA = 1 << 20;
+const SEEN_FEC = 1 << 21;
+const SEEN_MARKER = 1 << 17;
+const SEEN_START = 1 << 16;
+const SEEN_LONG_PID = 1 << 18;
 const DEFAULT_OUTAGE_MS = 300;
 /** A forward jump of more sequence numbers than this cannot be repaired by NACK in time. */
 const UNREPAIRABLE_GAP = PUBLISHER_NACK_DEFAULTS.staleGapPackets;
@@ -44,6 +54,8 @@ export class PublishedTrack implements ForwardSource {
   readonly layerIndex: number;
   /** The forwarders of the subscribers receiving this track. Replaced, never mutated. */
   sinks: readonly TrackForwarder[] = [];
+  /** The recorder's listeners (`subscribeMedia`). Replaced, never mutated. */
+  private mediaListeners: readonly ((packet: RtpPacket) => void)[] = [];
   private readonly codecs = new Map<number, RTCRtpCodecParameters>();
   private readonly keyframeCodecs = new Map<number, KeyframeCodec>();
   private readonly counters: MediaCounters;
@@ -56,6 +68,18 @@ export class PublishedTrack implements ForwardSource {
   private readonly nack: PublisherNack | undefined;
   private mediaSsrc: number | undefined;
   private lastArrivalAt = Number.NEGATIVE_INFINITY;
+  /** ULPFEC payload type, when the publisher sends FEC (RED taken apart by fecReceivePath). */
+  private readonly fecPt: number | undefined;
+  /** With FEC: renumbers media without the FEC packets' sequence numbers. */
+  private readonly compactor: SeqCompactor | undefined;
+  private readonly vp8Pts = new Set<number>();
+  /** The newest media packet: whether it ended a frame, its VP8 PictureID (-1: none), timestamp. */
+  private lastMediaMarker = false;
+  private lastMediaPid = -1;
+  private lastMediaTs = -1;
+  /** With FEC: what each recent sequence number carried (`FRAME_*` bits), tagged with it. */
+  private readonly seen: Int32Array | undefined;
+  private readonly seenTags: Int32Array | undefined;
   private lastSeq = -1;
   private pliPending = false;
 
@@ -70,10 +94,20 @@ export class PublishedTrack implements ForwardSource {
       intervalMs: options.keyframeIntervalMs ?? DEFAULT_KEYFRAME_INTERVAL_MS,
       send: () => this.sendPli(),
     });
+    let fecPt: number | undefined;
     for (const codec of options.transceiver.codecs) {
       this.codecs.set(codec.payloadType, codec);
+      const mime = codec.mimeType.toLowerCase();
+      if (mime === 'video/ulpfec') fecPt = codec.payloadType;
+      if (mime === 'video/vp8') this.vp8Pts.add(codec.payloadType);
       const kf = keyframeCodecOf(codec.mimeType);
       if (kf) this.keyframeCodecs.set(codec.payloadType, kf);
+    }
+    this.fecPt = this.kind === 'video' ? fecPt : undefined;
+    this.compactor = this.fecPt === undefined ? undefined : new SeqCompactor();
+    if (this.compactor) {
+      this.seen = new Int32Array(SEEN_RING);
+      this.seenTags = new Int32Array(SEEN_RING).fill(-1);
     }
     const receiver = options.transceiver.receiver;
     if (this.kind === 'video' && receiver.nackEnabled) {
@@ -85,7 +119,12 @@ export class PublishedTrack implements ForwardSource {
           const sent = sendGenericNack(receiver, ssrc, lost);
           if (sent) reportSent(sent);
         },
-        onGiveUp: () => this.requestRecoveryKeyframe(),
+        onGiveUp: (_count, seqs) => {
+          // With FEC some numbers were FEC packets, which Chrome never resends: no keyframe for
+          // those when the frames around them turn out whole.
+          if (this.compactor && seqs.every((s) => this.heldNoMedia(s))) return;
+          this.requestRecoveryKeyframe();
+        },
       });
       // One counter per receiver: simulcast layers share it.
       if (this.layerIndex === 0) {
@@ -132,10 +171,23 @@ export class PublishedTrack implements ForwardSource {
     this.throttle.request();
   }
 
+  /**
+   * Every media packet as viewers get it: FEC packets taken out, the rest renumbered without
+   * their sequence numbers, packets rebuilt from FEC included. The packets are shared: read
+   * them, do not change them. Returns a function that unsubscribes.
+   */
+  subscribeMedia(listener: (packet: RtpPacket) => void): () => void {
+    this.mediaListeners = [...this.mediaListeners, listener];
+    return () => {
+      this.mediaListeners = this.mediaListeners.filter((l) => l !== listener);
+    };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.sinks = [];
+    this.mediaListeners = [];
     this.throttle.close();
     this.nack?.close();
     for (const off of this.unsubscribe.splice(0)) off();
@@ -146,23 +198,129 @@ export class PublishedTrack implements ForwardSource {
     const counters = this.counters;
     const now = performance.now();
     const header = packet.header;
+    const seq = header.sequenceNumber;
     counters.packetsIn++;
     counters.bytesIn += packet.payload.length;
-    this.meter.add(packet.payload.length, now);
     this.mediaSsrc = header.ssrc;
     if (this.pliPending) {
       this.pliPending = false;
       this.throttle.request();
     }
-    const recovering = this.kind === 'video' && this.watchForOutage(header.sequenceNumber, now);
-    // A gap too old to repair is not NACKed (its media would reach viewers seconds late): a
-    // keyframe replaces it.
-    if (this.nack?.received(header.sequenceNumber, now) === 'stale' && !recovering) {
+    const compactor = this.compactor;
+    if (compactor !== undefined && header.payloadType === this.fecPt) {
+      // A FEC packet (the node rebuilt what it could from it): proof the publisher sends, and
+      // a sequence number that is not media.
+      const recovering = this.watchForOutage(seq, now);
+      if (this.nack?.received(seq, now) === 'stale' && !recovering) this.requestRecoveryKeyframe();
+      this.remember(seq, SEEN_FEC);
+      const newest = compactor.newest;
+      // FEC follows the frame it protects and carries its timestamp: numbers missing between
+      // that frame's last packet and its FEC were FEC too.
+      compactor.skip(seq, () => {
+        const heldMedia = !this.lastMediaMarker || header.timestamp !== this.lastMediaTs;
+        if (!heldMedia) {
+          for (let s = (newest + 1) & 0xffff; s !== seq; s = (s + 1) & 0xffff) this.nack?.forget(s);
+        }
+        return heldMedia;
+      });
+      return;
+    }
+    this.meter.add(packet.payload.length, now);
+    const recovering = this.kind === 'video' && this.watchForOutage(seq, now);
+    if (compactor !== undefined && fecRecoveredPackets.has(packet)) {
+      this.nack?.forget(seq);
+    } else if (this.nack?.received(seq, now) === 'stale' && !recovering) {
+      // A gap too old to repair is not NACKed (its media would reach viewers seconds late): a
+      // keyframe replaces it.
       this.requestRecoveryKeyframe();
     }
+    if (compactor !== undefined) {
+      const out = this.compact(compactor, packet);
+      if (out < 0) return;
+      // werift hands each subscriber of its track a copy of the packet: this one is ours.
+      header.sequenceNumber = out;
+    }
+    const listeners = this.mediaListeners;
+    for (let i = 0; i < listeners.length; i++) listeners[i]!(packet);
     const sinks = this.sinks;
     for (let i = 0; i < sinks.length; i++) sinks[i]!.forward(packet, this, now);
   };
+
+  /**
+   * The viewers' number for a media packet of a stream with FEC, or -1 to drop it. A gap in
+   * front of the newest packet held no media when it lies between two whole VP8 frames with
+   * consecutive PictureIDs (the previous packet ended a frame, this one starts the next): it was
+   * FEC that did not arrive, which Chrome never resends, so it is not NACKed either.
+   */
+  private compact(compactor: SeqCompactor, packet: RtpPacket): number {
+    const seq = packet.header.sequenceNumber;
+    const newest = compactor.newest;
+    const isNewest =
+      newest < 0 || (((seq - newest) & 0xffff) > 0 && ((seq - newest) & 0xffff) < 0x8000);
+    let start = false;
+    let pid = -1;
+    let mask = 0;
+    if (this.vp8Pts.has(packet.header.payloadType)) {
+      ({ start, pid, mask } = vp8FrameInfo(packet.payload));
+    }
+    this.remember(
+      seq,
+      SEEN_MEDIA |
+        (packet.header.marker ? SEEN_MARKER : 0) |
+        (start ? SEEN_START : 0) |
+        (mask === 0x7fff ? SEEN_LONG_PID : 0) |
+        (pid + 1),
+    );
+    const out = compactor.media(seq, () => {
+      const heldMedia =
+        !this.lastMediaMarker ||
+        !start ||
+        pid < 0 ||
+        this.lastMediaPid < 0 ||
+        ((this.lastMediaPid + 1) & mask) !== pid;
+      if (!heldMedia) {
+        for (let s = (newest + 1) & 0xffff; s !== seq; s = (s + 1) & 0xffff) this.nack?.forget(s);
+      }
+      return heldMedia;
+    });
+    if (isNewest) {
+      this.lastMediaMarker = packet.header.marker;
+      this.lastMediaPid = pid;
+      this.lastMediaTs = packet.header.timestamp;
+    }
+    return out;
+  }
+
+  private remember(seq: number, what: number): void {
+    const i = seq & (SEEN_RING - 1);
+    this.seen![i] = what;
+    this.seenTags![i] = seq;
+  }
+
+  /**
+   * Whether a number given up on held no media: the media packets that arrived on either side
+   * of it end one VP8 frame and start the next (consecutive PictureIDs), so whatever lay between
+   * was FEC. Undecidable (too far, not VP8) counts as media.
+   */
+  private heldNoMedia(seq: number): boolean {
+    const near = (step: number): number => {
+      for (let k = 1; k <= 16; k++) {
+        const s = (seq + step * k) & 0xffff;
+        const i = s & (SEEN_RING - 1);
+        if (this.seenTags![i] !== s) continue;
+        const what = this.seen![i]!;
+        if (what & SEEN_MEDIA) return what;
+      }
+      return 0;
+    };
+    const before = near(-1);
+    const after = near(1);
+    if (!(before & SEEN_MARKER) || !(after & SEEN_START)) return false;
+    const pidBefore = (before & 0xffff) - 1;
+    const pidAfter = (after & 0xffff) - 1;
+    const mask = after & SEEN_LONG_PID ? 0x7fff : 0x7f;
+    return pidBefore >= 0 && pidAfter >= 0 && ((pidBefore + 1) & mask) === pidAfter;
+  }
 
   /**
    * Fast recovery: a long silence or an unrepairable jump asks for a keyframe right away (true

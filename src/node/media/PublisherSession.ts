@@ -1,4 +1,5 @@
 import { HttpError } from '../../core/errors.ts';
+import { redPayloadTypes, startFecReceivePath } from './fecReceivePath.ts';
 import { MediaSession } from './MediaSession.ts';
 import { PublishedTrack } from './PublishedTrack.ts';
 import type { MediaKind } from './types.ts';
@@ -15,6 +16,7 @@ export class PublisherSession extends MediaSession {
   readonly tracks: Partial<Record<MediaKind, PublishedTrack>> = {};
   /** Every video stream the publisher sends, lowest layer first (one without simulcast). */
   readonly videoLayers: PublishedTrack[] = [];
+  private stopFec: (() => void) | undefined;
 
   /** The publisher's streams of `kind`, lowest first. */
   layers(kind: MediaKind): readonly PublishedTrack[] {
@@ -68,6 +70,12 @@ export class PublisherSession extends MediaSession {
       this.tracks[kind] = published;
       if (kind === 'video') this.videoLayers.push(published);
     }
+    const fec = this.stopFec === undefined ? redPayloadTypes(this.pc) : undefined;
+    if (fec) {
+      this.stopFec = startFecReceivePath(this.pc, fec, (count) => {
+        this.counters.fecRecovered += count;
+      });
+    }
     if (!this.tracks.audio && !this.tracks.video) {
       throw new HttpError(
         400,
@@ -83,6 +91,8 @@ export class PublisherSession extends MediaSession {
   }
 
   protected override onClose(): void {
+    this.stopFec?.();
+    this.stopFec = undefined;
     this.tracks.audio?.close();
     for (const layer of this.videoLayers) layer.close();
   }

@@ -3,6 +3,7 @@ import type { MediaStreamTrack } from 'werift';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import type { MediaSession, MediaSessionTimeouts } from './MediaSession.ts';
+import type { PublishedTrack } from './PublishedTrack.ts';
 import { PublisherSession } from './PublisherSession.ts';
 import { Room } from './Room.ts';
 import { SafeEvent } from './SafeEvent.ts';
@@ -29,8 +30,10 @@ export interface RoomManagerOptions {
 
 export interface TrackPublishedInfo extends SessionInfo {
   kind: MediaKind;
-  /** werift's remote track: subscribe to `onReceiveRtp` to record (do not mutate the packets). */
+  /** werift's remote track (its codec). */
   track: MediaStreamTrack;
+  /** The node's stream of it: `subscribeMedia` to record (FEC taken out, rebuilt packets in). */
+  published: PublishedTrack;
 }
 
 export interface SessionAnswer {
@@ -87,7 +90,7 @@ export class RoomManager {
     for (const kind of ['audio', 'video'] as const) {
       const published = session.tracks[kind];
       if (published) {
-        this.onTrackPublished.execute({ ...session.info, kind, track: published.track });
+        this.onTrackPublished.execute({ ...session.info, kind, track: published.track, published });
       }
     }
     return { sessionId: session.sessionId, answerSdp };

@@ -24,6 +24,8 @@ export interface MediaOptions {
    * Defaults: {@link DEFAULT_MAX_BITRATE_KBPS}.
    */
   maxBitrateKbps?: Partial<Record<Role, number>>;
+  /** Negotiate RED + ULPFEC with publishers and rebuild lost video from it (default false). */
+  publisherFec?: boolean;
 }
 
 /** Video ceilings per publishing role when the configuration names none, kbit/s. */
@@ -79,6 +81,8 @@ export interface MediaCounters {
   stillFrameEntries: number;
   /** Keyframes asked of publishers because packets resumed after an outage or an unrepairable gap. */
   recoveryKeyframeRequests: number;
+  /** Publisher video packets lost on the way in and rebuilt from ULPFEC, without a NACK. */
+  fecRecovered: number;
 }
 
 export function createMediaCounters(): MediaCounters {
@@ -95,6 +99,7 @@ export function createMediaCounters(): MediaCounters {
     layerSwitches: 0,
     stillFrameEntries: 0,
     recoveryKeyframeRequests: 0,
+    fecRecovered: 0,
   };
 }
 

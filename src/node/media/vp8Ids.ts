@@ -50,6 +50,17 @@ function readPid(payload: Uint8Array, f: Fields): number {
     : payload[f.pid]! & PID_MASK_7;
 }
 
+/**
+ * What a VP8 packet says of its frame (RFC 7741 §4.2): whether it starts one (S bit, partition
+ * 0) and the frame's PictureID (-1 when absent) with its mask (0x7fff or 0x7f).
+ */
+export function vp8FrameInfo(payload: Uint8Array): { start: boolean; pid: number; mask: number } {
+  const start = payload.length > 0 && (payload[0]! & 0x1f) === 0x10;
+  const f = fieldsOf(payload);
+  if (!f || f.pid < 0) return { start, pid: -1, mask: 0 };
+  return { start, pid: readPid(payload, f), mask: f.long ? PID_MASK_15 : PID_MASK_7 };
+}
+
 /** `a` is newer than `b` in a `mask + 1` numbering space (half the space ahead). */
 function ahead(a: number, b: number, mask: number): boolean {
   const d = (a - b) & mask;

@@ -164,6 +164,14 @@ export function peerConfig(
         vp8Codec({ rtcpFeedback: videoFeedback(direction) }),
         h264Codec({ rtcpFeedback: videoFeedback(direction) }),
         new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 }),
+        // Publishers: RED with ULPFEC (Chrome adds FEC once the node's reports show loss), rebuilt
+        // by the node (fecReceivePath.ts). Viewers get plain VP8/H.264: FEC is not forwarded.
+        ...(direction === 'publish' && options.publisherFec === true
+          ? [
+              new RTCRtpCodecParameters({ mimeType: 'video/red', clockRate: 90000 }),
+              new RTCRtpCodecParameters({ mimeType: 'video/ulpfec', clockRate: 90000 }),
+            ]
+          : []),
       ],
     },
     headerExtensions: {
@@ -182,27 +190,28 @@ export function peerConfig(
 /** werift's RTP router (private in its typings): every RTP packet of a connection passes `routeRtp`. */
 interface RouterInternals {
   routeRtp: (packet: RtpPacket) => void;
-  __rtpTaps?: ((packet: RtpPacket) => void)[];
+  __rtpTaps?: RtpTap[];
 }
+
+/** Sees (and may rewrite) a packet before werift routes it; `false` drops it. */
+export type RtpTap = (packet: RtpPacket) => unknown;
 
 /**
  * Calls `tap` with every RTP packet the connection receives, on every SSRC (audio, video, RTX,
- * simulcast layers), before werift routes it. Returns a function that removes the tap.
+ * simulcast layers), before werift routes it, in the order the taps were added. A tap may
+ * rewrite the packet, or return `false` to drop it. Returns a function that removes the tap.
  */
-export function tapIncomingRtp(
-  pc: RTCPeerConnection,
-  tap: (packet: RtpPacket) => void,
-): () => void {
+export function tapIncomingRtp(pc: RTCPeerConnection, tap: RtpTap): () => void {
   const router = (pc as unknown as { router: RouterInternals }).router;
   if (!router.__rtpTaps) {
-    const taps: ((packet: RtpPacket) => void)[] = [];
+    const taps: RtpTap[] = [];
     const route = router.routeRtp;
     router.routeRtp = (packet) => {
       for (let i = 0; i < taps.length; i++) {
         try {
-          taps[i]!(packet);
+          if (taps[i]!(packet) === false) return;
         } catch {
-          // A tap never stops the packet from being routed.
+          // A tap that throws does not stop the packet from being routed.
         }
       }
       route(packet);

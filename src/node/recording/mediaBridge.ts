@@ -15,14 +15,14 @@ function publisherOf(rooms: RoomManager, ref: { caseId: string; role: string; se
 
 /** A werift published track as the recorder's source. Packets are read, never changed. */
 export function trackSource(rooms: RoomManager, info: TrackPublishedInfo): PublishedTrackInfo {
-  const { track } = info;
+  const { track, published } = info;
   const fallback = info.kind === 'audio' ? 'audio/opus' : 'video/VP8';
   const source: TrackSource = {
     kind: info.kind,
     mimeType: track.codec?.mimeType ?? fallback,
     codecOf: (pt) => publisherOf(rooms, info)?.tracks[info.kind]?.codecFor(pt)?.mimeType,
     subscribe(listener) {
-      const sub = track.onReceiveRtp.subscribe((p: RtpPacket) => {
+      return published.subscribeMedia((p: RtpPacket) => {
         const h = p.header;
         listener({
           sequenceNumber: h.sequenceNumber,
@@ -32,7 +32,6 @@ export function trackSource(rooms: RoomManager, info: TrackPublishedInfo): Publi
           payload: p.payload,
         });
       });
-      return () => sub.unSubscribe();
     },
   };
   return {

@@ -78,7 +78,7 @@ function stream(info: TrackPublishedInfo): void {
     writer: new PacketBatchWriter(),
     stop: () => {},
   };
-  const sub = track.onReceiveRtp.subscribe((p: RtpPacket) => {
+  const unsubscribe = info.published.subscribeMedia((p: RtpPacket) => {
     const h = p.header;
     const w = entry.writer;
     if (!w.add(h.sequenceNumber, h.timestamp, h.marker, h.payloadType, p.payload)) {
@@ -87,7 +87,7 @@ function stream(info: TrackPublishedInfo): void {
     }
     if (w.full) flush([entry]);
   });
-  entry.stop = () => sub.unSubscribe();
+  entry.stop = unsubscribe;
   const list = streamed.get(info.sessionId) ?? [];
   list.push(entry);
   streamed.set(info.sessionId, list);
