@@ -13,7 +13,10 @@ function publisherOf(rooms: RoomManager, ref: { caseId: string; role: string; se
   return rooms.publisher(ref.caseId, ref.role as Role, ref.sessionId);
 }
 
-/** A werift published track as the recorder's source. Packets are read, never changed. */
+/**
+ * A published track as the recorder's source: the node's stream of it (FEC taken out, rebuilt
+ * packets in, `PublishedTrack.subscribeMedia`). Packets are read, never changed.
+ */
 export function trackSource(rooms: RoomManager, info: TrackPublishedInfo): PublishedTrackInfo {
   const { track, published } = info;
   const fallback = info.kind === 'audio' ? 'audio/opus' : 'video/VP8';
