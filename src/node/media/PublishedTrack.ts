@@ -237,7 +237,8 @@ export class PublishedTrack implements ForwardSource {
     if (compactor !== undefined) {
       const out = this.compact(compactor, packet);
       if (out < 0) return;
-      // werift hands each subscriber of its track a copy of the packet: this one is ours.
+      // werift clones each packet for its track's subscribers, of which this is the only one
+      // (the recorder reads through subscribeMedia): the copy is ours to renumber.
       header.sequenceNumber = out;
     }
     const listeners = this.mediaListeners;
