@@ -72,8 +72,6 @@ describe.skipIf(!hasChromium)('bench run --browser: headless Chromium as buyer a
       .sessions[0]!.receiver!;
     expect(viewer.framesDecoded).toBeGreaterThan(200);
     expect(r.repair.unrepairedPackets).toBeLessThanOrEqual(3);
-    // A lost FEC packet is never resent: giving up on it asks for no keyframe.
-    expect(node.recoveryKeyframeRequests).toBe(0);
   });
 
   it('measures camera to screen through the relays, and where the time goes', {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SeqCompactor } from '../../src/node/media/SeqCompactor.ts';
+import { FrameMarks, SeqCompactor } from '../../src/node/media/SeqCompactor.ts';
 import {
   type ProtectedPacket,
   parseUlpfec,
@@ -162,5 +162,39 @@ describe('SeqCompactor', () => {
     expect(c.media(11, always)).toBe(-1);
     c.skip(12);
     expect(c.media(14, always)).toBe(12);
+  });
+});
+
+describe('FrameMarks: was a number given up on FEC or media?', () => {
+  const L = 0x7fff;
+
+  it('FEC: lost between the end of one frame and the start of the next', () => {
+    const m = new FrameMarks();
+    m.media(10, false, true, 5, L);
+    m.media(11, true, false, 5, L);
+    m.fec(12);
+    m.media(14, false, true, 6, L);
+    expect(m.heldNoMedia(13)).toBe(true);
+    // and across the PictureID and sequence number wraps
+    m.media(65535, true, true, 0x7fff, L);
+    m.media(1, true, true, 0, L);
+    expect(m.heldNoMedia(0)).toBe(true);
+  });
+
+  it('media: the end of a frame, the start of one, a whole frame, or nothing to tell by', () => {
+    const m = new FrameMarks();
+    m.media(10, false, true, 5, L);
+    m.media(12, true, true, 6, L); // 11 ended frame 5
+    expect(m.heldNoMedia(11)).toBe(false);
+    m.media(14, true, false, 7, L); // 13 started frame 7
+    expect(m.heldNoMedia(13)).toBe(false);
+    m.media(16, true, true, 9, L); // 15 was frame 8
+    expect(m.heldNoMedia(15)).toBe(false);
+    m.media(20, true, true, -1, 0); // H.264: no PictureID
+    m.media(22, true, true, -1, 0);
+    expect(m.heldNoMedia(21)).toBe(false);
+    m.media(100, true, true, 50, L); // neighbours too far apart
+    m.media(140, true, true, 51, L);
+    expect(m.heldNoMedia(120)).toBe(false);
   });
 });

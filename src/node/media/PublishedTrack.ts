@@ -5,7 +5,7 @@ import { KeyframeThrottle } from './KeyframeThrottle.ts';
 import { isKeyframeStart, type KeyframeCodec, keyframeCodecOf } from './keyframes.ts';
 import { PUBLISHER_NACK_DEFAULTS, PublisherNack } from './PublisherNack.ts';
 import { RateMeter } from './RateMeter.ts';
-import { SeqCompactor } from './SeqCompactor.ts';
+import { FrameMarks, SeqCompactor } from './SeqCompactor.ts';
 import type { ForwardSource, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
 import { vp8FrameInfo } from './vp8Ids.ts';
@@ -27,13 +27,6 @@ export interface PublishedTrackOptions {
 }
 
 const DEFAULT_KEYFRAME_INTERVAL_MS = 500;
-/** What a sequence number carried, for streams with FEC (`PublishedTrack.heldNoMedia`). */
-const SEEN_RING = 1024;
-const SEEN_MEDIA = 1 << 20;
-const SEEN_FEC = 1 << 21;
-const SEEN_MARKER = 1 << 17;
-const SEEN_START = 1 << 16;
-const SEEN_LONG_PID = 1 << 18;
 const DEFAULT_OUTAGE_MS = 300;
 /** A forward jump of more sequence numbers than this cannot be repaired by NACK in time. */
 const UNREPAIRABLE_GAP = PUBLISHER_NACK_DEFAULTS.staleGapPackets;
@@ -77,9 +70,8 @@ export class PublishedTrack implements ForwardSource {
   private lastMediaMarker = false;
   private lastMediaPid = -1;
   private lastMediaTs = -1;
-  /** With FEC: what each recent sequence number carried (`FRAME_*` bits), tagged with it. */
-  private readonly seen: Int32Array | undefined;
-  private readonly seenTags: Int32Array | undefined;
+  /** With FEC: what each recent sequence number carried, to judge numbers given up on. */
+  private readonly marks: FrameMarks | undefined;
   private lastSeq = -1;
   private pliPending = false;
 
@@ -105,10 +97,7 @@ export class PublishedTrack implements ForwardSource {
     }
     this.fecPt = this.kind === 'video' ? fecPt : undefined;
     this.compactor = this.fecPt === undefined ? undefined : new SeqCompactor();
-    if (this.compactor) {
-      this.seen = new Int32Array(SEEN_RING);
-      this.seenTags = new Int32Array(SEEN_RING).fill(-1);
-    }
+    this.marks = this.compactor ? new FrameMarks() : undefined;
     const receiver = options.transceiver.receiver;
     if (this.kind === 'video' && receiver.nackEnabled) {
       const reportSent = replaceNackHandler(receiver);
@@ -122,7 +111,8 @@ export class PublishedTrack implements ForwardSource {
         onGiveUp: (_count, seqs) => {
           // With FEC some numbers were FEC packets, which Chrome never resends: no keyframe for
           // those when the frames around them turn out whole.
-          if (this.compactor && seqs.every((s) => this.heldNoMedia(s))) return;
+          const marks = this.marks;
+          if (marks && seqs.every((s) => marks.heldNoMedia(s))) return;
           this.requestRecoveryKeyframe();
         },
       });
@@ -212,7 +202,7 @@ export class PublishedTrack implements ForwardSource {
       // a sequence number that is not media.
       const recovering = this.watchForOutage(seq, now);
       if (this.nack?.received(seq, now) === 'stale' && !recovering) this.requestRecoveryKeyframe();
-      this.remember(seq, SEEN_FEC);
+      this.marks!.fec(seq);
       const newest = compactor.newest;
       // FEC follows the frame it protects and carries its timestamp: numbers missing between
       // that frame's last packet and its FEC were FEC too.
@@ -264,14 +254,7 @@ export class PublishedTrack implements ForwardSource {
     if (this.vp8Pts.has(packet.header.payloadType)) {
       ({ start, pid, mask } = vp8FrameInfo(packet.payload));
     }
-    this.remember(
-      seq,
-      SEEN_MEDIA |
-        (packet.header.marker ? SEEN_MARKER : 0) |
-        (start ? SEEN_START : 0) |
-        (mask === 0x7fff ? SEEN_LONG_PID : 0) |
-        (pid + 1),
-    );
+    this.marks!.media(seq, packet.header.marker, start, pid, mask);
     const out = compactor.media(seq, () => {
       const heldMedia =
         !this.lastMediaMarker ||
@@ -290,37 +273,6 @@ export class PublishedTrack implements ForwardSource {
       this.lastMediaTs = packet.header.timestamp;
     }
     return out;
-  }
-
-  private remember(seq: number, what: number): void {
-    const i = seq & (SEEN_RING - 1);
-    this.seen![i] = what;
-    this.seenTags![i] = seq;
-  }
-
-  /**
-   * Whether a number given up on held no media: the media packets that arrived on either side
-   * of it end one VP8 frame and start the next (consecutive PictureIDs), so whatever lay between
-   * was FEC. Undecidable (too far, not VP8) counts as media.
-   */
-  private heldNoMedia(seq: number): boolean {
-    const near = (step: number): number => {
-      for (let k = 1; k <= 16; k++) {
-        const s = (seq + step * k) & 0xffff;
-        const i = s & (SEEN_RING - 1);
-        if (this.seenTags![i] !== s) continue;
-        const what = this.seen![i]!;
-        if (what & SEEN_MEDIA) return what;
-      }
-      return 0;
-    };
-    const before = near(-1);
-    const after = near(1);
-    if (!(before & SEEN_MARKER) || !(after & SEEN_START)) return false;
-    const pidBefore = (before & 0xffff) - 1;
-    const pidAfter = (after & 0xffff) - 1;
-    const mask = after & SEEN_LONG_PID ? 0x7fff : 0x7f;
-    return pidBefore >= 0 && pidAfter >= 0 && ((pidBefore + 1) & mask) === pidAfter;
   }
 
   /**

@@ -89,3 +89,68 @@ export class SeqCompactor {
     this.slots[i] = value;
   }
 }
+
+const MARKS = 1024;
+const MEDIA = 1 << 20;
+const FEC = 1 << 21;
+const LONG_PID = 1 << 18;
+const MARKER = 1 << 17;
+const START = 1 << 16;
+
+/**
+ * What each recent sequence number of a stream with FEC carried: FEC, or media with its VP8
+ * frame marks (ends a frame, starts one, PictureID). Tells a number given up on that held no
+ * media (FEC, which Chrome never resends) from lost media, which needs a keyframe.
+ */
+export class FrameMarks {
+  private readonly marks = new Int32Array(MARKS);
+  private readonly tags = new Int32Array(MARKS).fill(-1);
+
+  fec(seq: number): void {
+    this.set(seq, FEC);
+  }
+
+  /** A media packet; `pid` -1 when it has no PictureID, `mask` 0x7fff or 0x7f. */
+  media(seq: number, marker: boolean, start: boolean, pid: number, mask: number): void {
+    this.set(
+      seq,
+      MEDIA |
+        (marker ? MARKER : 0) |
+        (start ? START : 0) |
+        (mask === 0x7fff ? LONG_PID : 0) |
+        ((pid + 1) & 0xffff),
+    );
+  }
+
+  /**
+   * Whether `seq` held no media: the nearest media packets that arrived on either side of it
+   * (within 16 numbers) end one VP8 frame and start the next, with consecutive PictureIDs, so
+   * whatever lay between was not media. Undecidable (too far, no PictureID) counts as media.
+   */
+  heldNoMedia(seq: number): boolean {
+    const before = this.nearestMedia(seq, -1);
+    const after = this.nearestMedia(seq, 1);
+    if (!(before & MARKER) || !(after & START)) return false;
+    const pidBefore = (before & 0xffff) - 1;
+    const pidAfter = (after & 0xffff) - 1;
+    const mask = after & LONG_PID ? 0x7fff : 0x7f;
+    return pidBefore >= 0 && pidAfter >= 0 && ((pidBefore + 1) & mask) === pidAfter;
+  }
+
+  private nearestMedia(seq: number, step: number): number {
+    for (let k = 1; k <= 16; k++) {
+      const s = (seq + step * k) & 0xffff;
+      const i = s & (MARKS - 1);
+      if (this.tags[i] !== s) continue;
+      const mark = this.marks[i]!;
+      if (mark & MEDIA) return mark;
+    }
+    return 0;
+  }
+
+  private set(seq: number, mark: number): void {
+    const i = seq & (MARKS - 1);
+    this.marks[i] = mark;
+    this.tags[i] = seq;
+  }
+}
