@@ -750,6 +750,28 @@ describe('a viewer on a clean link of a lossy publisher', () => {
   });
 });
 
+describe('LegLoss after an outage of the viewer link', () => {
+  it('does not charge the outage to the report after one sent before the first packet returned', () => {
+    const leg = new LegLoss();
+    let seq = 0;
+    const send = (from: number, to: number) => {
+      for (let t = from; t < to; t += 20) leg.sent(seq++, t);
+    };
+    send(1, 4_000);
+    leg.report({ ssrc: 1, fractionLost: 0, packetsLost: 0, highestSequence: seq - 1 }, 4_000);
+    const before = seq - 1;
+    send(4_000, 7_000); // the viewer's link is down: 150 packets sent, none received
+    // A report as the link returns, before any packet has: nothing new received.
+    leg.report({ ssrc: 1, fractionLost: 0, packetsLost: 0, highestSequence: before }, 7_010);
+    send(7_000, 8_000); // all 50 received; the 150 of the outage now count as lost
+    const loss = leg.report(
+      { ssrc: 1, fractionLost: 191, packetsLost: 150, highestSequence: seq - 1 },
+      8_010,
+    );
+    expect(loss).toBe(0);
+  });
+});
+
 describe('LegLoss over a long call', () => {
   it('keeps counting only what was sent after the sequence space and its ring wrapped many times', () => {
     const leg = new LegLoss();

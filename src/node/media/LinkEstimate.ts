@@ -203,6 +203,8 @@ const SENT_RING = 8192;
  * such a report covers (a repair the node forwarded late, still on its way) read as 20 % loss.
  */
 const MIN_SAMPLE_PACKETS = 30;
+/** Receivers report at least about once a second; a longer gap means their link was down. */
+const REPORT_SILENCE_MS = 2_000;
 const MAX_SAMPLE_MS = 1_000;
 
 /** One report block of a subscriber's RTCP receiver report, as werift parses it. */
@@ -237,6 +239,8 @@ export class LegLoss {
   private readonly sentSeq = new Uint16Array(SENT_RING);
   private last: { highest: number; lost: number; at: number } | undefined;
   private first: { seq: number; at: number } | undefined;
+  /** Numbers sent before this (ms) are not counted: they went out before a report silence. */
+  private horizon = Number.NEGATIVE_INFINITY;
   /** Reports not yet turned into a figure: packets sent in them, and lost of those. */
   private sample: { sent: number; lost: number; since: number } | undefined;
 
@@ -274,7 +278,11 @@ export class LegLoss {
     const lostDelta = (((lost - previous.lost) & 0xffffff) << 8) >> 8;
     // Only numbers sent since a little before the previous report count: an older mark is from
     // a previous lap of the 16-bit space.
-    const since = previous.at - 5_000;
+    const since = Math.max(previous.at - 5_000, this.horizon);
+    // A report after a silence (the viewer's link was down) sets a horizon for the next ones:
+    // what went out before it is the outage's, which this report may not show yet (sent as the
+    // link returned, before any packet did) and the next would charge to the link as it is now.
+    if (now - previous.at > REPORT_SILENCE_MS) this.horizon = now;
     let sent = 0;
     for (let i = 1; i <= expected; i++) {
       const seq = (previous.highest + i) & 0xffff;
