@@ -66,9 +66,8 @@ export class PublishedTrack implements ForwardSource {
   /** With FEC: renumbers media without the FEC packets' sequence numbers. */
   private readonly compactor: SeqCompactor | undefined;
   private readonly vp8Pts = new Set<number>();
-  /** The newest media packet: whether it ended a frame, its VP8 PictureID (-1: none), timestamp. */
+  /** The newest media packet: whether it ended a frame, and its timestamp. */
   private lastMediaMarker = false;
-  private lastMediaPid = -1;
   private lastMediaTs = -1;
   /** With FEC: what each recent sequence number carried, to judge numbers given up on. */
   private readonly marks: FrameMarks | undefined;
@@ -208,9 +207,7 @@ export class PublishedTrack implements ForwardSource {
       // that frame's last packet and its FEC were FEC too.
       compactor.skip(seq, () => {
         const heldMedia = !this.lastMediaMarker || header.timestamp !== this.lastMediaTs;
-        if (!heldMedia) {
-          for (let s = (newest + 1) & 0xffff; s !== seq; s = (s + 1) & 0xffff) this.nack?.forget(s);
-        }
+        if (!heldMedia) this.forgetBetween(newest, seq);
         return heldMedia;
       });
       return;
@@ -256,23 +253,21 @@ export class PublishedTrack implements ForwardSource {
     }
     this.marks!.media(seq, packet.header.marker, start, pid, mask);
     const out = compactor.media(seq, () => {
-      const heldMedia =
-        !this.lastMediaMarker ||
-        !start ||
-        pid < 0 ||
-        this.lastMediaPid < 0 ||
-        ((this.lastMediaPid + 1) & mask) !== pid;
-      if (!heldMedia) {
-        for (let s = (newest + 1) & 0xffff; s !== seq; s = (s + 1) & 0xffff) this.nack?.forget(s);
-      }
+      // the gap's first number stands for all of it: the same packets lie on either side
+      const heldMedia = !this.marks!.heldNoMedia((newest + 1) & 0xffff);
+      if (!heldMedia) this.forgetBetween(newest, seq);
       return heldMedia;
     });
     if (isNewest) {
       this.lastMediaMarker = packet.header.marker;
-      this.lastMediaPid = pid;
       this.lastMediaTs = packet.header.timestamp;
     }
     return out;
+  }
+
+  /** No NACK for the numbers strictly between `from` and `to`: they held no media. */
+  private forgetBetween(from: number, to: number): void {
+    for (let s = (from + 1) & 0xffff; s !== to; s = (s + 1) & 0xffff) this.nack?.forget(s);
   }
 
   /**
