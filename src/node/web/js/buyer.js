@@ -320,10 +320,10 @@ function startPublisher() {
     token,
     iceServers: info.iceServers,
     setup: (pc) => {
-      for (const track of localStream.getTracks()) {
-        if (track.kind === 'video') track.contentHint = 'detail';
-        addSendTransceiver(pc, track);
-      }
+      // No contentHint on the camera: Chrome takes 'detail' (and 'text') for a screen share and
+      // encodes it so. On a 3G uplink that held the top simulcast layer at its minimum rate and
+      // 6-10 fps, and switched it off for seconds at a time (tests/browser/publisher-bwe.test.ts).
+      for (const track of localStream.getTracks()) addSendTransceiver(pc, track);
     },
     onState: (s) => {
       state.publish = s;
@@ -514,7 +514,6 @@ async function flipCamera() {
     }
   }
   const track = fresh.getVideoTracks()[0];
-  track.contentHint = 'detail';
   if (old) localStream.removeTrack(old);
   localStream.addTrack(track);
   await sender?.replaceTrack(track).catch(() => publisher?.restart());
