@@ -168,7 +168,11 @@ export const nodeConfigSchema = z.strictObject({
       retentionDays: z.number().int().min(0).default(180),
       /** How often the node applies retention by itself; 0 leaves it to `returncam rec prune`. */
       pruneInterval: duration.default(0),
-      /** How long a gap in a publisher's video waits for a retransmission before its frame is given up. */
+      /**
+       * How long a gap in a publisher's video waits at least for a retransmission before its frame
+       * is given up (and a keyframe asked for). Over a long round trip to the publisher it waits
+       * 2.5 measured round trips, up to 1 s.
+       */
       nackWait: duration
         .default(300)
         .refine((ms) => ms >= 20 && ms <= 2000, 'use between 20ms and 2s'),

@@ -25,10 +25,14 @@ type Listener = (p: RtpIn & { payloadType?: number }) => void;
 /** A published track the test drives by hand. */
 class FakeTrack implements TrackSource {
   listener: Listener | undefined;
+  repairRoundTripMs?: () => number | undefined;
   constructor(
     readonly kind: 'audio' | 'video',
     readonly mimeType: string,
-  ) {}
+    roundTripMs?: number,
+  ) {
+    if (roundTripMs !== undefined) this.repairRoundTripMs = () => roundTripMs;
+  }
   subscribe(l: Listener) {
     this.listener = l;
     return () => {
@@ -106,12 +110,18 @@ afterEach(() => {
 /** Feeds timed packets through a session recorder on a fake clock, ticking every 50 ms. */
 async function record(
   timed: Timed[],
-  opts: { io?: RecordingFileIo; flushBytes?: number; onFailed?: (e: Error) => void } = {},
+  opts: {
+    io?: RecordingFileIo;
+    flushBytes?: number;
+    onFailed?: (e: Error) => void;
+    /** The publisher's repair round trip the node reports, ms. */
+    roundTripMs?: number;
+  } = {},
 ) {
   let now = 1_000_000;
   const keyframes: number[] = [];
   const tracks = {
-    video: new FakeTrack('video', 'video/VP8'),
+    video: new FakeTrack('video', 'video/VP8', opts.roundTripMs),
     audio: new FakeTrack('audio', 'audio/opus'),
   };
   const rec = new SessionRecorder({
@@ -183,6 +193,31 @@ describe('session recorder', () => {
     expect(video.framesLost).toBeGreaterThan(0); // some losses were never repaired
     expect(d.audioEnd).toBeGreaterThan(2.9);
     expect(d.videoEnd).toBeGreaterThan(2);
+  });
+
+  /** Every 40th video packet lost and repaired 450 ms later (one NACK round trip of 400 ms). */
+  const repairedLate = (): Timed[] => {
+    let n = 0;
+    return packets().map((t) =>
+      t.kind === 'video' && ++n % 40 === 0 ? { ...t, at: t.at + 450 } : t,
+    );
+  };
+
+  it('over a 3G round trip a gap waits for its retransmission: nothing given up, no keyframe asked', async () => {
+    const { result, keyframes } = await record(repairedLate(), { roundTripMs: 400 });
+    const video = result.tracks.find((t) => t.kind === 'video')!;
+    expect(video.framesLost).toBe(0);
+    expect(keyframes).toEqual([]);
+    const rec = await library.finish('r1', result);
+    const d = await decode(join(dir, rec.path));
+    expect(d.errors).toBe('');
+    expect(d.videoFrames).toBe(frames.filter((f) => f.track === 1).length);
+  });
+
+  it('with no round trip measured, the configured wait gives the same gaps up and asks for keyframes', async () => {
+    const { result, keyframes } = await record(repairedLate());
+    expect(result.tracks.find((t) => t.kind === 'video')!.framesLost).toBeGreaterThan(0);
+    expect(keyframes.length).toBeGreaterThan(0);
   });
 
   it('a full disk stops the recording cleanly: what was written plays and the recording is truncated', async () => {

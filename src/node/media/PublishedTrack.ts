@@ -149,6 +149,14 @@ export class PublishedTrack implements ForwardSource {
     return codec !== undefined && isKeyframeStart(packet.payload, codec);
   }
 
+  /**
+   * The round trip of a repair from the publisher (first NACK to retransmission), ms; undefined
+   * before one is measured, or without NACK.
+   */
+  get repairRoundTripMs(): number | undefined {
+    return this.nack?.roundTripMs;
+  }
+
   /** Measured bitrate over the last second (RTP payload), bit/s. */
   bitrate(now: number): number {
     return this.meter.bitsPerSecond(now);

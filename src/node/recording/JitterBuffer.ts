@@ -71,7 +71,7 @@ export class JitterBuffer {
     resets: 0,
   };
   private readonly rules: CodecRules;
-  private readonly deadlineMs: number;
+  private deadlineMs: number;
   private readonly maxPackets: number;
   private readonly packets = new Map<number, Pkt>();
   private next: number | undefined;
@@ -85,6 +85,16 @@ export class JitterBuffer {
     this.deadlineMs = options.deadlineMs;
     this.maxPackets = options.maxPackets ?? 2000;
     this.needKeyframe = options.rules.kind === 'video';
+  }
+
+  /** How long a gap waits for a retransmission now, ms. */
+  get deadline(): number {
+    return this.deadlineMs;
+  }
+
+  /** Changes how long a gap waits (the round trip to the publisher changed). */
+  setDeadline(ms: number): void {
+    this.deadlineMs = ms;
   }
 
   /** Packets waiting for their frame to complete. */

@@ -1,5 +1,6 @@
 import { errorMessage } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
+import { PUBLISHER_NACK_DEFAULTS } from '../media/PublisherNack.ts';
 import { type CodecRules, rulesFor } from './codecs.ts';
 import {
   type BufferedFrame,
@@ -20,6 +21,11 @@ export interface TrackSource {
   codecOf?: (payloadType: number) => string | undefined;
   /** Delivers packets; returns the function that stops delivery. Packets must not be changed. */
   subscribe(listener: (packet: RtpIn & { payloadType?: number }) => void): () => void;
+  /**
+   * The publisher's repair round trip (NACK to retransmission) as the node measures it, ms:
+   * video gaps wait long enough for a retransmission to arrive over it.
+   */
+  repairRoundTripMs?: () => number | undefined;
 }
 
 export interface SessionRecorderOptions {
@@ -99,6 +105,26 @@ interface Queued {
 const TICK_MS = 50;
 
 /**
+ * A repair that needed one retry reaches the node about 2.2 round trips after its packet was due
+ * (first NACK after 15 ms, the retry 1.2 round trips later): a gap waits a little longer than
+ * that, but never past the node's own NACKing of it.
+ */
+const GAP_WAIT_ROUND_TRIPS = 2.5;
+const GAP_WAIT_MAX_MS = PUBLISHER_NACK_DEFAULTS.maxAgeMs;
+
+/**
+ * How long a video gap waits for its retransmission: `configuredMs` (`recording.nackWait`), or
+ * longer on a long round trip to the publisher. Given up sooner, the recorder asked the publisher
+ * for a keyframe for a packet that was still on its way: on a 3G uplink each such keyframe held
+ * up the frames behind it long enough to freeze the live viewers too.
+ */
+export function gapWaitMs(configuredMs: number, roundTripMs: number | undefined): number {
+  if (roundTripMs === undefined || !Number.isFinite(roundTripMs)) return configuredMs;
+  const wait = Math.round(GAP_WAIT_ROUND_TRIPS * roundTripMs + 50);
+  return Math.max(configuredMs, Math.min(wait, GAP_WAIT_MAX_MS));
+}
+
+/**
  * Records one publisher session (its audio and video) into one Matroska file, from its first
  * packet: per track a jitter buffer (reorder, wait for retransmissions, keyframe gating) and a
  * media clock (RTP time + arrival, no sender reports), then a short hold that puts both tracks
@@ -108,7 +134,7 @@ export class SessionRecorder {
   private readonly tracks: RecTrack[] = [];
   private readonly queue: Queued[] = [];
   private readonly now: () => number;
-  private readonly holdMs: number;
+  private holdMs: number;
   private file: RecordingFile | undefined;
   private writer: MatroskaWriter | undefined;
   private startedAt: number | undefined;
@@ -121,7 +147,16 @@ export class SessionRecorder {
 
   constructor(private readonly options: SessionRecorderOptions) {
     this.now = options.now ?? Date.now;
-    this.holdMs = Math.max(options.holdMs ?? options.jitterMs + 150, options.jitterMs + 50);
+    this.holdMs = this.holdFor(options.jitterMs);
+  }
+
+  /** The hold that puts tracks in time order when video gaps wait `waitMs`. */
+  private holdFor(waitMs: number): number {
+    const extra = Math.max(
+      (this.options.holdMs ?? this.options.jitterMs + 150) - this.options.jitterMs,
+      50,
+    );
+    return waitMs + extra;
   }
 
   /** The file, once the first packet has arrived. */
@@ -276,7 +311,16 @@ export class SessionRecorder {
     if (this.startedAt === undefined || this.failure) return;
     const media = this.now() - this.startedAt;
     try {
-      for (const t of this.tracks) this.enqueue(t, t.jitter.tick(media));
+      for (const t of this.tracks) {
+        if (t.info.kind === 'video' && t.source.repairRoundTripMs) {
+          const wait = gapWaitMs(this.options.jitterMs, t.source.repairRoundTripMs());
+          if (wait !== t.jitter.deadline) {
+            t.jitter.setDeadline(wait);
+            this.holdMs = this.holdFor(wait);
+          }
+        }
+        this.enqueue(t, t.jitter.tick(media));
+      }
       this.release(media - this.holdMs);
     } catch (err) {
       this.options.log.error('recording: tick failed', { error: errorMessage(err) });

@@ -24,6 +24,7 @@ export function trackSource(rooms: RoomManager, info: TrackPublishedInfo): Publi
     kind: info.kind,
     mimeType: track.codec?.mimeType ?? fallback,
     codecOf: (pt) => publisherOf(rooms, info)?.tracks[info.kind]?.codecFor(pt)?.mimeType,
+    repairRoundTripMs: () => published.repairRoundTripMs,
     subscribe(listener) {
       return published.subscribeMedia((p: RtpPacket) => {
         const h = p.header;

@@ -30,6 +30,7 @@ import type {
   FromWorker,
   MediaWorkerData,
   PublishedTrackMessage,
+  RtpBatchMessage,
   ToWorker,
   WorkerCall,
   WorkerSnapshot,
@@ -68,6 +69,13 @@ interface LiveSession {
   trackIds: number[];
 }
 
+/** A published track of a worker, as the recorder reads it here. */
+interface StreamedTrack {
+  listeners: Set<PacketListener>;
+  /** The publisher's repair round trip, as the worker last reported it. */
+  repairRoundTripMs: number | undefined;
+}
+
 interface Slot {
   index: number;
   worker: Worker | undefined;
@@ -76,7 +84,7 @@ interface Slot {
   failures: number[];
   snapshot: WorkerSnapshot;
   pending: Map<number, Pending>;
-  tracks: Map<number, Set<PacketListener>>;
+  tracks: Map<number, StreamedTrack>;
   restartTimer: NodeJS.Timeout | undefined;
 }
 
@@ -453,7 +461,7 @@ export class MediaWorkerPool implements MediaBackend {
         this.trackPublished(slot, message.track);
         break;
       case 'rtp':
-        for (const batch of message.batches) this.replay(slot, batch.trackId, batch.buffer);
+        for (const batch of message.batches) this.replay(slot, batch);
         break;
       case 'ended':
         this.sessionEnded(slot, message.info);
@@ -465,11 +473,14 @@ export class MediaWorkerPool implements MediaBackend {
   }
 
   /** Hands a batch of a published track's packets to the track's listeners (the recorder). */
-  private replay(slot: Slot, trackId: number, buffer: ArrayBuffer): void {
-    const listeners = slot.tracks.get(trackId);
-    if (!listeners || listeners.size === 0) return;
+  private replay(slot: Slot, batch: RtpBatchMessage): void {
+    const track = slot.tracks.get(batch.trackId);
+    if (!track) return;
+    if (batch.repairRoundTripMs !== undefined) track.repairRoundTripMs = batch.repairRoundTripMs;
+    const listeners = track.listeners;
+    if (listeners.size === 0) return;
     try {
-      readPacketBatch(buffer, (packet) => {
+      readPacketBatch(batch.buffer, (packet) => {
         for (const listener of listeners) {
           try {
             listener(packet);
@@ -495,13 +506,15 @@ export class MediaWorkerPool implements MediaBackend {
 
   private trackPublished(slot: Slot, t: PublishedTrackMessage): void {
     const listeners = new Set<PacketListener>();
-    slot.tracks.set(t.trackId, listeners);
+    const streamedTrack: StreamedTrack = { listeners, repairRoundTripMs: undefined };
+    slot.tracks.set(t.trackId, streamedTrack);
     this.sessions.get(t.sessionId)?.trackIds.push(t.trackId);
     const codecs = new Map(t.codecs);
     const source: TrackSource = {
       kind: t.kind,
       mimeType: t.mimeType,
       codecOf: (pt) => codecs.get(pt),
+      repairRoundTripMs: () => streamedTrack.repairRoundTripMs,
       subscribe(listener) {
         listeners.add(listener);
         return () => listeners.delete(listener);

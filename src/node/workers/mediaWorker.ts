@@ -10,6 +10,7 @@ import { PacketBatchWriter } from './packetBatch.ts';
 import type {
   FromWorker,
   MediaWorkerData,
+  RtpBatchMessage,
   SerializedError,
   ToWorker,
   WorkerCall,
@@ -42,18 +43,24 @@ interface Streamed {
   trackId: number;
   writer: PacketBatchWriter;
   stop: () => void;
+  repairRoundTripMs: () => number | undefined;
 }
 const streamed = new Map<string, Streamed[]>();
 let nextTrackId = 1;
 
 /** Posts the waiting packets of `tracks` in one message. */
 function flush(tracks: Iterable<Streamed>): void {
-  const batches: { trackId: number; buffer: ArrayBuffer }[] = [];
+  const batches: RtpBatchMessage[] = [];
   const transfer: ArrayBuffer[] = [];
   for (const track of tracks) {
     const batch = track.writer.take();
     if (!batch) continue;
-    batches.push({ trackId: track.trackId, buffer: batch.buffer });
+    const repairRoundTripMs = track.repairRoundTripMs();
+    batches.push(
+      repairRoundTripMs === undefined
+        ? { trackId: track.trackId, buffer: batch.buffer }
+        : { trackId: track.trackId, buffer: batch.buffer, repairRoundTripMs },
+    );
     transfer.push(batch.buffer);
   }
   if (batches.length > 0) post({ t: 'rtp', batches }, transfer);
@@ -77,6 +84,7 @@ function stream(info: TrackPublishedInfo): void {
     trackId: nextTrackId++,
     writer: new PacketBatchWriter(),
     stop: () => {},
+    repairRoundTripMs: () => info.published.repairRoundTripMs,
   };
   const unsubscribe = info.published.subscribeMedia((p: RtpPacket) => {
     const h = p.header;

@@ -75,6 +75,13 @@ export interface PublishedTrackMessage extends SessionInfo {
   codecs: [number, string][];
 }
 
+/** One track's packets, and its publisher's repair round trip when measured (ms). */
+export interface RtpBatchMessage {
+  trackId: number;
+  buffer: ArrayBuffer;
+  repairRoundTripMs?: number;
+}
+
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'reply'; id: number; ok: true; value: unknown }
@@ -84,5 +91,5 @@ export type FromWorker =
   | { t: 'ice'; info: SessionInfo }
   | { t: 'track'; track: PublishedTrackMessage }
   /** Packet batches of any number of tracks in one message (one per tick, not one per track). */
-  | { t: 'rtp'; batches: { trackId: number; buffer: ArrayBuffer }[] }
+  | { t: 'rtp'; batches: RtpBatchMessage[] }
   | { t: 'stats'; snapshot: WorkerSnapshot };
