@@ -112,10 +112,11 @@ export const nodeConfigSchema = z.strictObject({
       /**
        * Let publishers send video FEC (RED + ULPFEC; Chrome adds it once the node's receiver
        * reports show loss) and rebuild lost packets from it, a round trip sooner than a NACK.
-       * Off by default: Chrome pays for it out of the video rate, which on a lossy 3G uplink
-       * held its encoder at 200 kbit/s of a 450-650 kbit/s estimate for seconds at a time.
+       * Chrome pays for it out of the video rate, and only on a lossy link: on 3g-cross-border
+       * it cut the viewer's freezes from 35 to 10 in eight runs at the same frame rate; on a
+       * 750 kbit/s uplink with 1.5 % loss the widest layer ran at 13-17 fps instead of 22-30.
        */
-      publisherFec: z.boolean().default(false),
+      publisherFec: z.boolean().default(true),
     })
     .prefault({}),
   turn: z

@@ -24,7 +24,7 @@ export interface MediaOptions {
    * Defaults: {@link DEFAULT_MAX_BITRATE_KBPS}.
    */
   maxBitrateKbps?: Partial<Record<Role, number>>;
-  /** Negotiate RED + ULPFEC with publishers and rebuild lost video from it (default false). */
+  /** Negotiate RED + ULPFEC with publishers and rebuild lost video from it (default true). */
   publisherFec?: boolean;
 }
 

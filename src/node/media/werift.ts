@@ -166,7 +166,7 @@ export function peerConfig(
         new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 }),
         // Publishers: RED with ULPFEC (Chrome adds FEC once the node's reports show loss), rebuilt
         // by the node (fecReceivePath.ts). Viewers get plain VP8/H.264: FEC is not forwarded.
-        ...(direction === 'publish' && options.publisherFec === true
+        ...(direction === 'publish' && options.publisherFec !== false
           ? [
               new RTCRtpCodecParameters({ mimeType: 'video/red', clockRate: 90000 }),
               new RTCRtpCodecParameters({ mimeType: 'video/ulpfec', clockRate: 90000 }),
