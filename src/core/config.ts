@@ -172,7 +172,7 @@ export const nodeConfigSchema = z.strictObject({
       /**
        * How long a gap in a publisher's video waits at least for a retransmission before its frame
        * is given up (and a keyframe asked for). Over a long round trip to the publisher it waits
-       * 2.5 measured round trips, up to 1 s.
+       * 2.5 round trips (as the node measures its repairs or its ICE checks), up to 1 s.
        */
       nackWait: duration
         .default(300)

@@ -150,11 +150,20 @@ export class PublishedTrack implements ForwardSource {
   }
 
   /**
-   * The round trip of a repair from the publisher (first NACK to retransmission), ms; undefined
-   * before one is measured, or without NACK.
+   * The round trip of a repair from the publisher (first NACK to retransmission), ms. Before the
+   * first repair, the round trip of the node's ICE checks on the publisher's path; undefined
+   * without NACK.
    */
   get repairRoundTripMs(): number | undefined {
-    return this.nack?.roundTripMs;
+    const nack = this.nack;
+    if (!nack) return undefined;
+    const measured = nack.roundTripMs;
+    if (measured !== undefined) return measured;
+    const receiver = this.options.transceiver.receiver as unknown as {
+      dtlsTransport?: { iceTransport?: { connection?: { nominated?: { rtt?: number } } } };
+    };
+    const ice = receiver.dtlsTransport?.iceTransport?.connection?.nominated?.rtt; // seconds
+    return typeof ice === 'number' && ice > 0 ? ice * 1000 : undefined;
   }
 
   /** Measured bitrate over the last second (RTP payload), bit/s. */
