@@ -9,7 +9,7 @@ import { FrameMarks, SeqCompactor } from './SeqCompactor.ts';
 import type { ForwardSource, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
 import { vp8FrameInfo } from './vp8Ids.ts';
-import { replaceNackHandler, sendGenericNack } from './werift.ts';
+import { iceRoundTripMs, replaceNackHandler, sendGenericNack } from './werift.ts';
 import { fastReceivePath } from './weriftHotPath.ts';
 
 export interface PublishedTrackOptions {
@@ -155,15 +155,8 @@ export class PublishedTrack implements ForwardSource {
    * without NACK.
    */
   get repairRoundTripMs(): number | undefined {
-    const nack = this.nack;
-    if (!nack) return undefined;
-    const measured = nack.roundTripMs;
-    if (measured !== undefined) return measured;
-    const receiver = this.options.transceiver.receiver as unknown as {
-      dtlsTransport?: { iceTransport?: { connection?: { nominated?: { rtt?: number } } } };
-    };
-    const ice = receiver.dtlsTransport?.iceTransport?.connection?.nominated?.rtt; // seconds
-    return typeof ice === 'number' && ice > 0 ? ice * 1000 : undefined;
+    if (!this.nack) return undefined;
+    return this.nack.roundTripMs ?? iceRoundTripMs(this.options.transceiver.receiver);
   }
 
   /** Measured bitrate over the last second (RTP payload), bit/s. */

@@ -130,6 +130,18 @@ export function sendGenericNack(
 }
 
 /**
+ * The round trip of the node's latest ICE check (connectivity or consent) on the receiver's
+ * transport, ms: werift keeps it on the nominated pair, in seconds. Undefined before one.
+ */
+export function iceRoundTripMs(receiver: RTCRtpReceiver): number | undefined {
+  const transport = receiver.dtlsTransport as unknown as
+    | { iceTransport?: { connection?: { nominated?: { rtt?: number } } } }
+    | undefined;
+  const rtt = transport?.iceTransport?.connection?.nominated?.rtt;
+  return typeof rtt === 'number' && rtt > 0 ? rtt * 1000 : undefined;
+}
+
+/**
  * RTCP feedback the node offers on video codecs. transport-cc only where the node answers it
  * with its own generator (publishers, `twcc.ts`): werift's own collapses Chrome's estimate.
  * werift answers with the offer's feedback lines, so what an answer carries is decided by

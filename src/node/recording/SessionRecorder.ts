@@ -135,6 +135,8 @@ export class SessionRecorder {
   private readonly queue: Queued[] = [];
   private readonly now: () => number;
   private holdMs: number;
+  /** How much longer than video gaps wait frames are held to put the tracks in time order. */
+  private readonly holdExtraMs: number;
   private file: RecordingFile | undefined;
   private writer: MatroskaWriter | undefined;
   private startedAt: number | undefined;
@@ -147,16 +149,8 @@ export class SessionRecorder {
 
   constructor(private readonly options: SessionRecorderOptions) {
     this.now = options.now ?? Date.now;
-    this.holdMs = this.holdFor(options.jitterMs);
-  }
-
-  /** The hold that puts tracks in time order when video gaps wait `waitMs`. */
-  private holdFor(waitMs: number): number {
-    const extra = Math.max(
-      (this.options.holdMs ?? this.options.jitterMs + 150) - this.options.jitterMs,
-      50,
-    );
-    return waitMs + extra;
+    this.holdExtraMs = Math.max((options.holdMs ?? options.jitterMs + 150) - options.jitterMs, 50);
+    this.holdMs = options.jitterMs + this.holdExtraMs;
   }
 
   /** The file, once the first packet has arrived. */
@@ -316,7 +310,7 @@ export class SessionRecorder {
           const wait = gapWaitMs(this.options.jitterMs, t.source.repairRoundTripMs());
           if (wait !== t.jitter.deadline) {
             t.jitter.setDeadline(wait);
-            this.holdMs = this.holdFor(wait);
+            this.holdMs = wait + this.holdExtraMs;
           }
         }
         this.enqueue(t, t.jitter.tick(media));

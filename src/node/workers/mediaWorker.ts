@@ -55,12 +55,11 @@ function flush(tracks: Iterable<Streamed>): void {
   for (const track of tracks) {
     const batch = track.writer.take();
     if (!batch) continue;
-    const repairRoundTripMs = track.repairRoundTripMs();
-    batches.push(
-      repairRoundTripMs === undefined
-        ? { trackId: track.trackId, buffer: batch.buffer }
-        : { trackId: track.trackId, buffer: batch.buffer, repairRoundTripMs },
-    );
+    batches.push({
+      trackId: track.trackId,
+      buffer: batch.buffer,
+      repairRoundTripMs: track.repairRoundTripMs(),
+    });
     transfer.push(batch.buffer);
   }
   if (batches.length > 0) post({ t: 'rtp', batches }, transfer);

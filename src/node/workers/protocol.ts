@@ -75,11 +75,11 @@ export interface PublishedTrackMessage extends SessionInfo {
   codecs: [number, string][];
 }
 
-/** One track's packets, and its publisher's repair round trip when measured (ms). */
+/** One track's packets, and its publisher's repair round trip (ms, undefined until known). */
 export interface RtpBatchMessage {
   trackId: number;
   buffer: ArrayBuffer;
-  repairRoundTripMs?: number;
+  repairRoundTripMs: number | undefined;
 }
 
 export type FromWorker =
