@@ -9,12 +9,14 @@ import { describe, expect, it } from 'vitest';
 import {
   Event,
   ProtectionProfileAeadAes128Gcm,
+  ProtectionProfileAes128CmHmacSha1_80,
   RTCDtlsTransport,
   RTCRtpCodecParameters,
   RTCRtpSender,
   RTP_EXTENSION_URI,
   RtpHeader,
   RtpPacket,
+  SrtpAuthenticationError,
   SrtpSession,
   StunProtocol,
   serializeAbsSendTime,
@@ -24,9 +26,13 @@ import { forwardTiming, SAMPLE_EVERY } from '../../src/node/media/forwardTiming.
 import { ntpFromPerformance } from '../../src/node/media/werift.ts';
 import {
   absSendTimeBytes,
+  type DtlsReceiveInternals,
+  decryptRtpPacket,
   fastEvent,
   hotPathStatus,
+  isGcmContext,
   ntpNow,
+  receiveSrtp,
   sendRtpNow,
   weriftOriginals,
 } from '../../src/node/media/weriftHotPath.ts';
@@ -94,6 +100,7 @@ describe('werift hot-path patches', () => {
       'RTCRtpSender.runRtcp',
       'RTCRtpReceiver.runRtcp',
       'CipherAesGcm.encryptRtp',
+      'RTCDtlsTransport.startSrtp',
       'RTCRtpSender.sendRtp',
       'Event.execute',
     ]);
@@ -195,6 +202,154 @@ describe('werift hot-path patches', () => {
     // tampering is still caught
     wire[wire.length - 20]! ^= 1;
     expect(() => receiver.decrypt(wire)).toThrow();
+  });
+
+  describe('SRTP receive (AES-128-GCM)', () => {
+    const keys = {
+      localMasterKey: Buffer.alloc(16, 0x51),
+      localMasterSalt: Buffer.alloc(12, 0x62),
+      remoteMasterKey: Buffer.alloc(16, 0x73),
+      remoteMasterSalt: Buffer.alloc(12, 0x84),
+    };
+    const mirrored = {
+      localMasterKey: keys.remoteMasterKey,
+      localMasterSalt: keys.remoteMasterSalt,
+      remoteMasterKey: keys.localMasterKey,
+      remoteMasterSalt: keys.localMasterSalt,
+    };
+    type SessionConfig = ConstructorParameters<typeof SrtpSession>[0];
+    const session = (k: typeof keys, profile: number = ProtectionProfileAeadAes128Gcm) =>
+      new SrtpSession({ keys: k, profile } as SessionConfig);
+    const contextOf = (s: SrtpSession) =>
+      (s as unknown as { remoteContext: Parameters<typeof decryptRtpPacket>[0] }).remoteContext;
+
+    /** Encrypted packets over two SSRCs: reordering across a sequence-number wrap, padding. */
+    function wirePackets(sender: SrtpSession): { wire: Buffer; note: string }[] {
+      const random = rng(11);
+      const out: { wire: Buffer; note: string }[] = [];
+      const seqs = [65530, 65531, 65533, 65532, 65534, 65535, 0, 2, 1, 65535, 3, 4, 40000, 5, 6];
+      for (const [i, seq] of seqs.entries()) {
+        for (const ssrc of [0x1234, 0xfeedbeef]) {
+          const padded = i % 4 === 3;
+          const body = Buffer.from(
+            Array.from({ length: 20 + i }, () => Math.floor(random() * 256)),
+          );
+          const payload = padded ? Buffer.concat([body, Buffer.from([0, 0, 3])]) : body;
+          const h = header({
+            sequenceNumber: seq,
+            ssrc,
+            payloadType: 96,
+            timestamp: 1000 * i,
+            marker: i % 2 === 0,
+            padding: padded,
+            extensions: i % 3 === 0 ? [{ id: 4, payload: Buffer.from([i]) }] : [],
+          });
+          out.push({ wire: sender.encrypt(payload, h), note: `${ssrc}/${seq}` });
+        }
+      }
+      return out;
+    }
+
+    type Outcome = { header: RtpHeader; payload: string } | string;
+    const viaWerift = (receiver: SrtpSession, wire: Buffer): Outcome => {
+      try {
+        const packet = RtpPacket.deSerialize(receiver.decrypt(wire));
+        return { header: packet.header, payload: packet.payload.toString('hex') };
+      } catch (err) {
+        return `throws ${(err as Error).constructor.name}`;
+      }
+    };
+    const viaPatch = (receiver: SrtpSession, wire: Buffer): Outcome => {
+      try {
+        const packet = decryptRtpPacket(contextOf(receiver), wire);
+        return { header: packet.header, payload: packet.payload.toString('hex') };
+      } catch (err) {
+        return `throws ${(err as Error).constructor.name}`;
+      }
+    };
+
+    it('gives the packet and rollover state werift gives, and rejects what werift rejects', () => {
+      const sender = session(keys);
+      const theirs = session(mirrored);
+      const ours = session(mirrored);
+      expect(isGcmContext(contextOf(ours))).toBe(true);
+      const random = rng(5);
+      let decrypted = 0;
+      let rejected = 0;
+      for (const { wire, note } of wirePackets(sender)) {
+        const variants = [wire];
+        // a flipped bit in the header, the payload or the tag; cut short; a padding count
+        // larger than the packet (the last byte is ciphertext, so it decrypts to garbage)
+        const flipped = Buffer.from(wire);
+        flipped[Math.floor(random() * flipped.length)]! ^= 1 << Math.floor(random() * 8);
+        variants.push(flipped, wire.subarray(0, 20), wire.subarray(0, 27));
+        for (const v of variants) {
+          const a = viaWerift(theirs, v);
+          const b = viaPatch(ours, v);
+          expect(b, note).toEqual(a);
+          expect(contextOf(ours).srtpSSRCStates, note).toEqual(contextOf(theirs).srtpSSRCStates);
+          if (typeof a === 'string') rejected++;
+          else decrypted++;
+        }
+      }
+      expect(decrypted).toBe(30);
+      expect(rejected).toBe(90);
+      // the wrap was seen: both sides moved the rollover counter on and back
+      expect(contextOf(ours).srtpSSRCStates[0x1234]?.rolloverCounter).toBe(1);
+      // padding is taken off the payload as werift does
+      const padded = viaPatch(session(mirrored), wirePackets(sender)[6]!.wire);
+      expect(typeof padded !== 'string' && padded.header.paddingSize).toBe(3);
+    });
+
+    it('keeps the rollover state when a packet fails to authenticate', () => {
+      const sender = session(keys);
+      const ours = session(mirrored);
+      const first = sender.encrypt(
+        Buffer.from('first'),
+        header({ sequenceNumber: 65535, ssrc: 7 }),
+      );
+      decryptRtpPacket(contextOf(ours), first);
+      const before = structuredClone(contextOf(ours).srtpSSRCStates);
+      // a forged packet just past the wrap would move the counter to 1 if it were believed
+      const forged = sender.encrypt(Buffer.from('forged'), header({ sequenceNumber: 0, ssrc: 7 }));
+      forged[forged.length - 1]! ^= 0x80;
+      expect(() => decryptRtpPacket(contextOf(ours), forged)).toThrow(SrtpAuthenticationError);
+      expect(contextOf(ours).srtpSSRCStates).toEqual(before);
+      const next = sender.encrypt(Buffer.from('next'), header({ sequenceNumber: 0, ssrc: 7 }));
+      expect(decryptRtpPacket(contextOf(ours), next).payload.toString()).toBe('next');
+      expect(contextOf(ours).srtpSSRCStates[7]?.rolloverCounter).toBe(1);
+    });
+
+    it("decrypts GCM RTP itself and hands SRTCP and the AES-CM profile to werift's listener", () => {
+      const sender = session(keys);
+      const delivered: RtpPacket[] = [];
+      const toWerift: Buffer[] = [];
+      const dtls: DtlsReceiveInternals = {
+        srtp: session(mirrored) as unknown as DtlsReceiveInternals['srtp'],
+        config: {},
+        bytesReceived: 0,
+        packetsReceived: 0,
+        onRtp: { execute: (rtp) => delivered.push(rtp) },
+      };
+      const wire = sender.encrypt(Buffer.from('item'), header({ sequenceNumber: 1, ssrc: 3 }));
+      const rtcp = Buffer.from([0x80, 200, 0, 6, ...Buffer.alloc(24)]);
+      receiveSrtp(dtls, wire, (d) => toWerift.push(d));
+      receiveSrtp(dtls, rtcp, (d) => toWerift.push(d));
+      const tampered = Buffer.from(wire);
+      tampered[14]! ^= 1;
+      receiveSrtp(dtls, tampered, (d) => toWerift.push(d));
+      expect(delivered.map((p) => p.payload.toString())).toEqual(['item']);
+      expect(toWerift).toEqual([rtcp]);
+      expect(dtls.packetsReceived).toBe(2); // werift counts a packet before it authenticates
+      expect(dtls.bytesReceived).toBe(wire.length * 2);
+
+      const cmSender = session(keys, ProtectionProfileAes128CmHmacSha1_80);
+      const cm = { ...dtls, srtp: session(mirrored, ProtectionProfileAes128CmHmacSha1_80) };
+      expect(isGcmContext((cm.srtp as { remoteContext: unknown }).remoteContext)).toBe(false);
+      const cmWire = cmSender.encrypt(Buffer.from('cm'), header({ sequenceNumber: 1, ssrc: 3 }));
+      receiveSrtp(cm as DtlsReceiveInternals, cmWire, (d) => toWerift.push(d));
+      expect(toWerift.at(-1)).toBe(cmWire);
+    });
   });
 
   it('states NTP time and abs-send-time with integer maths, as werift serialises them', () => {

@@ -10,7 +10,7 @@
  * Applied once, at import of `werift.ts` (`applyHotPathPatches`). Per-connection parts (werift's
  * `Event` instances, whose `execute` is an instance field) are applied by `fastReceivePath`.
  */
-import { createCipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
   Connection,
@@ -22,6 +22,7 @@ import {
   RTP_EXTENSION_URI,
   RtpHeader,
   RtpPacket,
+  SrtpAuthenticationError,
   SrtpSession,
   StunProtocol,
   UdpTransport,
@@ -104,6 +105,7 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
   patchRtpPacketClone();
   patchRunRtcp();
   patchGcmEncrypt();
+  patchSrtpReceive();
   patchSenderSendRtp();
   patch(
     'Event.execute',
@@ -315,7 +317,8 @@ interface GcmCipher {
   encryptRtp: (header: RtpHeader, payload: Buffer, roc: number) => Buffer;
 }
 
-function gcmCipherPrototype(): GcmCipher {
+/** A throwaway GCM `SrtpSession`, to reach werift's cipher and context classes. */
+function probeSession(): { localContext: { cipher: object }; remoteContext: object } {
   const session = new SrtpSession({
     keys: {
       localMasterKey: Buffer.alloc(16, 1),
@@ -325,8 +328,11 @@ function gcmCipherPrototype(): GcmCipher {
     },
     profile: ProtectionProfileAeadAes128Gcm,
   } as ConstructorParameters<typeof SrtpSession>[0]);
-  const cipher = (session as unknown as { localContext: { cipher: object } }).localContext.cipher;
-  return Object.getPrototypeOf(cipher) as GcmCipher;
+  return session as unknown as { localContext: { cipher: object }; remoteContext: object };
+}
+
+function gcmCipherPrototype(): GcmCipher {
+  return Object.getPrototypeOf(probeSession().localContext.cipher) as GcmCipher;
 }
 
 function patchGcmEncrypt(): void {
@@ -361,6 +367,248 @@ function patchGcmEncrypt(): void {
       };
     },
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// SRTP decrypt, AES-128-GCM, on the receive path (`RTCDtlsTransport.startSrtp`'s data listener,
+// webrtc/src/transport/dtls.ts → `SrtpContext.decryptRtp`, rtp/src/srtp/context/srtp.ts →
+// `CipherAesGcm.decryptRtp`): per packet werift parses the header, copies the SSRC's rollover
+// state into a new object, writes the IV through a generic writer, copies header and plaintext
+// into a new zero-filled Buffer, and then `RtpPacket.deSerialize` parses the same header again.
+//
+// `decryptRtpPacket` parses once, runs werift's own `updateRolloverCount` on a reused scratch
+// state that is committed only when the packet authenticates (as werift's copy is), writes the
+// IV into a reused Buffer (OpenSSL copies it at `createDecipheriv`), and makes the plaintext the
+// packet's payload. The patched `startSrtp` puts a listener in front of werift's: SRTP packets
+// of a GCM session take this path, everything else (SRTCP, the AES-CM profiles, the debug loss
+// setting) goes to werift's listener unchanged.
+
+const SRTP_AUTH_FAILED = 'Failed to authenticate SRTP packet';
+const GCM_TAG_LENGTH = 16;
+const MIN_RTP_HEADER = 12;
+
+interface SrtpSsrcState {
+  ssrc: number;
+  rolloverCounter: number;
+  lastSequenceNumber: number;
+  rolloverHasProcessed?: boolean;
+}
+
+/** The remote (decrypting) `SrtpContext` of a werift `SrtpSession`. */
+interface SrtpRtpContext {
+  cipher: { srtpSessionKey: Buffer; srtpSessionSalt: Buffer };
+  srtpSSRCStates: Record<number, SrtpSsrcState | undefined>;
+  updateRolloverCount: (sequenceNumber: number, state: SrtpSsrcState) => void;
+}
+
+const scratchState: SrtpSsrcState = {
+  ssrc: 0,
+  rolloverCounter: 0,
+  lastSequenceNumber: 0,
+  rolloverHasProcessed: false,
+};
+const scratchIv = Buffer.alloc(12);
+
+/** True when `context` decrypts with werift's AES-128-GCM cipher (the path below handles). */
+export function isGcmContext(context: unknown): context is SrtpRtpContext {
+  const cipher = (context as { cipher?: object } | undefined)?.cipher;
+  return cipher !== undefined && Object.getPrototypeOf(cipher) === gcmProto;
+}
+
+let gcmProto: GcmCipher | undefined;
+
+/**
+ * Decrypts one SRTP packet (AES-128-GCM) into an `RtpPacket`, as werift's `decryptRtp` followed
+ * by `RtpPacket.deSerialize` would: the same header fields, payload bytes and rollover state, and
+ * an `SrtpAuthenticationError` (state untouched) for what werift rejects.
+ */
+export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPacket {
+  const authTagOffset = data.length - GCM_TAG_LENGTH;
+  if (data.length < MIN_RTP_HEADER + GCM_TAG_LENGTH) {
+    throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+  }
+  let header: RtpHeader;
+  try {
+    header = RtpHeader.deSerialize(data.subarray(0, authTagOffset));
+  } catch {
+    throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+  }
+  const offset = header.payloadOffset;
+  if (!(offset >= MIN_RTP_HEADER && offset <= authTagOffset)) {
+    throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+  }
+  const ssrc = header.ssrc;
+  const existing = context.srtpSSRCStates[ssrc];
+  const s = scratchState;
+  s.ssrc = ssrc;
+  s.rolloverCounter = existing?.rolloverCounter ?? 0;
+  s.lastSequenceNumber = existing?.lastSequenceNumber ?? 0;
+  s.rolloverHasProcessed = existing?.rolloverHasProcessed ?? false;
+  context.updateRolloverCount(header.sequenceNumber, s);
+  // RFC 7714 §8.1: 00 00 | SSRC | ROC | SEQ, XOR the session salt.
+  const iv = scratchIv;
+  const salt = context.cipher.srtpSessionSalt;
+  iv[0] = 0;
+  iv[1] = 0;
+  iv.writeUInt32BE(ssrc, 2);
+  iv.writeUInt32BE(s.rolloverCounter >>> 0, 6);
+  iv.writeUInt16BE(header.sequenceNumber, 10);
+  for (let i = 0; i < 12; i++) iv[i]! ^= salt[i]!;
+  const decipher = createDecipheriv('aes-128-gcm', context.cipher.srtpSessionKey, iv);
+  decipher.setAAD(data.subarray(0, offset));
+  decipher.setAuthTag(data.subarray(authTagOffset));
+  const plain = decipher.update(data.subarray(offset, authTagOffset));
+  try {
+    decipher.final();
+  } catch {
+    throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+  }
+  let padding = 0;
+  if (header.padding) {
+    padding = plain.length > 0 ? plain[plain.length - 1]! : 0;
+    if (!(padding > 0 && padding <= plain.length)) {
+      throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+    }
+  }
+  header.paddingSize = padding;
+  if (existing) {
+    existing.rolloverCounter = s.rolloverCounter;
+    existing.lastSequenceNumber = s.lastSequenceNumber;
+    existing.rolloverHasProcessed = s.rolloverHasProcessed;
+  } else {
+    context.srtpSSRCStates[ssrc] = {
+      ssrc,
+      rolloverCounter: s.rolloverCounter,
+      lastSequenceNumber: s.lastSequenceNumber,
+      rolloverHasProcessed: s.rolloverHasProcessed,
+    };
+  }
+  return new RtpPacket(header, plain.subarray(0, plain.length - padding));
+}
+
+/** What of `RTCDtlsTransport` the receive listener touches. */
+export interface DtlsReceiveInternals {
+  srtp?: { remoteContext?: unknown };
+  config: { debug?: { inboundPacketLoss?: number } };
+  bytesReceived: number;
+  packetsReceived: number;
+  onRtp: { execute: (rtp: RtpPacket) => void };
+}
+
+/**
+ * The listener in front of werift's: an SRTP packet of a GCM session is decrypted here and
+ * handed to `onRtp`; anything else goes to `werifts` (werift's own listener).
+ */
+export function receiveSrtp(
+  dtls: DtlsReceiveInternals,
+  data: Buffer,
+  werifts: (data: Buffer) => void,
+): void {
+  const first = data[0];
+  const context = dtls.srtp?.remoteContext;
+  if (
+    first === undefined ||
+    first < 128 ||
+    first > 191 || // not RTP/RTCP: werift drops it
+    (data.length >= 2 && data[1]! >= 192 && data[1]! <= 208) || // RTCP
+    dtls.config.debug?.inboundPacketLoss ||
+    !isGcmContext(context)
+  ) {
+    werifts(data);
+    return;
+  }
+  dtls.bytesReceived += data.length;
+  dtls.packetsReceived++;
+  let rtp: RtpPacket;
+  try {
+    rtp = decryptRtpPacket(context, data);
+  } catch (err) {
+    if (err instanceof SrtpAuthenticationError) return; // werift drops it too
+    throw err;
+  }
+  try {
+    dtls.onRtp.execute(rtp);
+  } catch {
+    // werift logs "RTP error" at debug level and carries on
+  }
+}
+
+interface WeriftEventLike {
+  subscribe: (listener: (data: Buffer) => void) => unknown;
+}
+
+function patchSrtpReceive(): void {
+  const proto = RTCDtlsTransport.prototype as unknown as {
+    startSrtp: (this: DtlsReceiveInternals & SrtpStarter) => void;
+  };
+  patch(
+    'RTCDtlsTransport.startSrtp',
+    'RTCDtlsTransport.startSrtp → SrtpContext.decryptRtp → CipherAesGcm.decryptRtp → RtpPacket.deSerialize: the header parsed twice, the rollover state and the plaintext copied per packet',
+    () => {
+      gcmProto = gcmCipherPrototype();
+      const context = probeSession().remoteContext as Record<string, unknown>;
+      for (const field of ['srtpSSRCStates', 'cipher']) {
+        if (!(field in context)) return `SrtpContext has no ${field}`;
+      }
+      return (
+        sourceHas(proto.startSrtp, [
+          'if (this.srtpStarted) return;',
+          'this.iceTransport.connection.onData.subscribe((data) =>',
+          'inboundPacketLoss',
+          'if (!isMedia(data)) return;',
+          'this.bytesReceived += data.length',
+          'this.packetsReceived++',
+          'if (isRtcp(data))',
+          'dec = this.srtp.decrypt(data)',
+          'rtp = RtpPacket.deSerialize(dec)',
+          'this.onRtp.execute(rtp)',
+        ]) ??
+        sourceHas(Object.getPrototypeOf(context).decryptRtp, [
+          'parseSrtpRtpHeader(cipherText, this.rtpAuthTagLength)',
+          'this.srtpSSRCStates[header.ssrc]',
+          'this.updateRolloverCount(header.sequenceNumber, nextState)',
+          'Object.assign(existingState, nextState)',
+        ]) ??
+        sourceHas((gcmProto as unknown as { decryptRtp: unknown }).decryptRtp, [
+          'this.rtpInitializationVector(header, rolloverCounter)',
+          'createDecipheriv',
+          '"aes-128-gcm"',
+          'decipher.setAAD(headerBuffer)',
+          'decipher.setAuthTag(authTag)',
+          'finalizeSrtpRtpHeader(header, dst',
+        ]) ??
+        sourceHas(gcmProto.rtpInitializationVector, [
+          '0,',
+          'header.ssrc,',
+          'rolloverCounter,',
+          'header.sequenceNumber',
+          'this.srtpSessionSalt[i]',
+        ])
+      );
+    },
+    () => {
+      const original = proto.startSrtp;
+      proto.startSrtp = function startSrtp() {
+        const onData = this.iceTransport.connection.onData;
+        const own = Object.hasOwn(onData, 'subscribe');
+        const subscribe = onData.subscribe;
+        // werift subscribes its listener inside startSrtp; ours goes in its place and calls it
+        // for what it does not handle.
+        onData.subscribe = (werifts) =>
+          subscribe.call(onData, (data: Buffer) => receiveSrtp(this, data, werifts));
+        try {
+          original.call(this);
+        } finally {
+          if (own) onData.subscribe = subscribe;
+          else delete (onData as Partial<WeriftEventLike>).subscribe;
+        }
+      };
+    },
+  );
+}
+
+interface SrtpStarter {
+  iceTransport: { connection: { onData: WeriftEventLike } };
 }
 
 // ---------------------------------------------------------------------------------------------
