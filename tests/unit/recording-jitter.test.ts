@@ -125,6 +125,27 @@ describe('jitter buffer: reordering, loss, retransmission, keyframes', () => {
     expect(run(withLate, 100).out).toEqual([...range(0, 45), ...range(60, 90)]); // too late: given up
   });
 
+  it('holds hundreds of packets behind a long gap, across the wrap, and lets them out whole', () => {
+    // A packet of frame 20 comes 1.5 s late: everything behind it (well over the buffer's first
+    // 64 slots) waits, then all of it goes out in order.
+    const s = stream(65_300);
+    const lost = s.findIndex((t) => t.frame === 20);
+    const late = { ...s[lost]!, at: s[lost]!.at + 1500 };
+    const rest = [...s.slice(0, lost), ...s.slice(lost + 1)];
+    const held = new JitterBuffer({ rules: VP8_RULES, deadlineMs: 2000 });
+    let most = 0;
+    for (const t of rest.filter((t) => t.at < late.at)) {
+      held.processInput(t.p, t.at);
+      most = Math.max(most, held.pending);
+    }
+    expect(most).toBeGreaterThan(150);
+    expect(run([...rest, late], 2000).out).toEqual(range(0, 90));
+    // never repaired: given up at the deadline, resumed at the next keyframe
+    const r = run(rest, 1000);
+    expect(r.out).toEqual([...range(0, 20), ...range(30, 90)]);
+    expect(r.stats).toMatchObject({ framesLost: 1, framesSkipped: 9 });
+  });
+
   it('Opus: each packet is a frame; a missing one is skipped after a short wait', () => {
     const jb = new JitterBuffer({ rules: OPUS_RULES, deadlineMs: 40 });
     const out: number[] = [];

@@ -306,12 +306,44 @@ function patchRunRtcp(): void {
 
 // ---------------------------------------------------------------------------------------------
 // SRTP encrypt, AES-128-GCM (`CipherAesGcm.encryptRtp`, rtp/src/srtp/cipher/gcm.ts): serialises
-// the header into its own Buffer, then `Buffer.concat([hdr, enc, authTag])`. Here the header is
-// serialised (by werift's own `serialize`) into a Buffer sized for the whole SRTP packet and the
-// ciphertext and tag are copied behind it: the same bytes, one Buffer fewer and no concat.
+// the header into its own Buffer, then `Buffer.concat([hdr, enc, authTag])`, and writes the IV
+// through a generic writer (an array and a closure per packet). Here the header is serialised (by
+// werift's own `serialize`) into a Buffer sized for the whole SRTP packet, the ciphertext and tag
+// are copied behind it, and the IV goes into a reused Buffer: the same bytes, no concat.
+
+const scratchIv = Buffer.alloc(12);
+
+/**
+ * The AES-GCM IV of an SRTP packet (RFC 7714 §8.1: 00 00 | SSRC | ROC | SEQ, XOR the session
+ * salt), as werift's `rtpInitializationVector` writes it, into one reused Buffer: OpenSSL copies
+ * the IV when the cipher is created, so the next packet may overwrite it.
+ */
+/** Whether werift's IV still has the layout `rtpIv` writes. */
+function ivShapeChanged(proto: GcmCipher): string | undefined {
+  return sourceHas(proto.rtpInitializationVector, [
+    'this.rtpIvWriter([',
+    '0,',
+    'header.ssrc,',
+    'rolloverCounter,',
+    'header.sequenceNumber',
+    'iv[i] ^= this.srtpSessionSalt[i]',
+  ]);
+}
+
+function rtpIv(salt: Buffer, ssrc: number, roc: number, seq: number): Buffer {
+  const iv = scratchIv;
+  iv[0] = 0;
+  iv[1] = 0;
+  iv.writeUInt32BE(ssrc >>> 0, 2);
+  iv.writeUInt32BE(roc >>> 0, 6);
+  iv.writeUInt16BE(seq, 10);
+  for (let i = 0; i < 12; i++) iv[i]! ^= salt[i]!;
+  return iv;
+}
 
 interface GcmCipher {
   srtpSessionKey: Buffer;
+  srtpSessionSalt: Buffer;
   aeadAuthTagLen: number;
   rtpInitializationVector: (header: RtpHeader, roc: number) => Buffer;
   encryptRtp: (header: RtpHeader, payload: Buffer, roc: number) => Buffer;
@@ -342,7 +374,7 @@ function patchGcmEncrypt(): void {
     'CipherAesGcm.encryptRtp (rtp/src/srtp/cipher/gcm.ts): separate header Buffer + Buffer.concat',
     () => {
       proto = gcmCipherPrototype();
-      return sourceHas(proto.encryptRtp, [
+      return ivShapeChanged(proto) ?? sourceHas(proto.encryptRtp, [
         'header.serialize(header.serializeSize)',
         'createCipheriv',
         '"aes-128-gcm"',
@@ -356,7 +388,7 @@ function patchGcmEncrypt(): void {
       p.encryptRtp = function encryptRtp(this: GcmCipher, header, payload, roc) {
         const headerSize = header.serializeSize;
         const dst = header.serialize(headerSize + payload.length + this.aeadAuthTagLen);
-        const iv = this.rtpInitializationVector(header, roc);
+        const iv = rtpIv(this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber);
         const cipher = createCipheriv('aes-128-gcm', this.srtpSessionKey, iv);
         cipher.setAAD(dst.subarray(0, headerSize));
         const enc = cipher.update(payload);
@@ -407,7 +439,6 @@ const scratchState: SrtpSsrcState = {
   lastSequenceNumber: 0,
   rolloverHasProcessed: false,
 };
-const scratchIv = Buffer.alloc(12);
 
 /** True when `context` decrypts with werift's AES-128-GCM cipher (the path below handles). */
 export function isGcmContext(context: unknown): context is SrtpRtpContext {
@@ -445,15 +476,7 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
   s.lastSequenceNumber = existing?.lastSequenceNumber ?? 0;
   s.rolloverHasProcessed = existing?.rolloverHasProcessed ?? false;
   context.updateRolloverCount(header.sequenceNumber, s);
-  // RFC 7714 §8.1: 00 00 | SSRC | ROC | SEQ, XOR the session salt.
-  const iv = scratchIv;
-  const salt = context.cipher.srtpSessionSalt;
-  iv[0] = 0;
-  iv[1] = 0;
-  iv.writeUInt32BE(ssrc, 2);
-  iv.writeUInt32BE(s.rolloverCounter >>> 0, 6);
-  iv.writeUInt16BE(header.sequenceNumber, 10);
-  for (let i = 0; i < 12; i++) iv[i]! ^= salt[i]!;
+  const iv = rtpIv(context.cipher.srtpSessionSalt, ssrc, s.rolloverCounter, header.sequenceNumber);
   const decipher = createDecipheriv('aes-128-gcm', context.cipher.srtpSessionKey, iv);
   decipher.setAAD(data.subarray(0, offset));
   decipher.setAuthTag(data.subarray(authTagOffset));
@@ -577,13 +600,7 @@ function patchSrtpReceive(): void {
           'decipher.setAuthTag(authTag)',
           'finalizeSrtpRtpHeader(header, dst',
         ]) ??
-        sourceHas(gcmProto.rtpInitializationVector, [
-          '0,',
-          'header.ssrc,',
-          'rolloverCounter,',
-          'header.sequenceNumber',
-          'this.srtpSessionSalt[i]',
-        ])
+        ivShapeChanged(gcmProto)
       );
     },
     () => {

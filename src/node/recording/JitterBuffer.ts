@@ -40,11 +40,97 @@ export interface JitterBufferStats {
   resets: number;
 }
 
-interface Pkt {
-  ts: number;
-  marker: boolean;
-  payload: Buffer;
-  arrival: number;
+/**
+ * The packets held, by extended sequence number: parallel arrays indexed by `ext & mask`, no
+ * object per packet. Held packets span at most MAX_JUMP plus the start's widening, so the ring
+ * doubles only while it is smaller than that span (a packet landing on a slot still held).
+ */
+class PacketRing {
+  size = 0;
+  private mask: number;
+  private ext: Float64Array;
+  private ts: Float64Array;
+  private arrival: Float64Array;
+  private marker: Uint8Array;
+  private payload: (Buffer | undefined)[];
+
+  constructor(capacity = 64) {
+    this.mask = capacity - 1;
+    this.ext = new Float64Array(capacity);
+    this.ts = new Float64Array(capacity);
+    this.arrival = new Float64Array(capacity);
+    this.marker = new Uint8Array(capacity);
+    this.payload = new Array(capacity).fill(undefined);
+  }
+
+  has(e: number): boolean {
+    const i = e & this.mask;
+    return this.payload[i] !== undefined && this.ext[i] === e;
+  }
+
+  set(e: number, ts: number, marker: boolean, payload: Buffer, arrival: number): void {
+    let i = e & this.mask;
+    while (this.payload[i] !== undefined && this.ext[i] !== e) {
+      this.grow();
+      i = e & this.mask;
+    }
+    if (this.payload[i] === undefined) this.size++;
+    this.ext[i] = e;
+    this.ts[i] = ts;
+    this.marker[i] = marker ? 1 : 0;
+    this.arrival[i] = arrival;
+    this.payload[i] = payload;
+  }
+
+  /** The fields of a held packet (check `has` first). */
+  tsOf(e: number): number {
+    return this.ts[e & this.mask]!;
+  }
+  markerOf(e: number): boolean {
+    return this.marker[e & this.mask] === 1;
+  }
+  arrivalOf(e: number): number {
+    return this.arrival[e & this.mask]!;
+  }
+  payloadOf(e: number): Buffer {
+    return this.payload[e & this.mask]!;
+  }
+
+  delete(e: number): void {
+    const i = e & this.mask;
+    if (this.payload[i] !== undefined && this.ext[i] === e) {
+      this.payload[i] = undefined;
+      this.size--;
+    }
+  }
+
+  clear(): void {
+    this.payload.fill(undefined);
+    this.size = 0;
+  }
+
+  private grow(): void {
+    const old = { ext: this.ext, ts: this.ts, arrival: this.arrival, marker: this.marker };
+    const oldPayload = this.payload;
+    const capacity = (this.mask + 1) * 2;
+    this.mask = capacity - 1;
+    this.ext = new Float64Array(capacity);
+    this.ts = new Float64Array(capacity);
+    this.arrival = new Float64Array(capacity);
+    this.marker = new Uint8Array(capacity);
+    this.payload = new Array(capacity).fill(undefined);
+    for (let j = 0; j < oldPayload.length; j++) {
+      const payload = oldPayload[j];
+      if (payload === undefined) continue;
+      const e = old.ext[j]!;
+      const i = e & this.mask;
+      this.ext[i] = e;
+      this.ts[i] = old.ts[j]!;
+      this.arrival[i] = old.arrival[j]!;
+      this.marker[i] = old.marker[j]!;
+      this.payload[i] = payload;
+    }
+  }
 }
 
 const MAX_JUMP = 3000;
@@ -73,7 +159,7 @@ export class JitterBuffer {
   private readonly rules: CodecRules;
   private deadlineMs: number;
   private readonly maxPackets: number;
-  private readonly packets = new Map<number, Pkt>();
+  private readonly packets = new PacketRing();
   private next: number | undefined;
   private highest: number | undefined;
   private emitted = false;
@@ -137,7 +223,7 @@ export class JitterBuffer {
       this.stats.duplicates++;
       return NO_FRAMES;
     }
-    this.packets.set(ext, { ts: p.timestamp, marker: p.marker, payload: p.payload, arrival: now });
+    this.packets.set(ext, p.timestamp, p.marker, p.payload, now);
     return this.drain(now);
   }
 
@@ -154,26 +240,29 @@ export class JitterBuffer {
   private drain(now: number): BufferedFrame[] {
     // Allocated only when a frame is delivered: most packets complete nothing.
     let out: BufferedFrame[] | undefined;
-    while (this.next !== undefined && this.packets.size > 0) {
-      const first = this.packets.get(this.next);
-      const head = first !== undefined && this.rules.isFrameStart(first.payload);
-      if (first && !head && this.emitted) {
+    const packets = this.packets;
+    while (this.next !== undefined && packets.size > 0) {
+      const next = this.next;
+      const held = packets.has(next);
+      const head = held && this.rules.isFrameStart(packets.payloadOf(next));
+      if (held && !head && this.emitted) {
         // a frame's tail whose head was given up
-        this.packets.delete(this.next);
+        packets.delete(next);
         this.next++;
         continue;
       }
       // (before anything left, a tail may still get its head: reordering at the start)
-      if (first && head) {
-        const end = this.frameEnd(this.next, first);
+      if (head) {
+        const end = this.frameEnd(next);
         if (end !== undefined) {
-          const payloads: Buffer[] = [];
-          let arrival = first.arrival;
-          for (let s = this.next; s <= end; s++) {
-            const p = this.packets.get(s)!;
-            payloads.push(p.payload);
-            if (p.arrival < arrival) arrival = p.arrival;
-            this.packets.delete(s);
+          const payloads: Buffer[] = new Array(end - next + 1);
+          const ts = packets.tsOf(next);
+          let arrival = packets.arrivalOf(next);
+          for (let s = next; s <= end; s++) {
+            payloads[s - next] = packets.payloadOf(s);
+            const a = packets.arrivalOf(s);
+            if (a < arrival) arrival = a;
+            packets.delete(s);
           }
           this.next = end + 1;
           this.stuckSince = undefined;
@@ -182,47 +271,58 @@ export class JitterBuffer {
           if (!frame) this.lost();
           else if (this.deliverable(frame)) {
             out ??= [];
-            out.push({ ...frame, rtpTimestamp: first.ts, arrival });
+            out.push({ ...frame, rtpTimestamp: ts, arrival });
           }
           continue;
         }
       }
       this.stuckSince ??= now;
-      if (now - this.stuckSince < this.deadlineMs && this.packets.size < this.maxPackets) break;
-      this.skip(first?.ts);
+      if (now - this.stuckSince < this.deadlineMs && packets.size < this.maxPackets) break;
+      this.skip(held ? packets.tsOf(next) : undefined);
       this.stuckSince = now === Number.POSITIVE_INFINITY ? undefined : now;
     }
-    if (this.packets.size === 0) this.stuckSince = undefined;
+    if (packets.size === 0) this.stuckSince = undefined;
     return out ?? NO_FRAMES;
   }
 
   /** The last sequence number of the complete frame starting at `start`, if it is complete. */
-  private frameEnd(start: number, first: Pkt): number | undefined {
-    if (this.rules.singlePacket || first.marker) return start;
+  private frameEnd(start: number): number | undefined {
+    const packets = this.packets;
+    if (this.rules.singlePacket || packets.markerOf(start)) return start;
+    const ts = packets.tsOf(start);
     for (let s = start + 1; ; s++) {
-      const p = this.packets.get(s);
-      if (!p) return undefined;
-      if (p.ts !== first.ts) return s - 1; // the next frame began without a marker on this one
-      if (p.marker) return s;
+      if (!packets.has(s)) return undefined;
+      if (packets.tsOf(s) !== ts) return s - 1; // the next frame began without a marker on this one
+      if (packets.markerOf(s)) return s;
     }
   }
 
   /** Gives up the frame at `next`: resumes at the next packet that starts another frame. */
   private skip(brokenTs: number | undefined): void {
-    const keys = [...this.packets.keys()].filter((k) => k > this.next!).sort((a, b) => a - b);
+    // Held packets lie in [next, highest] (nothing older than `next` is kept).
+    const packets = this.packets;
+    const from = this.next!;
+    const to = this.highest ?? from;
     let resume: number | undefined;
-    for (const k of keys) {
-      const p = this.packets.get(k)!;
-      if (brokenTs !== undefined && p.ts === brokenTs) continue;
-      if (!this.rules.isFrameStart(p.payload)) continue;
-      const prev = this.packets.get(k - 1);
-      if (this.rules.singlePacket || !prev || prev.marker || prev.ts !== p.ts) {
+    let last: number | undefined;
+    for (let k = from + 1; k <= to; k++) {
+      if (!packets.has(k)) continue;
+      last = k;
+      if (resume !== undefined) continue;
+      if (brokenTs !== undefined && packets.tsOf(k) === brokenTs) continue;
+      if (!this.rules.isFrameStart(packets.payloadOf(k))) continue;
+      const prevHeld = packets.has(k - 1);
+      if (
+        this.rules.singlePacket ||
+        !prevHeld ||
+        packets.markerOf(k - 1) ||
+        packets.tsOf(k - 1) !== packets.tsOf(k)
+      ) {
         resume = k;
-        break;
       }
     }
-    const stop = resume ?? (keys.length ? keys[keys.length - 1]! + 1 : this.next! + 1);
-    for (const k of [...this.packets.keys()]) if (k < stop) this.packets.delete(k);
+    const stop = resume ?? (last !== undefined ? last + 1 : from + 1);
+    for (let k = from; k < stop; k++) packets.delete(k);
     this.next = stop;
     this.emitted = true;
     this.lost();
