@@ -374,13 +374,16 @@ function patchGcmEncrypt(): void {
     'CipherAesGcm.encryptRtp (rtp/src/srtp/cipher/gcm.ts): separate header Buffer + Buffer.concat',
     () => {
       proto = gcmCipherPrototype();
-      return ivShapeChanged(proto) ?? sourceHas(proto.encryptRtp, [
-        'header.serialize(header.serializeSize)',
-        'createCipheriv',
-        '"aes-128-gcm"',
-        'cipher.setAAD(hdr)',
-        'Buffer.concat([hdr, enc, authTag])',
-      ]);
+      return (
+        ivShapeChanged(proto) ??
+        sourceHas(proto.encryptRtp, [
+          'header.serialize(header.serializeSize)',
+          'createCipheriv',
+          '"aes-128-gcm"',
+          'cipher.setAAD(hdr)',
+          'Buffer.concat([hdr, enc, authTag])',
+        ])
+      );
     },
     () => {
       const p = proto!;
