@@ -101,6 +101,7 @@ describe('werift hot-path patches', () => {
       'RTCRtpReceiver.runRtcp',
       'CipherAesGcm.encryptRtp',
       'RTCDtlsTransport.startSrtp',
+      'RTCRtpCodecParameters.name',
       'RTCRtpSender.sendRtp',
       'Event.execute',
     ]);
@@ -350,6 +351,27 @@ describe('werift hot-path patches', () => {
       receiveSrtp(cm as DtlsReceiveInternals, cmWire, (d) => toWerift.push(d));
       expect(toWerift.at(-1)).toBe(cmWire);
     });
+  });
+
+  it('names a codec as werift does, after its MIME type changes too', () => {
+    for (const mimeType of [
+      'video/VP8',
+      'audio/opus',
+      'video/rtx',
+      'video/red',
+      'odd',
+      'a/b/c',
+      '',
+    ]) {
+      const codec = new RTCRtpCodecParameters({ mimeType, clockRate: 90000 });
+      expect(codec.name).toBe(mimeType.split('/')[1]);
+      expect(codec.name).toBe(mimeType.split('/')[1]);
+    }
+    const codec = new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000 });
+    expect(codec.name).toBe('VP8');
+    codec.mimeType = 'video/H264';
+    expect(codec.name).toBe('H264');
+    expect(Object.keys(codec)).not.toContain('name');
   });
 
   it('states NTP time and abs-send-time with integer maths, as werift serialises them', () => {

@@ -17,6 +17,7 @@ import {
   Event,
   ProtectionProfileAeadAes128Gcm,
   RTCDtlsTransport,
+  RTCRtpCodecParameters,
   RTCRtpReceiver,
   RTCRtpSender,
   RTP_EXTENSION_URI,
@@ -106,6 +107,7 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
   patchRunRtcp();
   patchGcmEncrypt();
   patchSrtpReceive();
+  patchCodecName();
   patchSenderSendRtp();
   patch(
     'Event.execute',
@@ -632,6 +634,37 @@ interface SrtpStarter {
 }
 
 // ---------------------------------------------------------------------------------------------
+// `RTCRtpCodecParameters.name` (webrtc/src/media/parameters.ts) splits the MIME type on every
+// read; werift's receiver reads it twice per packet (`handleRTP`: is it RTX, is it RED). The same
+// value from a cache by MIME type (a handful of distinct strings per process).
+
+const codecNames = new Map<string, string | undefined>();
+
+function patchCodecName(): void {
+  const proto = RTCRtpCodecParameters.prototype as unknown as { mimeType: string };
+  const descriptor = Object.getOwnPropertyDescriptor(proto, 'name');
+  patch(
+    'RTCRtpCodecParameters.name',
+    'RTCRtpCodecParameters.name: mimeType.split("/") on every read, twice per received packet',
+    () => sourceHas(descriptor?.get, ['this.mimeType.split("/")[1]']),
+    () => {
+      Object.defineProperty(proto, 'name', {
+        ...descriptor,
+        get(this: { mimeType: string }) {
+          const mimeType = this.mimeType;
+          let name = codecNames.get(mimeType);
+          if (name === undefined && !codecNames.has(mimeType)) {
+            name = mimeType.split('/')[1];
+            if (codecNames.size < 256) codecNames.set(mimeType, name);
+          }
+          return name;
+        },
+      });
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // The send chain: `RTCRtpSender.sendRtp` (webrtc/src/media/rtpSender.ts) → `RTCDtlsTransport.
 // sendRtp` (webrtc/src/transport/dtls.ts) → ICE `Connection.send` (ice/src/ice.ts) →
 // `StunProtocol.sendData` → `UdpTransport.send` (common/src/transport.ts): four async functions,
@@ -693,6 +726,9 @@ interface CandidatePair {
   remoteAddr: [string, number];
   packetsSent: number;
   bytesSent: number;
+  /** `remoteAddr` when `__literal` was worked out, and whether its host is an IP literal. */
+  __literalOf?: [string, number];
+  __literal?: boolean;
 }
 
 interface IceConnection {
@@ -849,11 +885,16 @@ function iceSendNow(connection: IceConnection, data: Buffer): void {
   };
   const transport = protocol.transport;
   const addr = pair.remoteAddr;
+  if (pair.__literalOf !== addr) {
+    // the pair's address is fixed once nominated: parse it once, not per packet
+    pair.__literalOf = addr;
+    pair.__literal = isIP(addr[0]) !== 0;
+  }
   if (
     !(protocol instanceof StunProtocol) ||
     !(transport instanceof UdpTransport) ||
     !transport.socket ||
-    isIP(addr[0]) === 0
+    !pair.__literal
   ) {
     connection.send(data).catch(ignore);
     return;
