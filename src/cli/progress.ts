@@ -1,4 +1,3 @@
-import { createElement } from 'react';
 import { status } from './output.ts';
 
 /** Ink only on a terminal and never under CI (LiveKit's isInteractive); progress goes to stderr. */
@@ -31,9 +30,11 @@ export async function startProgress(
       done() {},
     };
   }
-  const [{ render }, { ProgressView }] = await Promise.all([
+  // react and ink only for a live view: `node start` imports this module too
+  const [{ render }, { ProgressView }, { createElement }] = await Promise.all([
     import('ink'),
     import('./views/ProgressView.tsx'),
+    import('react'),
   ]);
   const view = (fraction: number | undefined, detail: string) =>
     createElement(ProgressView, { label, fraction, detail });

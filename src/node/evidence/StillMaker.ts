@@ -1,6 +1,5 @@
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { ffmpegPath } from '../../core/ffmpeg.ts';
 import { imageSize } from '../../core/imageSize.ts';
 
@@ -69,6 +68,7 @@ export class StillMaker {
   constructor(private readonly opts: StillMakerOptions) {}
 
   private async ffmpeg(args: string[], what: string): Promise<void> {
+    const { execa } = await import('execa');
     const r = await execa(ffmpegPath(), ['-nostdin', '-v', 'error', '-y', ...args], {
       reject: false,
     });

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import { ffmpegPath } from '../../core/ffmpeg.ts';
 import { type Logger, silentLogger } from '../../core/log.ts';
@@ -362,6 +361,7 @@ export class RecordingLibrary {
       if (rec.bytes !== null && size !== rec.bytes)
         problems.push(`${rec.path} is ${size} bytes; ${rec.bytes} were stored`);
       if (opts.decode !== false && rec.status !== 'failed') {
+        const { execa } = await import('execa');
         const r = await execa(
           ffmpegPath(),
           ['-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-'],
@@ -427,6 +427,8 @@ export class RecordingLibrary {
     if (audio) args.push('-map', '0:a:0', '-c:a', 'aac', '-b:a', '96k');
     args.push('-movflags', '+faststart', '-progress', 'pipe:1', '-nostats', '-f', 'mp4', output);
     const total = rec.durationMs ?? 0;
+    // imported here: a running node loads execa (and its dependencies) only when it transcodes
+    const { execa } = await import('execa');
     const proc = execa(ffmpegPath(), args, { reject: false, buffer: { stdout: false } });
     proc.stdout?.on('data', (chunk: Buffer) => {
       const m = /out_time_(?:us|ms)=(\d+)/.exec(chunk.toString());
