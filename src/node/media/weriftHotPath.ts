@@ -315,11 +315,6 @@ function patchRunRtcp(): void {
 
 const scratchIv = Buffer.alloc(12);
 
-/**
- * The AES-GCM IV of an SRTP packet (RFC 7714 §8.1: 00 00 | SSRC | ROC | SEQ, XOR the session
- * salt), as werift's `rtpInitializationVector` writes it, into one reused Buffer: OpenSSL copies
- * the IV when the cipher is created, so the next packet may overwrite it.
- */
 /** Whether werift's IV still has the layout `rtpIv` writes. */
 function ivShapeChanged(proto: GcmCipher): string | undefined {
   return sourceHas(proto.rtpInitializationVector, [
@@ -332,6 +327,11 @@ function ivShapeChanged(proto: GcmCipher): string | undefined {
   ]);
 }
 
+/**
+ * The AES-GCM IV of an SRTP packet (RFC 7714 §8.1: 00 00 | SSRC | ROC | SEQ, XOR the session
+ * salt), as werift's `rtpInitializationVector` writes it, into one reused Buffer: OpenSSL copies
+ * the IV when the cipher is created, so the next packet may overwrite it.
+ */
 function rtpIv(salt: Buffer, ssrc: number, roc: number, seq: number): Buffer {
   const iv = scratchIv;
   iv[0] = 0;
