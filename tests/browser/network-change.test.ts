@@ -23,6 +23,7 @@ interface PageState {
   framesDecoded?: number;
   weakVideo: boolean;
   iceRestarts: { publish: number; subscribe: number };
+  iceRestartsRolledBack: { publish: number; subscribe: number };
   sessionIds: { publish?: string; subscribe?: string };
 }
 
@@ -228,6 +229,46 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
     expect(after.sessionIds.publish).toBe(sessionId);
     expect(after.reconnects).toBe(before.reconnects);
     expect(tn.node.rooms.publisher(caseId, 'buyer', sessionId)).toBeDefined();
+  });
+
+  // (before the test below: a node that refuses PATCH once is not asked again by that page)
+  it('keeps its WHIP session when the node cannot be reached for the restart but the path works', async () => {
+    await expect
+      .poll(async () => (await stateOf(buyer.page)).publish, { timeout: 15_000 })
+      .toBe('connected');
+    const before = await stateOf(buyer.page);
+    const sessionId = before.sessionIds.publish!;
+    const posts = buyerRequests.filter((r) => r.method === 'POST').length;
+    // the network change takes HTTP to the node down for a while; the media path survives it
+    await buyer.page.route('**/whip/**', (route) =>
+      route.request().method() === 'PATCH' ? route.abort('connectionrefused') : route.continue(),
+    );
+    try {
+      await sleep(1200); // past the pages' minimum gap between two network-change restarts
+      await switchNetwork(buyer);
+      await expect
+        .poll(async () => (await stateOf(buyer.page)).iceRestartsRolledBack.publish, {
+          timeout: 15_000,
+        })
+        .toBeGreaterThan(before.iceRestartsRolledBack.publish);
+      await expect
+        .poll(async () => (await stateOf(buyer.page)).publish, { timeout: 10_000 })
+        .toBe('connected');
+      const after = await stateOf(buyer.page);
+      expect(after.sessionIds.publish).toBe(sessionId);
+      expect(after.reconnects).toBe(before.reconnects);
+      expect(buyerRequests.filter((r) => r.method === 'POST').length).toBe(posts);
+      expect(tn.node.rooms.publisher(caseId, 'buyer', sessionId)).toBeDefined();
+      // the offer was taken back: the page still speaks the credentials the node holds
+      const signaling = await buyer.page.evaluate(
+        () => window.returncam!.peerConnections.publish!.signalingState,
+      );
+      expect(signaling).toBe('stable');
+      const frames = await staffFrames();
+      await expect.poll(staffFrames, { timeout: 10_000 }).toBeGreaterThan(frames + 30);
+    } finally {
+      await buyer.page.unroute('**/whip/**');
+    }
   });
 
   it('falls back to a new WHIP session when the node refuses PATCH', async () => {

@@ -59,6 +59,8 @@ const state = {
   /** The camera goes out in simulcast layers (set when the call starts). */
   simulcast: false,
   iceRestarts: { publish: 0, subscribe: 0 },
+  /** ICE restarts taken back because the node could not be reached while the path still worked. */
+  iceRestartsRolledBack: { publish: 0, subscribe: 0 },
   sessionIds: { publish: undefined, subscribe: undefined },
 };
 const stats = { outbound: undefined, inbound: undefined };
@@ -603,6 +605,10 @@ function noteSessions() {
   state.iceRestarts = {
     publish: publisher?.iceRestarts ?? 0,
     subscribe: subscriber?.iceRestarts ?? 0,
+  };
+  state.iceRestartsRolledBack = {
+    publish: publisher?.iceRestartsRolledBack ?? 0,
+    subscribe: subscriber?.iceRestartsRolledBack ?? 0,
   };
 }
 

@@ -96,6 +96,8 @@ export class MediaSession {
     /** The session's entity-tag (ETag), which every ICE restart changes. */
     this.etag = undefined;
     this.iceRestarts = 0;
+    /** ICE restarts whose PATCH failed while the old path still worked: taken back, session kept. */
+    this.iceRestartsRolledBack = 0;
     this.iceRestarting = false;
     /** An ICE restart was tried since the connection last worked. */
     this.iceRestartTried = false;
@@ -290,8 +292,10 @@ export class MediaSession {
   /**
    * ICE restart on the same session (RFC 9725 section 4.3): new local credentials and candidates
    * go to the node in a PATCH, its new ones come back and are applied to the answer already held.
-   * Media, recording and the session id carry on. If the PATCH fails (405 from an older node, the
-   * session is gone, no network), the connection is replaced by a new session as before.
+   * Media, recording and the session id carry on. If the PATCH cannot reach the node (no network,
+   * a timeout, a 5xx) while the current path still carries media, the restart's offer is taken
+   * back and the session kept; otherwise (405 from an older node, the session is gone, the path is
+   * down too) the connection is replaced by a new session as before.
    */
   async restartIce(reason) {
     const pc = this.pc;
@@ -346,12 +350,36 @@ export class MediaSession {
         this.onFatal(kind, err);
         return;
       }
+      if ((kind === 'network' || kind === 'server') && (await this.rollBack(pc))) {
+        // The node could not be reached (a network change often takes HTTP down for a moment)
+        // but the current path still carries media: keep the session and its path. A lost path
+        // or the next network change tries the restart again.
+        console.warn(`ICE restart failed (${err?.message ?? err}); kept the current path`);
+        this.iceRestartTried = false;
+        this.iceRestartsRolledBack += 1;
+        return;
+      }
       console.warn(`ICE restart failed (${err?.message ?? err}); reconnecting with a new session`);
       this.iceRestarting = false;
       this.dropAndRetry(err);
     } finally {
       if (pc === this.pc) this.iceRestarting = false;
     }
+  }
+
+  /**
+   * Takes back the restart's offer (the previous ICE credentials stay in use) when the connection
+   * is still up. True when it was taken back.
+   */
+  async rollBack(pc) {
+    if (pc.connectionState !== 'connected' || pc.signalingState !== 'have-local-offer')
+      return false;
+    try {
+      await pc.setLocalDescription({ type: 'rollback' });
+    } catch {
+      return false;
+    }
+    return pc === this.pc && pc.connectionState === 'connected';
   }
 
   dropAndRetry(err) {

@@ -64,6 +64,8 @@ const state = {
   /** The buyer's video runs on still frames while the audio carries on. */
   weakVideo: false,
   iceRestarts: { publish: 0, subscribe: 0 },
+  /** ICE restarts taken back because the node could not be reached while the path still worked. */
+  iceRestartsRolledBack: { publish: 0, subscribe: 0 },
   sessionIds: { publish: undefined, subscribe: undefined },
   lang: 'en',
 };
@@ -675,6 +677,10 @@ function noteSessions() {
   state.iceRestarts = {
     publish: publisher?.iceRestarts ?? 0,
     subscribe: subscriber?.iceRestarts ?? 0,
+  };
+  state.iceRestartsRolledBack = {
+    publish: publisher?.iceRestartsRolledBack ?? 0,
+    subscribe: subscriber?.iceRestartsRolledBack ?? 0,
   };
 }
 
