@@ -50,6 +50,24 @@ function header(props: Partial<RtpHeader>): RtpHeader {
   return new RtpHeader({ version: 2, ...props });
 }
 
+/** SRTP master keys of one side, and the other side's (the same, swapped). */
+const SRTP_KEYS = {
+  localMasterKey: Buffer.alloc(16, 0x11),
+  localMasterSalt: Buffer.alloc(12, 0x22),
+  remoteMasterKey: Buffer.alloc(16, 0x33),
+  remoteMasterSalt: Buffer.alloc(12, 0x44),
+};
+const MIRRORED_KEYS: typeof SRTP_KEYS = {
+  localMasterKey: SRTP_KEYS.remoteMasterKey,
+  localMasterSalt: SRTP_KEYS.remoteMasterSalt,
+  remoteMasterKey: SRTP_KEYS.localMasterKey,
+  remoteMasterSalt: SRTP_KEYS.localMasterSalt,
+};
+
+function srtpSession(keys: typeof SRTP_KEYS, profile: number = ProtectionProfileAeadAes128Gcm) {
+  return new SrtpSession({ keys, profile } as ConstructorParameters<typeof SrtpSession>[0]);
+}
+
 /** Packets covering the header's shapes: CSRCs, padding, one- and two-byte extensions. */
 function samplePackets(): Buffer[] {
   const payload = Buffer.from('0123456789abcdef0123456789', 'ascii');
@@ -156,25 +174,8 @@ describe('werift hot-path patches', () => {
   });
 
   it('encrypts SRTP (AES-128-GCM) to the same bytes, which the other side decrypts', () => {
-    const keys = {
-      localMasterKey: Buffer.alloc(16, 0x11),
-      localMasterSalt: Buffer.alloc(12, 0x22),
-      remoteMasterKey: Buffer.alloc(16, 0x33),
-      remoteMasterSalt: Buffer.alloc(12, 0x44),
-    };
-    const config = (k: typeof keys) =>
-      ({ keys: k, profile: ProtectionProfileAeadAes128Gcm }) as ConstructorParameters<
-        typeof SrtpSession
-      >[0];
-    const sender = new SrtpSession(config(keys));
-    const receiver = new SrtpSession(
-      config({
-        localMasterKey: keys.remoteMasterKey,
-        localMasterSalt: keys.remoteMasterSalt,
-        remoteMasterKey: keys.localMasterKey,
-        remoteMasterSalt: keys.localMasterSalt,
-      }),
-    );
+    const sender = srtpSession(SRTP_KEYS);
+    const receiver = srtpSession(MIRRORED_KEYS);
     const cipher = (sender as unknown as { localContext: { cipher: object } }).localContext.cipher;
     const random = rng(7);
     for (const buf of samplePackets()) {
@@ -206,21 +207,6 @@ describe('werift hot-path patches', () => {
   });
 
   describe('SRTP receive (AES-128-GCM)', () => {
-    const keys = {
-      localMasterKey: Buffer.alloc(16, 0x51),
-      localMasterSalt: Buffer.alloc(12, 0x62),
-      remoteMasterKey: Buffer.alloc(16, 0x73),
-      remoteMasterSalt: Buffer.alloc(12, 0x84),
-    };
-    const mirrored = {
-      localMasterKey: keys.remoteMasterKey,
-      localMasterSalt: keys.remoteMasterSalt,
-      remoteMasterKey: keys.localMasterKey,
-      remoteMasterSalt: keys.localMasterSalt,
-    };
-    type SessionConfig = ConstructorParameters<typeof SrtpSession>[0];
-    const session = (k: typeof keys, profile: number = ProtectionProfileAeadAes128Gcm) =>
-      new SrtpSession({ keys: k, profile } as SessionConfig);
     const contextOf = (s: SrtpSession) =>
       (s as unknown as { remoteContext: Parameters<typeof decryptRtpPacket>[0] }).remoteContext;
 
@@ -270,9 +256,9 @@ describe('werift hot-path patches', () => {
     };
 
     it('gives the packet and rollover state werift gives, and rejects what werift rejects', () => {
-      const sender = session(keys);
-      const theirs = session(mirrored);
-      const ours = session(mirrored);
+      const sender = srtpSession(SRTP_KEYS);
+      const theirs = srtpSession(MIRRORED_KEYS);
+      const ours = srtpSession(MIRRORED_KEYS);
       expect(isGcmContext(contextOf(ours))).toBe(true);
       const random = rng(5);
       let decrypted = 0;
@@ -298,13 +284,13 @@ describe('werift hot-path patches', () => {
       // the wrap was seen: both sides moved the rollover counter on and back
       expect(contextOf(ours).srtpSSRCStates[0x1234]?.rolloverCounter).toBe(1);
       // padding is taken off the payload as werift does
-      const padded = viaPatch(session(mirrored), wirePackets(sender)[6]!.wire);
+      const padded = viaPatch(srtpSession(MIRRORED_KEYS), wirePackets(sender)[6]!.wire);
       expect(typeof padded !== 'string' && padded.header.paddingSize).toBe(3);
     });
 
     it('keeps the rollover state when a packet fails to authenticate', () => {
-      const sender = session(keys);
-      const ours = session(mirrored);
+      const sender = srtpSession(SRTP_KEYS);
+      const ours = srtpSession(MIRRORED_KEYS);
       const first = sender.encrypt(
         Buffer.from('first'),
         header({ sequenceNumber: 65535, ssrc: 7 }),
@@ -322,11 +308,11 @@ describe('werift hot-path patches', () => {
     });
 
     it("decrypts GCM RTP itself and hands SRTCP and the AES-CM profile to werift's listener", () => {
-      const sender = session(keys);
+      const sender = srtpSession(SRTP_KEYS);
       const delivered: RtpPacket[] = [];
       const toWerift: Buffer[] = [];
       const dtls: DtlsReceiveInternals = {
-        srtp: session(mirrored) as unknown as DtlsReceiveInternals['srtp'],
+        srtp: srtpSession(MIRRORED_KEYS) as unknown as DtlsReceiveInternals['srtp'],
         config: {},
         bytesReceived: 0,
         packetsReceived: 0,
@@ -344,8 +330,11 @@ describe('werift hot-path patches', () => {
       expect(dtls.packetsReceived).toBe(2); // werift counts a packet before it authenticates
       expect(dtls.bytesReceived).toBe(wire.length * 2);
 
-      const cmSender = session(keys, ProtectionProfileAes128CmHmacSha1_80);
-      const cm = { ...dtls, srtp: session(mirrored, ProtectionProfileAes128CmHmacSha1_80) };
+      const cmSender = srtpSession(SRTP_KEYS, ProtectionProfileAes128CmHmacSha1_80);
+      const cm = {
+        ...dtls,
+        srtp: srtpSession(MIRRORED_KEYS, ProtectionProfileAes128CmHmacSha1_80),
+      };
       expect(isGcmContext((cm.srtp as { remoteContext: unknown }).remoteContext)).toBe(false);
       const cmWire = cmSender.encrypt(Buffer.from('cm'), header({ sequenceNumber: 1, ssrc: 3 }));
       receiveSrtp(cm as DtlsReceiveInternals, cmWire, (d) => toWerift.push(d));

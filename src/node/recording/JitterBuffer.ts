@@ -47,14 +47,19 @@ export interface JitterBufferStats {
  */
 class PacketRing {
   size = 0;
-  private mask: number;
-  private ext: Float64Array;
-  private ts: Float64Array;
-  private arrival: Float64Array;
-  private marker: Uint8Array;
-  private payload: (Buffer | undefined)[];
+  private mask!: number;
+  private ext!: Float64Array;
+  private ts!: Float64Array;
+  private arrival!: Float64Array;
+  private marker!: Uint8Array;
+  private payload!: (Buffer | undefined)[];
 
   constructor(capacity = 64) {
+    this.allocate(capacity);
+  }
+
+  /** Empty arrays of `capacity` slots (a power of two). */
+  private allocate(capacity: number): void {
     this.mask = capacity - 1;
     this.ext = new Float64Array(capacity);
     this.ts = new Float64Array(capacity);
@@ -112,13 +117,7 @@ class PacketRing {
   private grow(): void {
     const old = { ext: this.ext, ts: this.ts, arrival: this.arrival, marker: this.marker };
     const oldPayload = this.payload;
-    const capacity = (this.mask + 1) * 2;
-    this.mask = capacity - 1;
-    this.ext = new Float64Array(capacity);
-    this.ts = new Float64Array(capacity);
-    this.arrival = new Float64Array(capacity);
-    this.marker = new Uint8Array(capacity);
-    this.payload = new Array(capacity).fill(undefined);
+    this.allocate((this.mask + 1) * 2);
     for (let j = 0; j < oldPayload.length; j++) {
       const payload = oldPayload[j];
       if (payload === undefined) continue;
