@@ -350,14 +350,19 @@ export class MediaSession {
         this.onFatal(kind, err);
         return;
       }
-      if ((kind === 'network' || kind === 'server') && (await this.rollBack(pc))) {
-        // The node could not be reached (a network change often takes HTTP down for a moment)
-        // but the current path still carries media: keep the session and its path. A lost path
-        // or the next network change tries the restart again.
-        console.warn(`ICE restart failed (${err?.message ?? err}); kept the current path`);
-        this.iceRestartTried = false;
-        this.iceRestartsRolledBack += 1;
-        return;
+      if (kind === 'network' || kind === 'server') {
+        const kept = await this.rollBack(pc);
+        // the connection may have been replaced or stopped while the rollback ran
+        if (pc !== this.pc || this.stopped) return;
+        if (kept) {
+          // The node could not be reached (a network change often takes HTTP down for a
+          // moment) but the current path still carries media: keep the session and its path.
+          // A lost path or the next network change tries the restart again.
+          console.warn(`ICE restart failed (${err?.message ?? err}); kept the current path`);
+          this.iceRestartTried = false;
+          this.iceRestartsRolledBack += 1;
+          return;
+        }
       }
       console.warn(`ICE restart failed (${err?.message ?? err}); reconnecting with a new session`);
       this.iceRestarting = false;
@@ -379,7 +384,7 @@ export class MediaSession {
     } catch {
       return false;
     }
-    return pc === this.pc && pc.connectionState === 'connected';
+    return pc.connectionState === 'connected';
   }
 
   dropAndRetry(err) {
