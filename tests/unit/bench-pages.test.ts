@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { signalledVideoKbps } from '../../src/bench/browser/BrowserSession.ts';
+import {
+  matchedStamps,
+  type Shown,
+  signalledVideoKbps,
+} from '../../src/bench/browser/BrowserSession.ts';
 import { benchLayers, PRODUCT_SIMULCAST, productLayers } from '../../src/bench/browser/pages.ts';
 
 describe('bench buyer page', () => {
@@ -63,5 +67,60 @@ describe("the node's ceiling as its WHIP answer signals it", () => {
     ['none (the audio section does not count)', '', undefined],
   ])('%s', (_name, lines, expected) => {
     expect(signalledVideoKbps(answer(lines))).toBe(expected);
+  });
+});
+
+describe('matching shown frames to their stamps', () => {
+  /**
+   * A run of frames of one stream at 30 fps: the stamp is the capture time in ms, the RTP
+   * timestamp its own base plus 90 ticks per ms. `late` lists frames whose copied picture was
+   * already the next frame (its stamp a frame later than the RTP timestamp says).
+   */
+  function run(
+    from: number,
+    count: number,
+    rtpBase: number,
+    size: [number, number],
+    late: number[] = [],
+  ): Shown[] {
+    return Array.from({ length: count }, (_, i) => {
+      const captured = from + i * 33;
+      const ts = late.includes(i) ? captured + 33 : captured;
+      return {
+        ts,
+        rtp: (rtpBase + (captured - from) * 90) % 0x100000000,
+        shown: captured + 400,
+        width: size[0],
+        height: size[1],
+      };
+    });
+  }
+
+  it('judges each layer against its own timestamps, keeping the layer seen less often', () => {
+    const top = run(10_000, 60, 123_456, [640, 360], [10, 40]);
+    // the low layer has its own RTP timestamps, and wraps around 2^32 in this run
+    const low = run(12_000, 25, 0xffff_f000, [320, 180], [7]);
+    const back = run(13_000, 30, 9_000_000, [640, 360], [3]);
+    const { kept, mismatched } = matchedStamps([...top, ...low, ...back]);
+    expect(mismatched).toBe(4);
+    expect(kept.filter((s) => s.width === 320)).toHaveLength(24);
+    expect(kept).not.toContain(top[10]);
+    expect(kept).not.toContain(top[40]);
+    expect(kept).not.toContain(low[7]);
+    expect(kept).not.toContain(back[3]);
+  });
+
+  it('starts a new run where the timestamps were rebased at the same size', () => {
+    const first = run(10_000, 20, 5_000, [640, 360], [5]);
+    const rebased = run(10_660, 20, 77_000_000, [640, 360], [12]);
+    const { kept, mismatched } = matchedStamps([...first, ...rebased]);
+    expect(mismatched).toBe(2);
+    expect(kept).toHaveLength(38);
+  });
+
+  it('keeps frames without an RTP timestamp and runs too short to judge', () => {
+    const short = run(10_000, 4, 1_000, [320, 180], [1]);
+    const bare = { ts: 20_000, shown: 20_400, width: 640, height: 360 };
+    expect(matchedStamps([...short, bare])).toEqual({ kept: [...short, bare], mismatched: 0 });
   });
 });

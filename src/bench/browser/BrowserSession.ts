@@ -58,7 +58,7 @@ export class BrowserHarness {
   }
 }
 
-interface Shown {
+export interface Shown {
   ts: number;
   rtp?: number;
   received?: number;
@@ -219,36 +219,11 @@ export class BrowserSession implements BenchSession {
     };
   }
 
-  /**
-   * Shown frames whose stamp belongs to the frame the browser reported: the staff page copies
-   * the picture a moment after the frame callback, and under load the video may have moved on
-   * to the next frame by then. A frame's RTP timestamp (90 kHz, from its capture time) and its
-   * stamp keep a near-constant offset: the buyer page asks for a capture right after each draw,
-   * which the browser takes at its next paint (0–17 ms later). A stamp read from the following
-   * picture sits a whole frame (33 ms at 30 fps) below its own pair's offset, and the correct
-   * offsets spread up to a paint (17 ms) above the lowest: a pair more than 8 ms under the median
-   * (or 20 ms over it) is dropped.
-   */
+  /** Shown frames whose stamp belongs to the frame the browser reported: see {@link matchedStamps}. */
   private consistentShown(): Shown[] {
-    const withRtp = this.shown.filter((s) => s.rtp !== undefined);
-    if (withRtp.length < 5) return this.shown;
-    let previous = withRtp[0]!.rtp!;
-    let unwrapped = previous;
-    const offsets = withRtp.map((s) => {
-      let d = s.rtp! - previous;
-      if (d < -0x80000000) d += 0x100000000;
-      else if (d > 0x80000000) d -= 0x100000000;
-      unwrapped += d;
-      previous = s.rtp!;
-      return unwrapped / 90 - s.ts;
-    });
-    const sorted = [...offsets].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
-    const keep = new Set(
-      withRtp.filter((_, i) => offsets[i]! - median >= -8 && offsets[i]! - median <= 20),
-    );
-    this.mismatched = withRtp.length - keep.size;
-    return this.shown.filter((s) => s.rtp === undefined || keep.has(s));
+    const { kept, mismatched } = matchedStamps(this.shown);
+    this.mismatched = mismatched;
+    return kept;
   }
 
   frames(withPath = true): FrameTimes[] {
@@ -465,3 +440,62 @@ interface BenchWindow {
 }
 
 export type { PageConfig };
+
+/** Offsets within this much below (or over) their run's median belong to their own picture, ms. */
+const STAMP_EARLY_MS = 8;
+const STAMP_LATE_MS = 20;
+/** A jump of the offset larger than this starts a new run (the stream's timestamps were rebased). */
+const STAMP_REBASE_MS = 100;
+/** A run shorter than this has no trustworthy median: its frames are kept. */
+const STAMP_MIN_RUN = 5;
+
+/**
+ * Shown frames whose stamp belongs to the frame the browser reported: the staff page copies the
+ * picture a moment after the frame callback, and under load the video may have moved on to the
+ * next frame by then. A frame's RTP timestamp (90 kHz, from its capture time) and its stamp keep
+ * a near-constant offset: the buyer page asks for a capture right after each draw, which the
+ * browser takes at its next paint (0-17 ms later). A stamp read from the following picture sits a
+ * whole frame (33 ms at 30 fps) below its own pair's offset, and the correct offsets spread up to
+ * a paint (17 ms) above the lowest: a pair more than 8 ms under its run's median (or 20 ms over
+ * it) is dropped.
+ *
+ * The offset holds per run of one stream: each simulcast layer has its own timestamps, and the
+ * node rebases them at every layer switch. A run is a stretch of frames of one size with no jump
+ * of the offset over 100 ms; each is judged against its own median (one median for the whole
+ * call threw out every frame of the layer the viewer had less often).
+ */
+export function matchedStamps<T extends Shown>(
+  shown: readonly T[],
+): { kept: T[]; mismatched: number } {
+  const withRtp = shown.filter((s) => s.rtp !== undefined);
+  let previous = withRtp[0]?.rtp ?? 0;
+  let unwrapped = previous;
+  const offsets = withRtp.map((s) => {
+    let d = s.rtp! - previous;
+    if (d < -0x80000000) d += 0x100000000;
+    else if (d > 0x80000000) d -= 0x100000000;
+    unwrapped += d;
+    previous = s.rtp!;
+    return unwrapped / 90 - s.ts;
+  });
+  const drop = new Set<T>();
+  let start = 0;
+  for (let i = 1; i <= withRtp.length; i++) {
+    const runGoesOn =
+      i < withRtp.length &&
+      withRtp[i]!.width === withRtp[start]!.width &&
+      withRtp[i]!.height === withRtp[start]!.height &&
+      Math.abs(offsets[i]! - offsets[i - 1]!) <= STAMP_REBASE_MS;
+    if (runGoesOn) continue;
+    if (i - start >= STAMP_MIN_RUN) {
+      const run = offsets.slice(start, i).sort((a, b) => a - b);
+      const median = run[Math.floor(run.length / 2)]!;
+      for (let k = start; k < i; k++) {
+        const d = offsets[k]! - median;
+        if (d < -STAMP_EARLY_MS || d > STAMP_LATE_MS) drop.add(withRtp[k]!);
+      }
+    }
+    start = i;
+  }
+  return { kept: shown.filter((s) => !drop.has(s)), mismatched: drop.size };
+}
