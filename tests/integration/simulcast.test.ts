@@ -421,6 +421,58 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
     }
   });
 
+  it('moves a viewer off a layer the publisher drops within a second, and back once it has held', async () => {
+    const c = server.node.cases.create({ orderId: 'ORD-SIM5', sku: 'SKU-5', reason: 'damaged' });
+    const publisher = new WhipPublisher({
+      baseUrl: server.url,
+      caseId: c.case.id,
+      headers: bearer(c.links.buyer.token),
+      media: layers.f,
+      simulcast: [
+        { rid: 'q', videoPath: layers.q.videoPath },
+        { rid: 'h', videoPath: layers.h.videoPath },
+        { rid: 'f', videoPath: layers.f.videoPath },
+      ],
+    });
+    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+    try {
+      await publisher.start();
+      await expect
+        .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
+        .toBe(2);
+      await sleep(1_000);
+      // The publisher's encoder drops its top layer for 2.5 s, as Chrome's does when its uplink
+      // estimate falls under what the layer needs; the other layers go on.
+      const dropAt = performance.now();
+      publisher.pauseLayer('f', 2_500);
+      const layersSeen: { at: number; layer: number | undefined }[] = [];
+      while (performance.now() - dropAt < 9_000) {
+        await sleep(250);
+        const layer = sessionOf(server, c.case.id, viewer).quality?.layer;
+        layersSeen.push({ at: Math.round(performance.now() - dropAt), layer });
+      }
+      const around = viewer.frames.filter((at) => at >= dropAt - 500 && at < dropAt + 2_500);
+      let longestGap = 0;
+      for (let i = 1; i < around.length; i++) {
+        longestGap = Math.max(longestGap, around[i]! - around[i - 1]!);
+      }
+      const backAt = layersSeen.find((l) => l.at > 2_500 && l.layer === 2)?.at;
+      console.info(
+        `top layer dropped for 2.5 s: viewer's longest gap between frames ${Math.round(longestGap)} ms; ` +
+          `layers ${layersSeen.map((l) => `${l.at}:${l.layer}`).join(' ')}; back on the top layer ${backAt ?? 'never'} ms after the drop`,
+      );
+      // Before, the node noticed a dropped layer only once its bitrate over the last second read
+      // zero: the viewer went more than a second without a frame.
+      expect(longestGap).toBeLessThan(1_000);
+      expect(layersSeen.filter((l) => l.at < 2_500).map((l) => l.layer)).toContain(1);
+      // Back on the top layer only after it has been sending again for the return hold (4 s).
+      expect(backAt).toBeDefined();
+      expect(backAt!).toBeGreaterThanOrEqual(2_500 + 3_750);
+    } finally {
+      await Promise.all([publisher.close(), viewer.close()]);
+    }
+  });
+
   it('a single-layer viewer gets frames again within a second of a 3 s outage of its link', async () => {
     const c = server.node.cases.create({ orderId: 'ORD-SIM4', sku: 'SKU-4', reason: 'damaged' });
     const clear = directionSchema.parse({});

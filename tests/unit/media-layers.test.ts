@@ -176,20 +176,62 @@ describe('LayerSelector', () => {
     expect(changes).toEqual([{ from: 2, to: 1, at: 1_000, reason: 'layer_gone' }]);
   });
 
-  it('goes back to the layer the publisher dropped as soon as it returns, step by step if need be', () => {
+  it('goes back to a layer the publisher dropped once it has been back 4 s, step by step if need be', () => {
     const s = new LayerSelector();
     s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
     expect(s.layer).toBe(2);
     // The publisher's CPU drops its two upper layers for 2 s, then the middle one comes back
-    // first: the viewer follows each layer back at once, without the 4 s climb per step.
+    // first: the viewer follows each layer back once it has held for 4 s, without the climb's
+    // test of the link.
     const layers = (t: number) =>
       t < 1_000 ? LAYERS : t < 3_000 ? [150_000, 0, 0] : t < 4_000 ? [150_000, 500_000, 0] : LAYERS;
-    const changes = run(s, 250, 6_000, () => 3e6, layers);
+    const changes = run(s, 250, 10_000, () => 3e6, layers);
     expect(changes).toEqual([
       { from: 2, to: 0, at: 1_000, reason: 'layer_gone' },
-      { from: 0, to: 1, at: 3_000, reason: 'restore' },
-      { from: 1, to: 2, at: 4_000, reason: 'restore' },
+      { from: 0, to: 1, at: 7_000, reason: 'restore' },
+      { from: 1, to: 2, at: 8_000, reason: 'restore' },
     ]);
+  });
+
+  it('keeps a viewer off a layer the publisher keeps switching on and off', () => {
+    // A narrow uplink: the publisher's encoder sends its top layer for 2.5 s, drops it for 2 s,
+    // over and over. Each time it goes, a viewer on it waits for the middle layer's keyframe.
+    const flapping = (t: number) => (t % 4_500 < 2_500 ? LAYERS : [150_000, 500_000, 0]);
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    const changes = run(s, 250, 60_000, () => 3e6, flapping);
+    const gone = changes.filter((c) => c.reason === 'layer_gone');
+    expect(gone).toHaveLength(1);
+    expect(s.layer).toBe(1);
+    expect(s.returnHoldLeft(2, 60_000)).toBeGreaterThan(0);
+    // Once it stays, the viewer gets it back, after a wait that grew with each drop (capped).
+    const steady = run(s, 60_250, 40_000, () => 3e6);
+    expect(steady).toHaveLength(1);
+    expect(steady[0]).toMatchObject({ from: 1, to: 2, reason: 'restore' });
+    expect(steady[0]!.at - 60_250).toBeGreaterThan(4_000);
+    expect(steady[0]!.at - 60_250).toBeLessThanOrEqual(8 * 4_000);
+  });
+
+  it('forgets a drop once the layer has come back and held', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    const twice = (t: number) =>
+      (t >= 1_000 && t < 2_000) || (t >= 4_000 && t < 5_000) ? [150_000, 500_000, 0] : LAYERS;
+    run(s, 250, 5_000, () => 3e6, twice);
+    // dropped again 2 s after it came back: the next return waits 8 s
+    expect(s.returnHoldLeft(2, 5_000)).toBe(8_000);
+    run(s, 5_250, 20_000, () => 3e6);
+    expect(s.layer).toBe(2);
+    // held far longer than the fail window: one more drop costs only the plain wait
+    run(
+      s,
+      25_500,
+      1_000,
+      () => 3e6,
+      () => [150_000, 500_000, 0],
+    );
+    run(s, 26_750, 250, () => 3e6);
+    expect(s.returnHoldLeft(2, 27_000)).toBe(4_000 - 250);
   });
 
   it('on a clean link, an estimate a little under the layer is not a reason to step down', () => {
@@ -218,10 +260,10 @@ describe('LayerSelector', () => {
     s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
     const layers = (t: number) => (t >= 1_000 && t < 2_000 ? [150_000, 0, 0] : LAYERS);
     // While the top layer is gone the link narrows to what the middle layer needs.
-    const changes = run(s, 250, 4_000, (t) => (t < 1_500 ? 3e6 : 600_000), layers);
+    const changes = run(s, 250, 10_000, (t) => (t < 1_500 ? 3e6 : 600_000), layers);
     expect(changes).toEqual([
       { from: 2, to: 0, at: 1_000, reason: 'layer_gone' },
-      { from: 0, to: 1, at: 2_000, reason: 'restore' },
+      { from: 0, to: 1, at: 6_000, reason: 'restore' },
     ]);
   });
 

@@ -75,6 +75,8 @@ interface VideoLayer {
   extensions: RtpExtensionElement[];
   /** Simulcast: sent packets by sequence number, for NACKs (libdatachannel's responder is per track). */
   history: Map<number, Buffer> | undefined;
+  /** Sends nothing of this layer until then (`performance.now()` ms): see `pauseLayer`. */
+  pausedUntil: number;
   stats: Omit<LayerResults, 'rid' | 'ssrc' | 'width'>;
 }
 
@@ -368,6 +370,21 @@ export class WhipPublisher {
     if (!this.closing) this.startSending();
   }
 
+  /**
+   * Simulcast: sends nothing of layer `rid` for `ms` while the others go on, as a browser's
+   * encoder drops a layer its uplink estimate no longer carries; the layer comes back with a
+   * keyframe, as a re-enabled encoder's does.
+   */
+  pauseLayer(rid: string, ms: number): void {
+    const layer = this.layers.find((l) => l.rid === rid);
+    if (!layer || !this.simulcast) {
+      throw new Error(
+        `WHIP publisher: no simulcast layer "${rid}" (layers: ${this.layers.map((l) => l.rid ?? '-').join(', ')})`,
+      );
+    }
+    layer.pausedUntil = performance.now() + ms;
+  }
+
   /** Stops sending, DELETEs the session (unless `skipDelete`), closes the connection. Idempotent. */
   close(options: { skipDelete?: boolean } = {}): Promise<void> {
     this.closing ??= (async () => {
@@ -418,6 +435,7 @@ export class WhipPublisher {
         lastRewindAt: Number.NEGATIVE_INFINITY,
         extensions: rid ? [{ id: RID_EXTENSION_ID, data: Buffer.from(rid, 'ascii') }] : [],
         history: rid ? new Map() : undefined,
+        pausedUntil: Number.NEGATIVE_INFINITY,
         stats: { packetsSent: 0, bytesSent: 0, keyframeRequests: 0 },
       };
     };
@@ -478,7 +496,16 @@ export class WhipPublisher {
     const top = this.layers[this.layers.length - 1]!;
     const sentAt = wallClock();
     let topKeyframe = false;
+    const now = performance.now();
     for (const layer of this.layers) {
+      if (layer.pausedUntil > now) {
+        layer.lastRewindAt = Number.NEGATIVE_INFINITY;
+        continue;
+      }
+      if (layer.pausedUntil !== Number.NEGATIVE_INFINITY) {
+        layer.pausedUntil = Number.NEGATIVE_INFINITY;
+        this.rewindToKeyframe(layer);
+      }
       if (layer.cursor >= layer.video.frames.length) layer.cursor = 0;
       const index = layer.cursor++;
       const frame = layer.video.frames[index]!;

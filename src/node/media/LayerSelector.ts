@@ -11,6 +11,11 @@
  *   In still-frame mode the node sends almost nothing, so a receive-side estimate cannot grow back
  *   by itself: after `stillProbeMs` of clean reports the lowest layer is tried again ('probe'); a
  *   probe undone within `failWindowMs` doubles that wait (up to `maxBackoff` ×).
+ * - A layer the publisher dropped (its own uplink estimate no longer carried it) is not chosen
+ *   again until it has been back for `returnHoldMs`; dropped again within `failWindowMs` of coming
+ *   back, it waits twice as long the next time (up to `maxBackoff` ×). On a narrow uplink the
+ *   publisher's encoder switches its top layer on and off every few seconds, and each time it
+ *   goes, a subscriber on it sees nothing until the lower layer's keyframe comes.
  */
 
 /** The subscriber gets audio and an occasional still frame of the lowest layer. */
@@ -26,6 +31,8 @@ export interface LayerSelectorOptions {
   stillProbeMs?: number;
   /** On a clean link, step down only when the budget is under this share of the layer (0..1]. */
   cleanDownMargin?: number;
+  /** A layer the publisher dropped is chosen again only after it has been back this long. */
+  returnHoldMs?: number;
 }
 
 export const LAYER_SELECTOR_DEFAULTS = {
@@ -36,7 +43,18 @@ export const LAYER_SELECTOR_DEFAULTS = {
   maxBackoff: 8,
   stillProbeMs: 3_000,
   cleanDownMargin: 0.8,
+  returnHoldMs: 4_000,
 } as const;
+
+/** Whether a layer is arriving, and how it has come and gone. */
+interface Presence {
+  /** Arriving since (ms); undefined while it is not. */
+  since: number | undefined;
+  /** The publisher has dropped it at least once. */
+  dropped: boolean;
+  /** Multiplier of `returnHoldMs`: doubled by each drop soon after a return. */
+  backoff: number;
+}
 
 export interface LayerInput {
   now: number;
@@ -77,6 +95,7 @@ export class LayerSelector {
    */
   private restoreTo: number | undefined;
   private readonly backoff = new Map<number, number>();
+  private readonly presence: Presence[] = [];
   private changes = 0;
   private linkChanges = 0;
 
@@ -118,18 +137,30 @@ export class LayerSelector {
     return this.o.stillProbeMs * (this.backoff.get(layer) ?? 1);
   }
 
+  /**
+   * How long `layer` must still arrive before it may be chosen again, ms: 0 for a layer the
+   * publisher has not dropped, or one back for long enough.
+   */
+  returnHoldLeft(layer: number, now: number): number {
+    const p = this.presence[layer];
+    if (!p?.dropped) return 0;
+    if (p.since === undefined) return Number.POSITIVE_INFINITY;
+    return Math.max(0, p.since + this.o.returnHoldMs * p.backoff - now);
+  }
+
   /** Decides for now; returns the change, if the choice changed. */
   update(input: LayerInput): LayerChange | undefined {
     const { now, budgetBps, layerBps } = input;
     const top = highestActive(layerBps);
     if (top < 0) return undefined; // nothing arriving: keep the choice for when it resumes
+    if (!input.publisherSilent) this.trackPresence(layerBps, now);
     const current = this.current;
     if (current === undefined) return this.change(bestFitting(layerBps, budgetBps), now, 'start');
     if (current !== STILL && !(layerBps[current]! > 0)) {
       // The publisher stopped sending this layer (its own uplink estimate or CPU dropped it).
       const restoreTo = Math.max(current, this.restoreTo ?? -1);
       const change = this.change(
-        Math.min(bestFitting(layerBps, budgetBps), top),
+        Math.min(this.bestSettled(layerBps, budgetBps, now), top),
         now,
         'layer_gone',
       );
@@ -137,8 +168,8 @@ export class LayerSelector {
       return change;
     }
     if (this.restoreTo !== undefined && current !== STILL && current < this.restoreTo) {
-      const back = bestFitting(layerBps, budgetBps, this.restoreTo);
-      if (back !== STILL && back > current) {
+      const back = this.bestSettled(layerBps, budgetBps, now, this.restoreTo);
+      if (back !== STILL && back > current && this.returnHoldLeft(back, now) === 0) {
         const restoreTo = this.restoreTo;
         const change = this.change(back, now, 'restore');
         // Only part of the way back: the rest follows when the higher layer arrives again.
@@ -168,7 +199,7 @@ export class LayerSelector {
       if (budgetBps < downAt) {
         this.belowSince ??= now;
         if (now - this.belowSince >= this.o.downHoldMs) {
-          return this.change(bestFitting(layerBps, budgetBps), now, 'down');
+          return this.change(this.bestSettled(layerBps, budgetBps, now), now, 'down');
         }
       } else {
         this.belowSince = undefined;
@@ -196,7 +227,7 @@ export class LayerSelector {
     }
     if (budgetBps >= layerBps[next]! * this.o.upMargin) {
       this.aboveSince ??= now;
-      if (now - this.aboveSince >= this.upHoldFor(next)) {
+      if (now - this.aboveSince >= this.upHoldFor(next) && this.returnHoldLeft(next, now) === 0) {
         // One layer at a time: each step proves the link before the next is tried.
         return this.change(next, now, 'up');
       }
@@ -219,6 +250,43 @@ export class LayerSelector {
     this.belowSince = undefined;
     this.aboveSince = undefined;
     this.cleanSince = undefined;
+  }
+
+  /** Notes which layers arrive: a layer that stops is one the publisher dropped. */
+  private trackPresence(layerBps: readonly number[], now: number): void {
+    for (let i = 0; i < layerBps.length; i++) {
+      let p = this.presence[i];
+      if (!p) {
+        p = { since: undefined, dropped: false, backoff: 1 };
+        this.presence[i] = p;
+      }
+      if (layerBps[i]! > 0) {
+        p.since ??= now;
+        continue;
+      }
+      if (p.since === undefined) continue;
+      if (!p.dropped || now - p.since >= this.o.failWindowMs) p.backoff = 1;
+      else p.backoff = Math.min(this.o.maxBackoff, p.backoff * 2);
+      p.dropped = true;
+      p.since = undefined;
+    }
+  }
+
+  /**
+   * The best arriving layer (at most `highest`) that fits `budget` and is not waiting out its
+   * return hold; when every fitting layer is, the best fitting one.
+   */
+  private bestSettled(
+    layerBps: readonly number[],
+    budget: number,
+    now: number,
+    highest = layerBps.length - 1,
+  ): number {
+    for (let i = Math.min(highest, layerBps.length - 1); i >= 0; i--) {
+      const bps = layerBps[i]!;
+      if (bps > 0 && bps <= budget && this.returnHoldLeft(i, now) === 0) return i;
+    }
+    return bestFitting(layerBps, budget, highest);
   }
 
   private change(to: number, now: number, reason: LayerChange['reason']): LayerChange | undefined {

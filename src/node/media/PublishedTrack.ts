@@ -60,6 +60,7 @@ export class PublishedTrack implements ForwardSource {
   /** The node's NACK generator for this track (video with NACK negotiated). */
   private readonly nack: PublisherNack | undefined;
   private mediaSsrc: number | undefined;
+  /** When the last packet of this stream arrived (video), `performance.now()` ms. */
   private lastArrivalAt = Number.NEGATIVE_INFINITY;
   /** ULPFEC payload type, when the publisher sends FEC (RED taken apart by fecReceivePath). */
   private readonly fecPt: number | undefined;
@@ -157,6 +158,11 @@ export class PublishedTrack implements ForwardSource {
   get repairRoundTripMs(): number | undefined {
     if (!this.nack) return undefined;
     return this.nack.roundTripMs ?? iceRoundTripMs(this.options.transceiver.receiver);
+  }
+
+  /** When the last packet of this stream arrived, `performance.now()` ms (video). */
+  get lastPacketAt(): number {
+    return this.lastArrivalAt;
   }
 
   /** Measured bitrate over the last second (RTP payload), bit/s. */

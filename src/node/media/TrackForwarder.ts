@@ -43,6 +43,8 @@ export interface ForwardSource {
   requestKeyframe(): void;
   /** Measured bitrate, bit/s. */
   bitrate(now: number): number;
+  /** When its last packet arrived, `performance.now()` ms. */
+  readonly lastPacketAt: number;
   readonly rid?: string;
 }
 
@@ -104,6 +106,13 @@ const SWITCH_RETRY_MS = 1_000;
  * it has sent steadily again for the whole climb (its first seconds back are its weakest).
  */
 const PUBLISHER_SILENCE_MS = 300;
+/**
+ * A simulcast layer silent this long while another of the publisher's layers still arrives has
+ * been dropped by the publisher (its uplink estimate no longer carries it): it counts as gone at
+ * once, rather than when its one-second bitrate reaches zero. Well over a frame interval at the
+ * lowest frame rate an encoder keeps a layer at (5 fps), and over the encoder's own frame drops.
+ */
+export const LAYER_STALL_MS = 450;
 
 function ignore(): void {}
 
@@ -155,6 +164,8 @@ export class TrackForwarder {
   private vp8Ids: Vp8IdRewriter | undefined;
   /** When a packet of any of the publisher's layers last arrived (ms). */
   private lastArrivalAt = Number.NEGATIVE_INFINITY;
+  /** The current layer's last packet time when its stall was acted on (once per stall). */
+  private stallSeenAt = Number.NaN;
   /** What the subscriber's audio took at the last layer decision: a REMB covers audio too. */
   private audioBps = 0;
   /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
@@ -186,7 +197,22 @@ export class TrackForwarder {
   forward(packet: RtpPacket, source: ForwardSource, arrivedAt?: number): void {
     if (this.closed) return;
     if (arrivedAt !== undefined) this.lastArrivalAt = arrivedAt;
-    if (source !== this.source && !this.admit(packet, source)) return;
+    if (source !== this.source) {
+      const current = this.source;
+      if (
+        current !== undefined &&
+        arrivedAt !== undefined &&
+        this.layers.length > 1 &&
+        arrivedAt - current.lastPacketAt > LAYER_STALL_MS &&
+        current.lastPacketAt !== this.stallSeenAt
+      ) {
+        // The publisher dropped the layer this subscriber gets while others go on: decide now,
+        // not at the next tick, since every moment until the lower layer's keyframe is frozen.
+        this.stallSeenAt = current.lastPacketAt;
+        this.selectLayer(arrivedAt, this.audioBps);
+      }
+      if (!this.admit(packet, source)) return;
+    }
     const header = packet.header;
     if (
       source !== this.source ||
@@ -281,7 +307,7 @@ export class TrackForwarder {
     this.audioBps = audioBps;
     const rttS = (this.sender as unknown as { rtt?: number }).rtt;
     if (rttS !== undefined) this.history.setRtt(rttS * 1000);
-    const layerBps = layers.map((layer) => layer.bitrate(now));
+    const layerBps = layerBitrates(layers, now);
     let topBps = 0;
     for (const bps of layerBps) topBps = Math.max(topBps, bps);
     // The estimate need not grow past what the best layer takes, with room to spare.
@@ -540,4 +566,17 @@ function sameLayers(a: readonly ForwardSource[], b: readonly ForwardSource[]): b
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * Each layer's bitrate over the last second, with 0 for a layer that has stalled (silent for
+ * {@link LAYER_STALL_MS}) while another still arrives. When all are silent the publisher's whole
+ * uplink is out: the bitrates stand, and the outage rules decide.
+ */
+export function layerBitrates(layers: readonly ForwardSource[], now: number): number[] {
+  let anyAlive = false;
+  for (const layer of layers) if (now - layer.lastPacketAt <= LAYER_STALL_MS) anyAlive = true;
+  return layers.map((layer) =>
+    anyAlive && now - layer.lastPacketAt > LAYER_STALL_MS ? 0 : layer.bitrate(now),
+  );
 }
