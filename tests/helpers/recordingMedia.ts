@@ -175,18 +175,27 @@ export function readH264AccessUnits(file: string): Buffer[][] {
 
 export interface Packetizer {
   seq: number;
+  /** VP8: a 15-bit PictureID in every descriptor, this one on the next frame (then counted up). */
+  pictureId?: number;
 }
 
-/** VP8 RTP packets for one frame (RFC 7741, 1-byte descriptor). */
+/** VP8 RTP packets for one frame (RFC 7741; a 1-byte descriptor, or 4 with a PictureID). */
 export function vp8Packets(frame: Buffer, ts: number, state: Packetizer, mtu = 900): RtpIn[] {
   const out: RtpIn[] = [];
+  const pid = state.pictureId;
+  if (pid !== undefined) state.pictureId = (pid + 1) & 0x7fff;
   for (let off = 0; off < frame.length; off += mtu) {
     const chunk = frame.subarray(off, off + mtu);
+    const start = off === 0 ? 0x10 : 0x00;
+    const descriptor =
+      pid === undefined
+        ? Buffer.from([start])
+        : Buffer.from([0x80 | start, 0x80, 0x80 | (pid >> 8), pid & 0xff]);
     out.push({
       sequenceNumber: state.seq++ & 0xffff,
       timestamp: ts >>> 0,
       marker: off + mtu >= frame.length,
-      payload: Buffer.concat([Buffer.from([off === 0 ? 0x10 : 0x00]), chunk]),
+      payload: Buffer.concat([descriptor, chunk]),
     });
   }
   return out;

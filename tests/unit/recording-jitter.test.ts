@@ -231,3 +231,71 @@ describe('media clock: RTP time without sender reports', () => {
     ]);
   });
 });
+
+describe('jitter buffer: numbers that held no media', () => {
+  /**
+   * The clip with PictureIDs (across their 15-bit wrap). After each frame in `fecAfter` the
+   * publisher used one more number, for a FEC packet that never arrives (Chrome never resends
+   * FEC). `drop` lists frames whose packets are lost for good, `dropFirst` frames that lose only
+   * their first packet.
+   */
+  function numbered(fecAfter: number[], drop: number[] = [], dropFirst: number[] = []): Timed[] {
+    const state = { seq: 65_500, pictureId: 0x7ff0 };
+    const out: Timed[] = [];
+    video.forEach((f, i) => {
+      const packets = vp8Packets(f.data, 5000 + i * 3000, state, 200);
+      if (fecAfter.includes(i)) state.seq++;
+      packets.forEach((p, k) => {
+        if (drop.includes(i) || (k === 0 && dropFirst.includes(i))) return;
+        out.push({ p, at: i * 33 + k * 0.1, frame: i });
+      });
+    });
+    return out;
+  }
+
+  /** Each frame let out, with when it went out (ms). */
+  function timed(packets: Timed[], deadlineMs = 300) {
+    let keyframeRequests = 0;
+    const jb = new JitterBuffer({
+      rules: VP8_RULES,
+      deadlineMs,
+      onKeyframeNeeded: () => keyframeRequests++,
+    });
+    const out: { frame: number; at: number }[] = [];
+    const take = (frames: { rtpTimestamp: number }[], at: number) => {
+      for (const f of frames) out.push({ frame: (f.rtpTimestamp - 5000) / 3000, at });
+    };
+    for (const t of packets) {
+      take(jb.tick(t.at), t.at);
+      take(jb.processInput(t.p, t.at), t.at);
+    }
+    take(jb.flush(), Number.POSITIVE_INFINITY);
+    return { out, stats: jb.stats, keyframeRequests };
+  }
+
+  it('passes a number between two consecutive frames at once, with no keyframe asked for', () => {
+    const { out, stats, keyframeRequests } = timed(numbered([10, 40, 41, 89]));
+    expect(out.map((o) => o.frame)).toEqual(range(0, 90));
+    expect(stats).toMatchObject({ framesLost: 0, framesSkipped: 0, emptyGaps: 3 });
+    expect(keyframeRequests).toBe(0);
+    // the frames after the empty numbers did not wait for them: out as their last packet came
+    for (const frame of [11, 41, 42]) {
+      expect(out.find((o) => o.frame === frame)!.at).toBeLessThan(frame * 33 + 5);
+    }
+  });
+
+  it('still waits, then gives up, when a whole frame is missing between them', () => {
+    const { out, stats, keyframeRequests } = timed(numbered([], [20]));
+    expect(out.map((o) => o.frame)).toEqual([...range(0, 20), ...range(30, 90)]);
+    expect(stats.framesLost).toBe(1);
+    expect(stats.emptyGaps).toBe(0);
+    expect(keyframeRequests).toBeGreaterThan(0);
+  });
+
+  it("still waits for a frame's lost first packet after a whole frame", () => {
+    const { out, stats } = timed(numbered([], [], [50]));
+    expect(out.map((o) => o.frame)).toEqual([...range(0, 50), ...range(60, 90)]);
+    expect(stats.framesLost).toBe(1);
+    expect(stats.emptyGaps).toBe(0);
+  });
+});

@@ -38,6 +38,8 @@ export interface JitterBufferStats {
   keyframeRequests: number;
   /** Sequence restarts (a jump too large to be loss). */
   resets: number;
+  /** Gaps between two consecutive frames that held no media (FEC numbers), passed at once. */
+  emptyGaps: number;
 }
 
 /**
@@ -154,6 +156,7 @@ export class JitterBuffer {
     framesSkipped: 0,
     keyframeRequests: 0,
     resets: 0,
+    emptyGaps: 0,
   };
   private readonly rules: CodecRules;
   private deadlineMs: number;
@@ -162,6 +165,9 @@ export class JitterBuffer {
   private next: number | undefined;
   private highest: number | undefined;
   private emitted = false;
+  /** The first packet and the last number of the frame let out last, while nothing is lost after it. */
+  private lastHead: Buffer | undefined;
+  private lastEnd = -1;
   private stuckSince: number | undefined;
   private needKeyframe: boolean;
 
@@ -209,6 +215,7 @@ export class JitterBuffer {
       this.highest = ext;
       this.next = ext;
       this.stuckSince = undefined;
+      this.lastHead = undefined;
       if (this.rules.kind === 'video') this.needKeyframe = true;
     } else if (ext < this.next) {
       if (!this.emitted && this.next - ext < 512) {
@@ -267,6 +274,8 @@ export class JitterBuffer {
           this.stuckSince = undefined;
           this.emitted = true;
           const frame = this.rules.assemble(payloads);
+          this.lastHead = frame ? payloads[0] : undefined;
+          this.lastEnd = end;
           if (!frame) this.lost();
           else if (this.deliverable(frame)) {
             out ??= [];
@@ -275,6 +284,7 @@ export class JitterBuffer {
           continue;
         }
       }
+      if (!held && this.skipEmptyGap(next)) continue;
       this.stuckSince ??= now;
       if (now - this.stuckSince < this.deadlineMs && packets.size < this.maxPackets) break;
       this.skip(held ? packets.tsOf(next) : undefined);
@@ -282,6 +292,29 @@ export class JitterBuffer {
     }
     if (packets.size === 0) this.stuckSince = undefined;
     return out ?? NO_FRAMES;
+  }
+
+  /**
+   * A gap right after a whole frame, up to a packet that starts the very next frame, held no media
+   * (FEC the publisher sends under the same numbers, or padding): move past it without waiting or
+   * asking for a keyframe. True when it did.
+   */
+  private skipEmptyGap(next: number): boolean {
+    const follows = this.rules.follows;
+    const lastHead = this.lastHead;
+    if (!follows || !lastHead || next !== this.lastEnd + 1) return false;
+    const packets = this.packets;
+    const highest = this.highest ?? next;
+    let k = next + 1;
+    while (k <= highest && !packets.has(k)) k++;
+    if (k > highest) return false;
+    const head = packets.payloadOf(k);
+    if (!this.rules.isFrameStart(head) || !follows(lastHead, head)) return false;
+    this.stats.emptyGaps++;
+    this.next = k;
+    this.lastEnd = k - 1;
+    this.stuckSince = undefined;
+    return true;
   }
 
   /** The last sequence number of the complete frame starting at `start`, if it is complete. */
@@ -324,6 +357,7 @@ export class JitterBuffer {
     for (let k = from; k < stop; k++) packets.delete(k);
     this.next = stop;
     this.emitted = true;
+    this.lastHead = undefined;
     this.lost();
   }
 

@@ -26,26 +26,48 @@ export interface CodecRules {
   isFrameStart(payload: Buffer): boolean;
   /** Joins one frame's payloads (in sequence order); undefined when they do not form a frame. */
   assemble(payloads: readonly Buffer[]): AssembledFrame | undefined;
+  /**
+   * Whether the frame whose first packet is `head` comes right after the one whose first packet
+   * was `previousHead`, with no frame between them (VP8: consecutive PictureIDs). Formats that
+   * number no frames leave it out.
+   */
+  follows?(previousHead: Buffer, head: Buffer): boolean;
 }
 
-/** Parses a VP8 payload descriptor: whether the packet starts a frame and where the data begins. */
-export function vp8Descriptor(p: Buffer): { start: boolean; offset: number } | undefined {
+/**
+ * Parses a VP8 payload descriptor: whether the packet starts a frame, where the data begins, and
+ * the PictureID (-1 without one) with the mask of its 7- or 15-bit space.
+ */
+export function vp8Descriptor(
+  p: Buffer,
+): { start: boolean; offset: number; pid: number; pidMask: number } | undefined {
   if (p.length < 1) return undefined;
   const b0 = p[0]!;
   let i = 1;
+  let pid = -1;
+  let pidMask = 0;
   if (b0 & 0x80) {
     if (p.length < 2) return undefined;
     const b1 = p[1]!;
     i = 2;
     if (b1 & 0x80) {
       if (p.length <= i) return undefined;
-      i += p[i]! & 0x80 ? 2 : 1;
+      if (p[i]! & 0x80) {
+        if (p.length <= i + 1) return undefined;
+        pid = ((p[i]! & 0x7f) << 8) | p[i + 1]!;
+        pidMask = 0x7fff;
+        i += 2;
+      } else {
+        pid = p[i]!;
+        pidMask = 0x7f;
+        i += 1;
+      }
     }
     if (b1 & 0x40) i++;
     if (b1 & 0x30) i++;
   }
   if (i > p.length) return undefined;
-  return { start: (b0 & 0x10) !== 0 && (b0 & 0x07) === 0, offset: i };
+  return { start: (b0 & 0x10) !== 0 && (b0 & 0x07) === 0, offset: i, pid, pidMask };
 }
 
 export const VP8_RULES: CodecRules = {
@@ -54,6 +76,12 @@ export const VP8_RULES: CodecRules = {
   clockRate: 90_000,
   singlePacket: false,
   isFrameStart: (payload) => vp8Descriptor(payload)?.start ?? false,
+  follows(previousHead, head) {
+    const a = vp8Descriptor(previousHead);
+    const b = vp8Descriptor(head);
+    if (!a || !b || a.pid < 0 || b.pid < 0 || a.pidMask !== b.pidMask) return false;
+    return b.pid === ((a.pid + 1) & a.pidMask);
+  },
   assemble(payloads) {
     const parts: Buffer[] = [];
     for (const p of payloads) {
