@@ -145,6 +145,13 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
     nodeDataChannel.cleanup();
   });
 
+  /** The publisher's three layers, lowest first, each from its own file. */
+  const threeLayers = () => [
+    { rid: 'q', videoPath: layers.q.videoPath },
+    { rid: 'h', videoPath: layers.h.videoPath },
+    { rid: 'f', videoPath: layers.f.videoPath },
+  ];
+
   it('gives each viewer the layer its link carries: top, lower, or audio plus still frames', async () => {
     const c = server.node.cases.create({ orderId: 'ORD-SIM', sku: 'SKU-1', reason: 'damaged' });
     const base = { baseUrl: server.url, caseId: c.case.id };
@@ -161,11 +168,7 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       ...base,
       headers: bearer(c.links.buyer.token),
       media: layers.f,
-      simulcast: [
-        { rid: 'q', videoPath: layers.q.videoPath },
-        { rid: 'h', videoPath: layers.h.videoPath },
-        { rid: 'f', videoPath: layers.f.videoPath },
-      ],
+      simulcast: threeLayers(),
     });
     try {
       await Promise.all([clean.start(), narrow.start(), weak.start(), lossy.start()]);
@@ -293,11 +296,7 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       // 3 % of every layer's packets lost on the way up, sent again in RTX when NACKed
       dropRate: 0.03,
       seed: 11,
-      simulcast: [
-        { rid: 'q', videoPath: layers.q.videoPath },
-        { rid: 'h', videoPath: layers.h.videoPath },
-        { rid: 'f', videoPath: layers.f.videoPath },
-      ],
+      simulcast: threeLayers(),
     });
     try {
       const nacksBefore = server.node.rooms.counters.nacksToPublishers;
@@ -363,11 +362,7 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       media: layers.f,
       transformOffer: (sdp) => relay.rewriteClientSdp(sdp),
       transformAnswer: (sdp) => relay.rewriteNodeSdp(sdp),
-      simulcast: [
-        { rid: 'q', videoPath: layers.q.videoPath },
-        { rid: 'h', videoPath: layers.h.videoPath },
-        { rid: 'f', videoPath: layers.f.videoPath },
-      ],
+      simulcast: threeLayers(),
     });
     const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
     const stillBefore = server.node.rooms.counters.stillFrameEntries;
@@ -428,11 +423,7 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       caseId: c.case.id,
       headers: bearer(c.links.buyer.token),
       media: layers.f,
-      simulcast: [
-        { rid: 'q', videoPath: layers.q.videoPath },
-        { rid: 'h', videoPath: layers.h.videoPath },
-        { rid: 'f', videoPath: layers.f.videoPath },
-      ],
+      simulcast: threeLayers(),
     });
     const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
     try {
