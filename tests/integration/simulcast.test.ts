@@ -436,6 +436,10 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       // estimate falls under what the layer needs; the other layers go on.
       const dropAt = performance.now();
       publisher.pauseLayer('f', 2_500);
+      // The top layer's keyframes from now on reach the node first-packet-last (reordered, or
+      // that packet lost and repaired): the rest of the keyframe and the frames after it come in
+      // before the packet the viewer's switch back waits for.
+      publisher.delayKeyframeStarts('f', 150);
       const layersSeen: { at: number; layer: number | undefined }[] = [];
       while (performance.now() - dropAt < 9_000) {
         await sleep(250);
@@ -459,6 +463,15 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       // Back on the top layer only after it has been sending again for the return hold (4 s).
       expect(backAt).toBeDefined();
       expect(backAt!).toBeGreaterThanOrEqual(2_500 + 3_750);
+      // Whole from its first keyframe on: no number the viewer never gets after the switch back
+      // (before, the packets that came before the keyframe's first one were dropped, and
+      // Chrome showed nothing until its own keyframe request 3 s later).
+      const backSeqs = viewer.seqs.filter((p) => p.at >= dropAt + backAt! - 500).map((p) => p.seq);
+      console.info(
+        `after the switch back: ${backSeqs.length} packets, ${missingSeqs(backSeqs)} missing`,
+      );
+      expect(backSeqs.length).toBeGreaterThan(100);
+      expect(missingSeqs(backSeqs)).toBe(0);
     } finally {
       await Promise.all([publisher.close(), viewer.close()]);
     }

@@ -77,6 +77,8 @@ interface VideoLayer {
   history: Map<number, Buffer> | undefined;
   /** Sends nothing of this layer until then (`performance.now()` ms): see `pauseLayer`. */
   pausedUntil: number;
+  /** Sends the first packet of this layer's keyframes this much later (ms): see `delayKeyframeStarts`. */
+  keyframeStartDelayMs: number;
   stats: Omit<LayerResults, 'rid' | 'ssrc' | 'width'>;
 }
 
@@ -385,6 +387,18 @@ export class WhipPublisher {
     layer.pausedUntil = performance.now() + ms;
   }
 
+  /**
+   * Simulcast: from now on, the first packet of each keyframe of layer `rid` goes out `ms` after
+   * the rest of it (reordered on the way, or lost and repaired), so it reaches the node last.
+   */
+  delayKeyframeStarts(rid: string, ms: number): void {
+    const layer = this.layers.find((l) => l.rid === rid);
+    if (!layer || !this.simulcast) {
+      throw new Error(`WHIP publisher: no simulcast layer "${rid}"`);
+    }
+    layer.keyframeStartDelayMs = Math.max(0, ms);
+  }
+
   /** Stops sending, DELETEs the session (unless `skipDelete`), closes the connection. Idempotent. */
   close(options: { skipDelete?: boolean } = {}): Promise<void> {
     this.closing ??= (async () => {
@@ -436,6 +450,7 @@ export class WhipPublisher {
         extensions: rid ? [{ id: RID_EXTENSION_ID, data: Buffer.from(rid, 'ascii') }] : [],
         history: rid ? new Map() : undefined,
         pausedUntil: Number.NEGATIVE_INFINITY,
+        keyframeStartDelayMs: 0,
         stats: { packetsSent: 0, bytesSent: 0, keyframeRequests: 0 },
       };
     };
@@ -511,13 +526,18 @@ export class WhipPublisher {
       const frame = layer.video.frames[index]!;
       if (frame.keyframe) layer.lastKeyframeIndex = index;
       if (layer === top) topKeyframe = frame.keyframe;
-      if (!this.sendLayerFrame(layer, timestamp, frame.data)) return;
+      if (!this.sendLayerFrame(layer, timestamp, frame.data, frame.keyframe)) return;
     }
     this.sentFrames.push({ rtpTimestamp: timestamp, sentAt, keyframe: topKeyframe });
     this.stats.framesSent++;
   }
 
-  private sendLayerFrame(layer: VideoLayer, timestamp: number, data: Buffer): boolean {
+  private sendLayerFrame(
+    layer: VideoLayer,
+    timestamp: number,
+    data: Buffer,
+    keyframe: boolean,
+  ): boolean {
     const payloads = layer.packetizer.packetize(data);
     for (let i = 0; i < payloads.length; i++) {
       const seq = layer.seq;
@@ -545,7 +565,11 @@ export class WhipPublisher {
         this.withhold(layer, seq, packet);
         continue;
       }
-      if (!this.send(this.videoTrack, packet)) return false;
+      if (keyframe && i === 0 && layer.keyframeStartDelayMs > 0) {
+        setTimeout(() => this.send(this.videoTrack, packet), layer.keyframeStartDelayMs).unref();
+      } else if (!this.send(this.videoTrack, packet)) {
+        return false;
+      }
       this.stats.videoPacketsSent++;
       this.stats.videoBytesSent += packet.length;
       layer.stats.packetsSent++;

@@ -113,6 +113,8 @@ const PUBLISHER_SILENCE_MS = 300;
  * lowest frame rate an encoder keeps a layer at (5 fps), and over the encoder's own frame drops.
  */
 export const LAYER_STALL_MS = 450;
+/** Packets of a layer being switched to kept until its keyframe starts (~3 s of a 600 kbit/s layer). */
+const EARLY_MAX_PACKETS = 256;
 
 function ignore(): void {}
 
@@ -166,6 +168,13 @@ export class TrackForwarder {
   private lastArrivalAt = Number.NEGATIVE_INFINITY;
   /** The current layer's last packet time when its stall was acted on (once per stall). */
   private stallSeenAt = Number.NaN;
+  /**
+   * Packets of the layer being switched to that came before its keyframe's first packet (the
+   * rest of the keyframe when that first packet was reordered or repaired, and the frames after
+   * it): sent right after it, or the viewer's first picture of the layer is never whole.
+   */
+  private early: RtpPacket[] = [];
+  private earlyFrom: ForwardSource | undefined;
   /** What the subscriber's audio took at the last layer decision: a REMB covers audio too. */
   private audioBps = 0;
   /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
@@ -197,6 +206,7 @@ export class TrackForwarder {
   forward(packet: RtpPacket, source: ForwardSource, arrivedAt?: number): void {
     if (this.closed) return;
     if (arrivedAt !== undefined) this.lastArrivalAt = arrivedAt;
+    let admitted = false;
     if (source !== this.source) {
       const current = this.source;
       if (
@@ -212,6 +222,7 @@ export class TrackForwarder {
         this.selectLayer(arrivedAt, this.audioBps);
       }
       if (!this.admit(packet, source)) return;
+      admitted = this.earlyFrom === source;
     }
     const header = packet.header;
     if (
@@ -244,6 +255,18 @@ export class TrackForwarder {
     this.sentMeter.add(packet.payload.length, now);
     this.counters.packetsOut++;
     this.counters.bytesOut += packet.payload.length;
+    if (admitted) this.sendEarly(packet.header.sequenceNumber, source);
+  }
+
+  /** The packets of the new layer that came before its keyframe's first one and follow it. */
+  private sendEarly(keyframeSeq: number, source: ForwardSource): void {
+    const early = this.early;
+    this.early = [];
+    this.earlyFrom = undefined;
+    const after = (p: RtpPacket) => (p.header.sequenceNumber - keyframeSeq) & 0xffff;
+    const follow = early.filter((p) => after(p) > 0 && after(p) < 0x8000);
+    follow.sort((a, b) => after(a) - after(b));
+    for (const p of follow) this.forward(p, source);
   }
 
   /** Forget the current source, so the next packet is treated as a new one (publisher replaced). */
@@ -305,6 +328,10 @@ export class TrackForwarder {
     const layers = this.layers;
     if (layers.length === 0) return;
     this.audioBps = audioBps;
+    if (this.earlyFrom !== undefined && this.earlyFrom !== this.target) {
+      this.early = []; // that switch is over
+      this.earlyFrom = undefined;
+    }
     const rttS = (this.sender as unknown as { rtt?: number }).rtt;
     if (rttS !== undefined) this.history.setRtt(rttS * 1000);
     const layerBps = layerBitrates(layers, now);
@@ -415,7 +442,15 @@ export class TrackForwarder {
       return true;
     }
     if (source !== this.target) return false;
-    if (!source.isKeyframeStart(packet)) return false;
+    if (!source.isKeyframeStart(packet)) {
+      if (this.earlyFrom !== source) {
+        this.early = [];
+        this.earlyFrom = source;
+      }
+      if (this.early.length >= EARLY_MAX_PACKETS) this.early.shift();
+      this.early.push(packet);
+      return false;
+    }
     this.target = undefined;
     return true;
   }
