@@ -378,13 +378,7 @@ export class WhipPublisher {
    * keyframe, as a re-enabled encoder's does.
    */
   pauseLayer(rid: string, ms: number): void {
-    const layer = this.layers.find((l) => l.rid === rid);
-    if (!layer || !this.simulcast) {
-      throw new Error(
-        `WHIP publisher: no simulcast layer "${rid}" (layers: ${this.layers.map((l) => l.rid ?? '-').join(', ')})`,
-      );
-    }
-    layer.pausedUntil = performance.now() + ms;
+    this.simulcastLayer(rid).pausedUntil = performance.now() + ms;
   }
 
   /**
@@ -392,11 +386,17 @@ export class WhipPublisher {
    * the rest of it (reordered on the way, or lost and repaired), so it reaches the node last.
    */
   delayKeyframeStarts(rid: string, ms: number): void {
+    this.simulcastLayer(rid).keyframeStartDelayMs = Math.max(0, ms);
+  }
+
+  private simulcastLayer(rid: string): VideoLayer {
     const layer = this.layers.find((l) => l.rid === rid);
     if (!layer || !this.simulcast) {
-      throw new Error(`WHIP publisher: no simulcast layer "${rid}"`);
+      throw new Error(
+        `WHIP publisher: no simulcast layer "${rid}" (layers: ${this.layers.map((l) => l.rid ?? '-').join(', ')})`,
+      );
     }
-    layer.keyframeStartDelayMs = Math.max(0, ms);
+    return layer;
   }
 
   /** Stops sending, DELETEs the session (unless `skipDelete`), closes the connection. Idempotent. */
