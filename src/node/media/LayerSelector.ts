@@ -282,11 +282,13 @@ export class LayerSelector {
     now: number,
     highest = layerBps.length - 1,
   ): number {
-    for (let i = Math.min(highest, layerBps.length - 1); i >= 0; i--) {
-      const bps = layerBps[i]!;
-      if (bps > 0 && bps <= budget && this.returnHoldLeft(i, now) === 0) return i;
-    }
-    return bestFitting(layerBps, budget, highest);
+    const settled = bestFitting(
+      layerBps,
+      budget,
+      highest,
+      (i) => this.returnHoldLeft(i, now) === 0,
+    );
+    return settled !== STILL ? settled : bestFitting(layerBps, budget, highest);
   }
 
   private change(to: number, now: number, reason: LayerChange['reason']): LayerChange | undefined {
@@ -320,15 +322,19 @@ function highestActive(layerBps: readonly number[]): number {
   return -1;
 }
 
-/** The best arriving layer (at most `highest`) whose bitrate fits `budget`, or {@link STILL}. */
+/**
+ * The best arriving layer (at most `highest`, and one `usable` allows) whose bitrate fits
+ * `budget`, or {@link STILL}.
+ */
 function bestFitting(
   layerBps: readonly number[],
   budget: number,
   highest = layerBps.length - 1,
+  usable: (layer: number) => boolean = () => true,
 ): number {
   for (let i = Math.min(highest, layerBps.length - 1); i >= 0; i--) {
     const bps = layerBps[i]!;
-    if (bps > 0 && bps <= budget) return i;
+    if (bps > 0 && bps <= budget && usable(i)) return i;
   }
   return STILL;
 }

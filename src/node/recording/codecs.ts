@@ -4,6 +4,8 @@
  * packetization modes 0 and 1) and Opus (RFC 7587). Pure functions.
  */
 
+import { vp8FrameInfo } from '../media/vp8Ids.ts';
+
 export type RecordedCodec = 'VP8' | 'H264' | 'OPUS';
 
 export interface AssembledFrame {
@@ -34,40 +36,24 @@ export interface CodecRules {
   follows?(previousHead: Buffer, head: Buffer): boolean;
 }
 
-/**
- * Parses a VP8 payload descriptor: whether the packet starts a frame, where the data begins, and
- * the PictureID (-1 without one) with the mask of its 7- or 15-bit space.
- */
-export function vp8Descriptor(
-  p: Buffer,
-): { start: boolean; offset: number; pid: number; pidMask: number } | undefined {
+/** Parses a VP8 payload descriptor: whether the packet starts a frame and where the data begins. */
+export function vp8Descriptor(p: Buffer): { start: boolean; offset: number } | undefined {
   if (p.length < 1) return undefined;
   const b0 = p[0]!;
   let i = 1;
-  let pid = -1;
-  let pidMask = 0;
   if (b0 & 0x80) {
     if (p.length < 2) return undefined;
     const b1 = p[1]!;
     i = 2;
     if (b1 & 0x80) {
       if (p.length <= i) return undefined;
-      if (p[i]! & 0x80) {
-        if (p.length <= i + 1) return undefined;
-        pid = ((p[i]! & 0x7f) << 8) | p[i + 1]!;
-        pidMask = 0x7fff;
-        i += 2;
-      } else {
-        pid = p[i]!;
-        pidMask = 0x7f;
-        i += 1;
-      }
+      i += p[i]! & 0x80 ? 2 : 1;
     }
     if (b1 & 0x40) i++;
     if (b1 & 0x30) i++;
   }
   if (i > p.length) return undefined;
-  return { start: (b0 & 0x10) !== 0 && (b0 & 0x07) === 0, offset: i, pid, pidMask };
+  return { start: (b0 & 0x10) !== 0 && (b0 & 0x07) === 0, offset: i };
 }
 
 export const VP8_RULES: CodecRules = {
@@ -77,10 +63,10 @@ export const VP8_RULES: CodecRules = {
   singlePacket: false,
   isFrameStart: (payload) => vp8Descriptor(payload)?.start ?? false,
   follows(previousHead, head) {
-    const a = vp8Descriptor(previousHead);
-    const b = vp8Descriptor(head);
-    if (!a || !b || a.pid < 0 || b.pid < 0 || a.pidMask !== b.pidMask) return false;
-    return b.pid === ((a.pid + 1) & a.pidMask);
+    const a = vp8FrameInfo(previousHead);
+    const b = vp8FrameInfo(head);
+    if (a.pid < 0 || b.pid < 0 || a.mask !== b.mask) return false;
+    return b.pid === ((a.pid + 1) & a.mask);
   },
   assemble(payloads) {
     const parts: Buffer[] = [];
