@@ -207,6 +207,51 @@ describe('media forwarding through a real node: node-datachannel clients over WH
     expect(got.completeFrames / sent.framesSent).toBeGreaterThanOrEqual(0.95);
   });
 
+  it('brings the buyer video back after an uplink loss burst across the sequence number wrap', async () => {
+    // SRTP counts sequence number wraps on both ends without ever sending the count. werift
+    // counted one only when the packets either side of it were within 100 of the wrap: after a
+    // longer burst across it the node could decrypt nothing more the buyer sent, and the staff
+    // never saw video again.
+    const c = newCase(server);
+    const base = { baseUrl: server.url, caseId: c.caseId };
+    const before = { ...server.node.rooms.counters };
+    const viewer = track(new WhepSubscriber({ ...base, headers: c.staff }));
+    await viewer.start();
+    const publisher = track(
+      new WhipPublisher({ ...base, headers: c.buyer, media, firstSequenceNumber: 65_380 }),
+    );
+    await publisher.start();
+    await sleep(600);
+    const lastBefore = (publisher.nextVideoSequenceNumber - 1) & 0xffff;
+    // every number up to the wrap, and 130 after it: ~4 s of this video
+    const firstAfter = 130;
+    const lost = 65_535 - lastBefore + firstAfter;
+    publisher.loseVideo(lost);
+    const lossAt = performance.now();
+    const next = () => publisher.nextVideoSequenceNumber;
+    while (next() > lastBefore || next() <= firstAfter) await sleep(10);
+    const lossMs = performance.now() - lossAt;
+    const lossEnd = performance.timeOrigin + performance.now();
+    await sleep(3_000);
+    const after = viewer.receivedFrames.filter((f) => f.receivedAt >= lossEnd);
+    const firstKeyframe = after.find((f) => f.keyframe);
+    const lastSecond = after.filter((f) => f.receivedAt >= lossEnd + 2_000);
+    const counters = server.node.rooms.counters;
+    console.info(
+      `uplink lost ${lost} packets, ${lastBefore} → ${firstAfter}, over ${Math.round(lossMs)} ms; ` +
+        `viewer: first keyframe after it ` +
+        `${firstKeyframe ? `${Math.round(firstKeyframe.receivedAt - lossEnd)} ms` : 'never'}, ` +
+        `${after.length} frames in 3 s, ${lastSecond.length} in the last second; node packets in ` +
+        `${counters.packetsIn - before.packetsIn}, keyframe requests to the buyer ` +
+        `${counters.plisToPublishers - before.plisToPublishers}`,
+    );
+    // the burst crossed the wrap, and ended more than 100 numbers after it
+    expect(lastBefore).toBeGreaterThanOrEqual(65_380);
+    expect(firstKeyframe).toBeDefined();
+    expect(firstKeyframe!.receivedAt - lossEnd).toBeLessThan(1_000);
+    expect(lastSecond.length).toBeGreaterThanOrEqual(25);
+  });
+
   it('on a long uplink round trip, NACKs each lost packet about once per round trip', async () => {
     const c = newCase(server);
     const base = { baseUrl: server.url, caseId: c.caseId };

@@ -79,6 +79,8 @@ interface VideoLayer {
   pausedUntil: number;
   /** Sends the first packet of this layer's keyframes this much later (ms): see `delayKeyframeStarts`. */
   keyframeStartDelayMs: number;
+  /** The next this many packets of this layer are lost on the way: see `loseVideo`. */
+  loseNext: number;
   stats: Omit<LayerResults, 'rid' | 'ssrc' | 'width'>;
 }
 
@@ -140,6 +142,11 @@ export interface WhipPublisherOptions extends SignallingOptions {
    * uplink round trip were that long (default 0).
    */
   repairDelayMs?: number;
+  /**
+   * The first video sequence number of every layer (default: random, as a browser's), to put
+   * the 16-bit wrap where a test wants it.
+   */
+  firstSequenceNumber?: number;
   log?: Logger;
 }
 
@@ -389,6 +396,21 @@ export class WhipPublisher {
     this.simulcastLayer(rid).keyframeStartDelayMs = Math.max(0, ms);
   }
 
+  /**
+   * The uplink loses the next `packets` video packets of every layer: their sequence numbers are
+   * used, nothing reaches the node, and NACKs for them go unanswered (a burst no repair reaches).
+   */
+  loseVideo(packets: number): void {
+    for (const layer of this.layers) layer.loseNext = Math.max(0, Math.floor(packets));
+  }
+
+  /** The sequence number the next video packet of the top layer (or the only one) gets. */
+  get nextVideoSequenceNumber(): number {
+    const top = this.layers.at(-1);
+    if (!top) throw new Error('WHIP publisher: no video before start()');
+    return top.seq;
+  }
+
   private simulcastLayer(rid: string): VideoLayer {
     const layer = this.layers.find((l) => l.rid === rid);
     if (!layer || !this.simulcast) {
@@ -443,7 +465,7 @@ export class WhipPublisher {
         video: file,
         // Each encoder numbers its pictures from its own random start, as a browser's do.
         packetizer: new Vp8Packetizer(maxPayload, Math.floor(Math.random() * 0x8000)),
-        seq: Math.floor(Math.random() * 0x10000),
+        seq: (this.options.firstSequenceNumber ?? Math.floor(Math.random() * 0x10000)) & 0xffff,
         cursor: 0,
         lastKeyframeIndex: 0,
         lastRewindAt: Number.NEGATIVE_INFINITY,
@@ -451,6 +473,7 @@ export class WhipPublisher {
         history: rid ? new Map() : undefined,
         pausedUntil: Number.NEGATIVE_INFINITY,
         keyframeStartDelayMs: 0,
+        loseNext: 0,
         stats: { packetsSent: 0, bytesSent: 0, keyframeRequests: 0 },
       };
     };
@@ -553,6 +576,10 @@ export class WhipPublisher {
         layer.extensions,
       );
       layer.seq = (layer.seq + 1) & 0xffff;
+      if (layer.loseNext > 0) {
+        layer.loseNext--;
+        continue;
+      }
       if (layer.history) {
         layer.history.set(seq, packet);
         if (layer.history.size > LAYER_HISTORY) {

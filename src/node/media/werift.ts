@@ -28,10 +28,14 @@ import {
   useTWCC as transportCcFeedback,
   useVP8 as vp8Codec,
 } from 'werift';
+import { applySrtpRolloverFix } from './srtpRollover.ts';
 import type { MediaOptions, SessionDirection } from './types.ts';
 import { applyHotPathPatches } from './weriftHotPath.ts';
 
-// Faster versions of werift's per-packet functions (weriftHotPath.ts), once per process.
+// SRTP rollover counting that survives a loss burst across the sequence number wrap
+// (srtpRollover.ts), and faster versions of werift's per-packet functions (weriftHotPath.ts),
+// once per process.
+applySrtpRolloverFix();
 applyHotPathPatches();
 
 /** Size of werift's per-sender retransmission history (`RTP_HISTORY_SIZE` in rtpSender.js). */

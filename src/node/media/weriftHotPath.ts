@@ -28,6 +28,7 @@ import {
   StunProtocol,
   UdpTransport,
 } from 'werift';
+import type { SrtpSsrcState } from './srtpRollover.ts';
 
 /** Offset from the Unix epoch (1970) to the NTP epoch (1900), in milliseconds. */
 const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
@@ -413,23 +414,16 @@ function patchGcmEncrypt(): void {
 // state into a new object, writes the IV through a generic writer, copies header and plaintext
 // into a new zero-filled Buffer, and then `RtpPacket.deSerialize` parses the same header again.
 //
-// `decryptRtpPacket` parses once, runs werift's own `updateRolloverCount` on a reused scratch
-// state that is committed only when the packet authenticates (as werift's copy is), writes the
-// IV into a reused Buffer (OpenSSL copies it at `createDecipheriv`), and makes the plaintext the
-// packet's payload. The patched `startSrtp` puts a listener in front of werift's: SRTP packets
-// of a GCM session take this path, everything else (SRTCP, the AES-CM profiles, the debug loss
-// setting) goes to werift's listener unchanged.
+// `decryptRtpPacket` parses once, runs the context's `updateRolloverCount` (the RFC 3711 one of
+// srtpRollover.ts) on a reused scratch state that is committed only when the packet
+// authenticates (as werift's copy is), writes the IV into a reused Buffer (OpenSSL copies it at
+// `createDecipheriv`), and makes the plaintext the packet's payload. The patched `startSrtp` puts
+// a listener in front of werift's: SRTP packets of a GCM session take this path, everything else
+// (SRTCP, the AES-CM profiles, the debug loss setting) goes to werift's listener unchanged.
 
 const SRTP_AUTH_FAILED = 'Failed to authenticate SRTP packet';
 const GCM_TAG_LENGTH = 16;
 const MIN_RTP_HEADER = 12;
-
-interface SrtpSsrcState {
-  ssrc: number;
-  rolloverCounter: number;
-  lastSequenceNumber: number;
-  rolloverHasProcessed?: boolean;
-}
 
 /** The remote (decrypting) `SrtpContext` of a werift `SrtpSession`. */
 interface SrtpRtpContext {
@@ -443,6 +437,7 @@ const scratchState: SrtpSsrcState = {
   rolloverCounter: 0,
   lastSequenceNumber: 0,
   rolloverHasProcessed: false,
+  highestIndex: undefined,
 };
 
 /** True when `context` decrypts with werift's AES-128-GCM cipher (the path below handles). */
@@ -480,6 +475,7 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
   s.rolloverCounter = existing?.rolloverCounter ?? 0;
   s.lastSequenceNumber = existing?.lastSequenceNumber ?? 0;
   s.rolloverHasProcessed = existing?.rolloverHasProcessed ?? false;
+  s.highestIndex = existing?.highestIndex;
   context.updateRolloverCount(header.sequenceNumber, s);
   const iv = rtpIv(context.cipher.srtpSessionSalt, ssrc, s.rolloverCounter, header.sequenceNumber);
   const decipher = createDecipheriv('aes-128-gcm', context.cipher.srtpSessionKey, iv);
@@ -503,12 +499,14 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
     existing.rolloverCounter = s.rolloverCounter;
     existing.lastSequenceNumber = s.lastSequenceNumber;
     existing.rolloverHasProcessed = s.rolloverHasProcessed;
+    existing.highestIndex = s.highestIndex;
   } else {
     context.srtpSSRCStates[ssrc] = {
       ssrc,
       rolloverCounter: s.rolloverCounter,
       lastSequenceNumber: s.lastSequenceNumber,
       rolloverHasProcessed: s.rolloverHasProcessed,
+      highestIndex: s.highestIndex,
     };
   }
   return new RtpPacket(header, plain.subarray(0, plain.length - padding));
