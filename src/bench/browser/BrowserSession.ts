@@ -271,6 +271,7 @@ export class BrowserSession implements BenchSession {
     await this.pollStats();
     this.consistentShown();
     const inbound = this.lastStats.staff?.['inbound-rtp:video'] ?? {};
+    const inboundAudio = this.lastStats.staff?.['inbound-rtp:audio'] ?? {};
     const outbound = this.lastStats.buyer?.['outbound-rtp:video'] ?? {};
     const n = (v: unknown) => (typeof v === 'number' ? v : undefined);
     const per = (total: unknown, count: unknown) =>
@@ -306,6 +307,19 @@ export class BrowserSession implements BenchSession {
         jitterBufferTargetMs: per(
           inbound.jitterBufferTargetDelay,
           inbound.jitterBufferEmittedCount,
+        ),
+        // The floor under the target: audio/video sync (and any jitterBufferTarget) set it.
+        jitterBufferMinimumMs: per(
+          inbound.jitterBufferMinimumDelay,
+          inbound.jitterBufferEmittedCount,
+        ),
+        audioJitterBufferMs: per(
+          inboundAudio.jitterBufferDelay,
+          inboundAudio.jitterBufferEmittedCount,
+        ),
+        audioJitterBufferTargetMs: per(
+          inboundAudio.jitterBufferTargetDelay,
+          inboundAudio.jitterBufferEmittedCount,
         ),
         decodeMsPerFrame: per(inbound.totalDecodeTime, inbound.framesDecoded),
         framesDecoded: n(inbound.framesDecoded),

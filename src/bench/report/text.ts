@@ -215,7 +215,7 @@ export function renderRunText(r: BenchResult): string {
       '',
       `browser   session ${b.session}: drawn ${b.framesDrawn}, encoded ${num(tx.framesEncoded, 0)}, decoded ${num(rx.framesDecoded, 0)}, shown with a readable stamp ${b.framesShownReadable} (unreadable ${b.framesShownUnreadable}, copied a frame late ${b.framesStampMismatched ?? 0})`,
       `          buyer (sender): ${tx.frameSize ?? '-'}, target ${typeof tx.targetBitrate === 'number' ? (tx.targetBitrate / 1000).toFixed(0) : '-'} kbit/s, limited by ${tx.qualityLimitationReason ?? '-'}, encode ${num(tx.encodeMsPerFrame)} ms/frame, ${num(tx.nackCount, 0)} NACKs and ${num(tx.pliCount, 0)} PLIs received, RTT ${num(tx.rttMs)} ms`,
-      `          staff (receiver): jitter buffer ${num(rx.jitterBufferMs)} ms (target ${num(rx.jitterBufferTargetMs)}), decode ${num(rx.decodeMsPerFrame)} ms/frame, ${num(rx.freezeCount, 0)} freezes (${num(rx.totalFreezesDurationS)} s), ${num(rx.packetsLost, 0)} packets lost, ${num(rx.nackCount, 0)} NACKs sent, RTT ${num(rx.rttMs)} ms`,
+      `          staff (receiver): jitter buffer ${num(rx.jitterBufferMs)} ms (target ${num(rx.jitterBufferTargetMs)}, floor ${num(rx.jitterBufferMinimumMs)} from A/V sync; audio ${num(rx.audioJitterBufferMs)} ms), decode ${num(rx.decodeMsPerFrame)} ms/frame, ${num(rx.freezeCount, 0)} freezes (${num(rx.totalFreezesDurationS)} s), ${num(rx.packetsLost, 0)} packets lost, ${num(rx.nackCount, 0)} NACKs sent, RTT ${num(rx.rttMs)} ms`,
     );
   }
   for (const note of r.notes) lines.push(`note      ${note}`);
