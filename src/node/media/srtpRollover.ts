@@ -22,7 +22,7 @@
  * Applied once per process, at import of `werift.ts`. Unlike the hot-path patches it is a
  * correctness fix and is not turned off by `RETURNCAM_WERIFT_HOTPATH`.
  */
-import { ProtectionProfileAeadAes128Gcm, SrtpSession } from 'werift';
+import { probeSession } from './weriftHotPath.ts';
 
 const SEQ_MODULUS = 0x1_0000;
 const HALF = 0x8000;
@@ -85,16 +85,7 @@ export function srtpRolloverFixStatus(): RolloverFixStatus {
 
 /** werift's SRTP `Context` prototype: the one that defines `updateRolloverCount`. */
 function contextPrototype(): { updateRolloverCount: unknown } | undefined {
-  const session = new SrtpSession({
-    keys: {
-      localMasterKey: Buffer.alloc(16, 1),
-      localMasterSalt: Buffer.alloc(12, 2),
-      remoteMasterKey: Buffer.alloc(16, 3),
-      remoteMasterSalt: Buffer.alloc(12, 4),
-    },
-    profile: ProtectionProfileAeadAes128Gcm,
-  } as ConstructorParameters<typeof SrtpSession>[0]);
-  let proto: object | null = Object.getPrototypeOf(session.remoteContext);
+  let proto: object | null = Object.getPrototypeOf(probeSession().remoteContext);
   while (proto && !Object.hasOwn(proto, 'updateRolloverCount'))
     proto = Object.getPrototypeOf(proto);
   return proto as { updateRolloverCount: unknown } | undefined;

@@ -353,7 +353,7 @@ interface GcmCipher {
 }
 
 /** A throwaway GCM `SrtpSession`, to reach werift's cipher and context classes. */
-function probeSession(): { localContext: { cipher: object }; remoteContext: object } {
+export function probeSession(): { localContext: { cipher: object }; remoteContext: object } {
   const session = new SrtpSession({
     keys: {
       localMasterKey: Buffer.alloc(16, 1),
