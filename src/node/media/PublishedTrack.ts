@@ -6,7 +6,7 @@ import { isKeyframeStart, type KeyframeCodec, keyframeCodecOf } from './keyframe
 import { PUBLISHER_NACK_DEFAULTS, PublisherNack } from './PublisherNack.ts';
 import { RateMeter } from './RateMeter.ts';
 import { FrameMarks, SeqCompactor } from './SeqCompactor.ts';
-import type { ForwardSource, TrackForwarder } from './TrackForwarder.ts';
+import { type ForwardSource, LAYER_STALL_MS, type TrackForwarder } from './TrackForwarder.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
 import { vp8FrameInfo } from './vp8Ids.ts';
 import { iceRoundTripMs, replaceNackHandler, sendGenericNack } from './werift.ts';
@@ -62,6 +62,8 @@ export class PublishedTrack implements ForwardSource {
   private mediaSsrc: number | undefined;
   /** When the last packet of this stream arrived (video), `performance.now()` ms. */
   private lastArrivalAt = Number.NEGATIVE_INFINITY;
+  /** Since when it has arrived without a silence of {@link LAYER_STALL_MS} (video). */
+  private arrivingSince = Number.POSITIVE_INFINITY;
   /** ULPFEC payload type, when the publisher sends FEC (RED taken apart by fecReceivePath). */
   private readonly fecPt: number | undefined;
   /** With FEC: renumbers media without the FEC packets' sequence numbers. */
@@ -163,6 +165,11 @@ export class PublishedTrack implements ForwardSource {
   /** When the last packet of this stream arrived, `performance.now()` ms (video). */
   get lastPacketAt(): number {
     return this.lastArrivalAt;
+  }
+
+  /** Since when this stream has arrived without a silence of {@link LAYER_STALL_MS} (video). */
+  get steadySince(): number {
+    return this.arrivingSince;
   }
 
   /** Measured bitrate over the last second (RTP payload), bit/s. */
@@ -294,11 +301,13 @@ export class PublishedTrack implements ForwardSource {
     if (this.lastSeq < 0) {
       this.lastSeq = seq;
       this.lastArrivalAt = now;
+      this.arrivingSince = now;
       return false;
     }
     const silentFor = now - this.lastArrivalAt;
     const jump = (seq - this.lastSeq) & 0xffff;
     this.lastArrivalAt = now;
+    if (silentFor > LAYER_STALL_MS) this.arrivingSince = now;
     if (jump >= 0x8000) return false; // late or retransmitted
     this.lastSeq = seq;
     if (silentFor > this.outageMs || jump > UNREPAIRABLE_GAP) {

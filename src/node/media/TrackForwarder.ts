@@ -45,6 +45,8 @@ export interface ForwardSource {
   bitrate(now: number): number;
   /** When its last packet arrived, `performance.now()` ms. */
   readonly lastPacketAt: number;
+  /** Since when it has arrived without a silence of {@link LAYER_STALL_MS}. */
+  readonly steadySince: number;
   readonly rid?: string;
 }
 
@@ -224,6 +226,7 @@ export class TrackForwarder {
         arrivedAt !== undefined &&
         this.layers.length > 1 &&
         arrivedAt - current.lastPacketAt > LAYER_STALL_MS &&
+        arrivedAt - source.steadySince >= LAYER_STALL_MS &&
         current.lastPacketAt !== this.stallSeenAt
       ) {
         // The publisher dropped the layer this subscriber gets while others go on: decide now,
@@ -622,13 +625,18 @@ function sameLayers(a: readonly ForwardSource[], b: readonly ForwardSource[]): b
 
 /**
  * Each layer's bitrate over the last second, with 0 for a layer that has stalled (silent for
- * {@link LAYER_STALL_MS}) while another still arrives. When all are silent the publisher's whole
- * uplink is out: the bitrates stand, and the outage rules decide.
+ * {@link LAYER_STALL_MS}) while another has arrived steadily for as long. When none has, the
+ * publisher's whole uplink is out or just back (the first layer to return must not make the
+ * others look dropped): the bitrates stand, and the outage rules decide.
  */
 export function layerBitrates(layers: readonly ForwardSource[], now: number): number[] {
-  let anyAlive = false;
-  for (const layer of layers) if (now - layer.lastPacketAt <= LAYER_STALL_MS) anyAlive = true;
+  let anySteady = false;
+  for (const layer of layers) {
+    if (now - layer.lastPacketAt <= LAYER_STALL_MS && now - layer.steadySince >= LAYER_STALL_MS) {
+      anySteady = true;
+    }
+  }
   return layers.map((layer) =>
-    anyAlive && now - layer.lastPacketAt > LAYER_STALL_MS ? 0 : layer.bitrate(now),
+    anySteady && now - layer.lastPacketAt > LAYER_STALL_MS ? 0 : layer.bitrate(now),
   );
 }
