@@ -81,8 +81,6 @@ interface VideoLayer {
   keyframeStartDelayMs: number;
   /** The next this many packets of this layer are lost on the way: see `loseVideo`. */
   loseNext: number;
-  /** Packets before each keyframe that arrive again after it: see `repeatBeforeKeyframes`. */
-  repeatBeforeKeyframe: { packets: number; ms: number } | undefined;
   stats: Omit<LayerResults, 'rid' | 'ssrc' | 'width'>;
 }
 
@@ -399,14 +397,6 @@ export class WhipPublisher {
   }
 
   /**
-   * Simulcast: from now on, `ms` after each keyframe of layer `rid` starts, the `packets` packets
-   * sent before it arrive again (a late repair, or copies the network made), behind the keyframe.
-   */
-  repeatBeforeKeyframes(rid: string, packets: number, ms: number): void {
-    this.simulcastLayer(rid).repeatBeforeKeyframe = { packets, ms: Math.max(0, ms) };
-  }
-
-  /**
    * The uplink loses the next `packets` video packets of every layer: their sequence numbers are
    * used, nothing reaches the node, and NACKs for them go unanswered (a burst no repair reaches).
    */
@@ -484,7 +474,6 @@ export class WhipPublisher {
         pausedUntil: Number.NEGATIVE_INFINITY,
         keyframeStartDelayMs: 0,
         loseNext: 0,
-        repeatBeforeKeyframe: undefined,
         stats: { packetsSent: 0, bytesSent: 0, keyframeRequests: 0 },
       };
     };
@@ -602,17 +591,6 @@ export class WhipPublisher {
       if (this.dropRate > 0 && layer.stats.packetsSent > 0 && this.random() < this.dropRate) {
         this.withhold(layer, seq, packet);
         continue;
-      }
-      const repeat = layer.repeatBeforeKeyframe;
-      if (keyframe && i === 0 && repeat && layer.history) {
-        const before: Buffer[] = [];
-        for (let k = repeat.packets; k >= 1; k--) {
-          const old = layer.history.get((seq - k) & 0xffff);
-          if (old) before.push(old);
-        }
-        setTimeout(() => {
-          for (const p of before) this.send(this.videoTrack, p);
-        }, repeat.ms).unref();
       }
       if (keyframe && i === 0 && layer.keyframeStartDelayMs > 0) {
         setTimeout(() => this.send(this.videoTrack, packet), layer.keyframeStartDelayMs).unref();
