@@ -74,6 +74,21 @@ describe.skipIf(!hasChromium)('simulcast from the buyer page to a staff viewer',
       })
       .toEqual([true, true, true]);
 
+    // Chrome announces its layers (video-layers-allocation): the node reads all three, each
+    // with a higher target than the one below.
+    await expect
+      .poll(() => publisher.videoLayers[0]!.layerAllocation?.layers.map((l) => l.stream), {
+        timeout: 10_000,
+      })
+      .toEqual([0, 1, 2]);
+    const allocation = publisher.videoLayers[0]!.layerAllocation!;
+    const targets = allocation.layers.map((l) => l.targetKbps[l.targetKbps.length - 1]!);
+    console.info(`browser simulcast: Chrome's layer allocation ${JSON.stringify(allocation)}`);
+    expect(targets[0]).toBeGreaterThan(0);
+    expect(targets[1]).toBeGreaterThan(targets[0]!);
+    expect(targets[2]).toBeGreaterThan(targets[1]!);
+    expect(publisher.videoLayers.map((l) => l.pausedByPublisher)).toEqual([false, false, false]);
+
     // The staff page plays the full picture: the top layer.
     await expect
       .poll(() => staff.page.evaluate(() => window.returncam!.state.videoWidth), {

@@ -8,6 +8,7 @@ import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { directionSchema } from '../../src/bench/profiles.ts';
 import { RelayHub, type UdpRelay } from '../../src/bench/relay/index.ts';
 import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
+import { LAYER_STALL_MS } from '../../src/node/media/TrackForwarder.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
@@ -472,6 +473,100 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       );
       expect(backSeqs.length).toBeGreaterThan(100);
       expect(missingSeqs(backSeqs)).toBe(0);
+    } finally {
+      await Promise.all([publisher.close(), viewer.close()]);
+    }
+  });
+
+  it('moves a viewer off a layer at once when the publisher announces it switched it off', async () => {
+    // As Chrome does, the publisher sends its layer allocation (video-layers-allocation header
+    // extension) with the next frame of the layers that go on: the node need not wait for the
+    // dropped layer's silence to be long enough to mean something.
+    const gapAfterDrop = async (announce: boolean, orderId: string) => {
+      const c = server.node.cases.create({ orderId, sku: 'SKU-7', reason: 'damaged' });
+      const publisher = new WhipPublisher({
+        baseUrl: server.url,
+        caseId: c.case.id,
+        headers: bearer(c.links.buyer.token),
+        media: layers.f,
+        simulcast: threeLayers(),
+        layersAllocation: announce,
+      });
+      const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+      try {
+        await publisher.start();
+        await expect
+          .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
+          .toBe(2);
+        await sleep(1_000);
+        const dropAt = performance.now();
+        publisher.pauseLayer('f', 2_000);
+        await sleep(1_500);
+        const around = viewer.frames.filter((at) => at >= dropAt - 200 && at < dropAt + 1_500);
+        let longest = 0;
+        for (let i = 1; i < around.length; i++) {
+          longest = Math.max(longest, around[i]! - around[i - 1]!);
+        }
+        return { longest, layer: sessionOf(server, c.case.id, viewer).quality?.layer };
+      } finally {
+        await Promise.all([publisher.close(), viewer.close()]);
+      }
+    };
+    const announced = await gapAfterDrop(true, 'ORD-SIM7');
+    const silent = await gapAfterDrop(false, 'ORD-SIM8');
+    console.info(
+      `top layer switched off: viewer's longest gap ${Math.round(announced.longest)} ms when announced, ` +
+        `${Math.round(silent.longest)} ms when only its silence tells`,
+    );
+    expect(announced.layer).toBe(1);
+    expect(silent.layer).toBe(1);
+    // Silence must last LAYER_STALL_MS (450 ms) before it counts; the announcement comes with the
+    // next frame (33 ms), and the middle layer's keyframe one more frame later.
+    expect(silent.longest).toBeGreaterThan(LAYER_STALL_MS);
+    expect(announced.longest).toBeLessThan(250);
+  });
+
+  it('keeps a viewer on a layer the publisher switches off for a moment only', async () => {
+    // Chrome's allocation sometimes drops its top layer for tens of milliseconds. If it is back
+    // before the lower layer's keyframe has come, the switch never took effect: the viewer
+    // stays where it was instead of spending seconds on the lower layer.
+    const c = server.node.cases.create({ orderId: 'ORD-SIM9', sku: 'SKU-9', reason: 'damaged' });
+    const publisher = new WhipPublisher({
+      baseUrl: server.url,
+      caseId: c.case.id,
+      headers: bearer(c.links.buyer.token),
+      media: layers.f,
+      simulcast: threeLayers(),
+      layersAllocation: true,
+      // Repairs take an uplink round trip, as does a keyframe asked for (below).
+      repairDelayMs: 200,
+    });
+    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+    try {
+      await publisher.start();
+      await expect
+        .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
+        .toBe(2);
+      await sleep(1_000);
+      // The middle layer's keyframes take 200 ms to arrive, longer than the top layer is off.
+      publisher.delayKeyframeStarts('h', 200);
+      const dropAt = performance.now();
+      publisher.pauseLayer('f', 60);
+      const layersSeen: number[] = [];
+      while (performance.now() - dropAt < 2_000) {
+        await sleep(50);
+        layersSeen.push(sessionOf(server, c.case.id, viewer).quality?.layer ?? -1);
+      }
+      const around = viewer.frames.filter((at) => at >= dropAt - 200 && at < dropAt + 2_000);
+      let longest = 0;
+      for (let i = 1; i < around.length; i++) {
+        longest = Math.max(longest, around[i]! - around[i - 1]!);
+      }
+      console.info(
+        `top layer off for 60 ms: viewer's layers ${layersSeen.join('')}, longest gap ${Math.round(longest)} ms`,
+      );
+      expect(layersSeen.every((l) => l === 2)).toBe(true);
+      expect(longest).toBeLessThan(250);
     } finally {
       await Promise.all([publisher.close(), viewer.close()]);
     }

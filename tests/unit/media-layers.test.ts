@@ -176,6 +176,21 @@ describe('LayerSelector', () => {
     expect(changes).toEqual([{ from: 2, to: 1, at: 1_000, reason: 'layer_gone' }]);
   });
 
+  it('stays on a layer whose drop was taken back before the switch down happened', () => {
+    const s = new LayerSelector();
+    s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });
+    expect(s.update({ now: 1_000, budgetBps: 3e6, layerBps: [150_000, 500_000, 0] })).toMatchObject(
+      { from: 2, to: 1, reason: 'layer_gone' },
+    );
+    // The top layer is back before layer 1's keyframe came: the subscriber never left it.
+    s.cancelDown(2);
+    expect(s.layer).toBe(2);
+    expect(run(s, 1_250, 10_000, () => 3e6)).toEqual([]);
+    // Only a switch down is taken back, and only to a higher layer.
+    s.cancelDown(1);
+    expect(s.layer).toBe(2);
+  });
+
   it('goes back to a layer the publisher dropped once it has been back 4 s, step by step if need be', () => {
     const s = new LayerSelector();
     s.update({ now: 0, budgetBps: 3e6, layerBps: LAYERS });

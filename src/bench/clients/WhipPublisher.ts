@@ -37,10 +37,14 @@ export const OPUS_PAYLOAD_TYPE = 111;
 /** Header extension ids the publisher gives rtp-stream-id and repaired-rtp-stream-id (simulcast). */
 export const RID_EXTENSION_ID = 4;
 export const REPAIRED_RID_EXTENSION_ID = 5;
+/** Header extension id of the video layers allocation (simulcast with `layersAllocation`). */
+export const LAYERS_ALLOCATION_EXTENSION_ID = 6;
 /** RTX payload type of a simulcast offer (RFC 4588, apt = VP8). */
 export const RTX_PAYLOAD_TYPE = 97;
 const RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
 const REPAIRED_RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id';
+const LAYERS_ALLOCATION_URI =
+  'http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00';
 /** Packets per simulcast layer kept to answer NACKs. */
 const LAYER_HISTORY = 1024;
 
@@ -81,6 +85,10 @@ interface VideoLayer {
   keyframeStartDelayMs: number;
   /** The next this many packets of this layer are lost on the way: see `loseVideo`. */
   loseNext: number;
+  /** The file's mean bitrate, kbit/s: the target its layer allocation announces. */
+  kbps: number;
+  /** Its next frame carries the layer allocation (`layersAllocation`). */
+  announce: boolean;
   stats: Omit<LayerResults, 'rid' | 'ssrc' | 'width'>;
 }
 
@@ -89,7 +97,11 @@ interface VideoLayer {
  * lines, the rid and repaired-rid header extensions, RTX, an `a=rid:<id> send` per layer and
  * `a=simulcast:send`.
  */
-export function simulcastOffer(sdp: string, rids: readonly string[]): string {
+export function simulcastOffer(
+  sdp: string,
+  rids: readonly string[],
+  options: { layersAllocation?: boolean } = {},
+): string {
   const lines = sdp.split(/\r?\n/).filter((line) => line !== '');
   const out: string[] = [];
   let section = '';
@@ -105,6 +117,9 @@ export function simulcastOffer(sdp: string, rids: readonly string[]): string {
     if (section === 'video' && line.startsWith('a=mid:')) {
       out.push(`a=extmap:${RID_EXTENSION_ID} ${RID_EXTENSION_URI}`);
       out.push(`a=extmap:${REPAIRED_RID_EXTENSION_ID} ${REPAIRED_RID_EXTENSION_URI}`);
+      if (options.layersAllocation) {
+        out.push(`a=extmap:${LAYERS_ALLOCATION_EXTENSION_ID} ${LAYERS_ALLOCATION_URI}`);
+      }
       for (const rid of rids) out.push(`a=rid:${rid} send`);
       out.push(`a=simulcast:send ${rids.join(';')}`);
     }
@@ -137,6 +152,12 @@ export interface WhipPublisherOptions extends SignallingOptions {
    * several `sendEncodings` does. `media` still gives the audio.
    */
   simulcast?: SimulcastLayerMedia[];
+  /**
+   * Simulcast: announce which layers are sent, as Chrome does (video-layers-allocation header
+   * extension): on the first packet of each layer's next frame after a layer is paused or back
+   * (`pauseLayer`), and of every keyframe.
+   */
+  layersAllocation?: boolean;
   /**
    * Send a withheld packet this long after the first NACK for it instead of at once, as if the
    * uplink round trip were that long (default 0).
@@ -218,6 +239,8 @@ export class WhipPublisher {
   private videoTimestamp = Math.floor(Math.random() * 0xffffffff);
   private audioTimestamp = Math.floor(Math.random() * 0xffffffff);
   private audioCursor = 0;
+  /** Bit i set: layer i was sent at the last frame (`layersAllocation`). */
+  private sentLayers = -1;
   private lastRtcp: Buffer | undefined;
   private lastRtcpAt = Number.NEGATIVE_INFINITY;
   private videoTimer: NodeJS.Timeout | undefined;
@@ -319,7 +342,9 @@ export class WhipPublisher {
       ? {
           ...this.options,
           transformOffer: async (sdp) => {
-            const layered = simulcastOffer(sdp, rids);
+            const layered = simulcastOffer(sdp, rids, {
+              layersAllocation: this.options.layersAllocation,
+            });
             return this.options.transformOffer ? this.options.transformOffer(layered) : layered;
           },
         }
@@ -474,6 +499,8 @@ export class WhipPublisher {
         pausedUntil: Number.NEGATIVE_INFINITY,
         keyframeStartDelayMs: 0,
         loseNext: 0,
+        kbps: ivfKbps(file),
+        announce: false,
         stats: { packetsSent: 0, bytesSent: 0, keyframeRequests: 0 },
       };
     };
@@ -535,6 +562,15 @@ export class WhipPublisher {
     const sentAt = wallClock();
     let topKeyframe = false;
     const now = performance.now();
+    // Which layers go out this frame: a change is announced on each layer's next frame.
+    const sent = this.layers.map((l) => !(l.pausedUntil > now));
+    if (this.options.layersAllocation) {
+      const mask = sent.reduce((m, on, i) => (on ? m | (1 << i) : m), 0);
+      if (mask !== this.sentLayers) {
+        this.sentLayers = mask;
+        for (const layer of this.layers) layer.announce = true;
+      }
+    }
     for (const layer of this.layers) {
       if (layer.pausedUntil > now) {
         layer.lastRewindAt = Number.NEGATIVE_INFINITY;
@@ -549,7 +585,13 @@ export class WhipPublisher {
       const frame = layer.video.frames[index]!;
       if (frame.keyframe) layer.lastKeyframeIndex = index;
       if (layer === top) topKeyframe = frame.keyframe;
-      if (!this.sendLayerFrame(layer, timestamp, frame.data, frame.keyframe)) return;
+      let allocation: Buffer | undefined;
+      if (this.options.layersAllocation && (layer.announce || frame.keyframe)) {
+        layer.announce = false;
+        const kbps = this.layers.map((l) => l.kbps);
+        allocation = layersAllocationPayload(this.layers.indexOf(layer), sent, kbps);
+      }
+      if (!this.sendLayerFrame(layer, timestamp, frame.data, frame.keyframe, allocation)) return;
     }
     this.sentFrames.push({ rtpTimestamp: timestamp, sentAt, keyframe: topKeyframe });
     this.stats.framesSent++;
@@ -560,10 +602,15 @@ export class WhipPublisher {
     timestamp: number,
     data: Buffer,
     keyframe: boolean,
+    allocation?: Buffer,
   ): boolean {
     const payloads = layer.packetizer.packetize(data);
     for (let i = 0; i < payloads.length; i++) {
       const seq = layer.seq;
+      const extensions =
+        i === 0 && allocation
+          ? [...layer.extensions, { id: LAYERS_ALLOCATION_EXTENSION_ID, data: allocation }]
+          : layer.extensions;
       const packet = buildRtp(
         {
           payloadType: VP8_PAYLOAD_TYPE,
@@ -573,7 +620,7 @@ export class WhipPublisher {
           marker: i === payloads.length - 1,
         },
         payloads[i]!,
-        layer.extensions,
+        extensions,
       );
       layer.seq = (layer.seq + 1) & 0xffff;
       if (layer.loseNext > 0) {
@@ -726,6 +773,52 @@ export class WhipPublisher {
     if (layer.video.frames[layer.cursor]?.keyframe) return;
     layer.cursor = layer.lastKeyframeIndex;
   }
+}
+
+/** Mean bitrate of an IVF file at its frame rate, kbit/s (at least 1). */
+function ivfKbps(file: IvfFile): number {
+  const { timebaseDenominator: den, timebaseNumerator: num } = file.header;
+  const fps = den > 0 && num > 0 ? den / num : 30;
+  let bytes = 0;
+  for (const frame of file.frames) bytes += frame.data.length;
+  return Math.max(1, Math.round((bytes * 8 * fps) / file.frames.length / 1000));
+}
+
+/**
+ * A video-layers-allocation payload for simulcast streams of one spatial and one temporal layer
+ * each, sent on stream `streamIndex`: `sent[i]` whether stream i is sent, `kbps[i]` its target.
+ * (Format: http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00.)
+ */
+export function layersAllocationPayload(
+  streamIndex: number,
+  sent: readonly boolean[],
+  kbps: readonly number[],
+): Buffer {
+  const on: number[] = [];
+  sent.forEach((s, i) => {
+    if (s) on.push(i);
+  });
+  if (on.length === 0) return Buffer.from([0]);
+  const highest = on[on.length - 1]!;
+  // Every stream up to the highest sent: one bitmask for all; otherwise one per stream.
+  const same = on.length === highest + 1;
+  const out = [(streamIndex << 6) | (highest << 4) | (same ? 1 : 0)];
+  if (!same) {
+    const bit = (i: number) => (sent[i] ? 1 : 0);
+    out.push((bit(0) << 4) | bit(1));
+    if (highest >= 2) out.push((bit(2) << 4) | bit(3));
+  }
+  // One temporal layer each: two zero bits per layer.
+  for (let i = 0; i < Math.ceil(on.length / 4); i++) out.push(0);
+  for (const i of on) {
+    let value = Math.max(0, Math.round(kbps[i] ?? 0));
+    do {
+      const byte = value & 0x7f;
+      value = Math.floor(value / 128);
+      out.push(value > 0 ? byte | 0x80 : byte);
+    } while (value > 0);
+  }
+  return Buffer.from(out);
 }
 
 /** One key per layer and sequence number (layers have their own sequence spaces). */

@@ -252,6 +252,21 @@ export class LayerSelector {
     this.cleanSince = undefined;
   }
 
+  /**
+   * The switch down from `layer` never happened: the publisher switched that layer back on before
+   * the lower layer's keyframe came (its estimate dipped for a moment). The subscriber is still
+   * on `layer`, and nothing is waiting to bring it back.
+   */
+  cancelDown(layer: number): void {
+    const current = this.current;
+    if (current === undefined || current === STILL || layer <= current) return;
+    this.current = layer;
+    this.restoreTo = undefined;
+    this.belowSince = undefined;
+    this.aboveSince = undefined;
+    this.cleanSince = undefined;
+  }
+
   /** Notes which layers arrive: a layer that stops is one the publisher dropped. */
   private trackPresence(layerBps: readonly number[], now: number): void {
     for (let i = 0; i < layerBps.length; i++) {

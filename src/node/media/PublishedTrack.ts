@@ -3,6 +3,12 @@ import type { Logger } from '../../core/log.ts';
 import { fecRecoveredPackets } from './fecReceivePath.ts';
 import { KeyframeThrottle } from './KeyframeThrottle.ts';
 import { isKeyframeStart, type KeyframeCodec, keyframeCodecOf } from './keyframes.ts';
+import {
+  type LayersAllocation,
+  parseLayersAllocation,
+  type SimulcastAllocation,
+  VIDEO_LAYERS_ALLOCATION_URI,
+} from './layersAllocation.ts';
 import { PUBLISHER_NACK_DEFAULTS, PublisherNack } from './PublisherNack.ts';
 import { RateMeter } from './RateMeter.ts';
 import { FrameMarks, SeqCompactor } from './SeqCompactor.ts';
@@ -20,6 +26,11 @@ export interface PublishedTrackOptions {
   log: Logger;
   /** Simulcast: this layer's rid and its place among the publisher's layers (0 = lowest). */
   layer?: { rid: string; index: number; count: number };
+  /**
+   * Simulcast: the publisher's layer allocation, shared by its layers, updated from the
+   * video-layers-allocation header extension when the offer negotiated it.
+   */
+  allocation?: SimulcastAllocation;
   /** Minimum spacing of keyframe requests sent to the publisher. */
   keyframeIntervalMs?: number;
   /** Packets resuming after a silence this long start an outage recovery (keyframe request). */
@@ -76,6 +87,8 @@ export class PublishedTrack implements ForwardSource {
   private readonly marks: FrameMarks | undefined;
   private lastSeq = -1;
   private pliPending = false;
+  /** The negotiated id of the video-layers-allocation extension (simulcast only). */
+  private readonly allocationId: number | undefined;
 
   constructor(private readonly options: PublishedTrackOptions) {
     this.kind = options.kind;
@@ -98,6 +111,9 @@ export class PublishedTrack implements ForwardSource {
       if (kf) this.keyframeCodecs.set(codec.payloadType, kf);
     }
     this.fecPt = this.kind === 'video' ? fecPt : undefined;
+    this.allocationId = options.allocation
+      ? options.transceiver.headerExtensions.find((e) => e.uri === VIDEO_LAYERS_ALLOCATION_URI)?.id
+      : undefined;
     this.compactor = this.fecPt === undefined ? undefined : new SeqCompactor();
     this.marks = this.compactor ? new FrameMarks() : undefined;
     const receiver = options.transceiver.receiver;
@@ -172,6 +188,16 @@ export class PublishedTrack implements ForwardSource {
     return this.arrivingSince;
   }
 
+  /** The publisher's latest layer allocation (simulcast, when it sends one). */
+  get layerAllocation(): LayersAllocation | undefined {
+    return this.options.allocation?.current;
+  }
+
+  /** The publisher's latest layer allocation leaves this layer out (it has switched it off). */
+  get pausedByPublisher(): boolean {
+    return this.options.allocation?.isPaused(this.layerIndex) ?? false;
+  }
+
   /** Measured bitrate over the last second (RTP payload), bit/s. */
   bitrate(now: number): number {
     return this.meter.bitsPerSecond(now);
@@ -217,6 +243,9 @@ export class PublishedTrack implements ForwardSource {
     if (this.pliPending) {
       this.pliPending = false;
       this.throttle.request();
+    }
+    if (this.allocationId !== undefined && header.extensions.length > 0) {
+      this.readAllocation(header, now);
     }
     const compactor = this.compactor;
     if (compactor !== undefined && header.payloadType === this.fecPt) {
@@ -286,6 +315,33 @@ export class PublishedTrack implements ForwardSource {
       this.lastMediaTs = packet.header.timestamp;
     }
     return out;
+  }
+
+  /**
+   * A layer allocation on the newest packet of this stream (a repair or a late packet carries an
+   * old one): when it switches a layer off or on, the viewers' forwarders decide again now.
+   */
+  private readAllocation(header: RtpPacket['header'], now: number): void {
+    const extensions = header.extensions;
+    let payload: Buffer | undefined;
+    for (let i = 0; i < extensions.length; i++) {
+      if (extensions[i]!.id === this.allocationId) payload = extensions[i]!.payload;
+    }
+    if (payload === undefined) return;
+    if (this.lastSeq >= 0) {
+      const ahead = (header.sequenceNumber - this.lastSeq) & 0xffff;
+      if (ahead === 0 || ahead >= 0x8000) return;
+    }
+    const allocation = parseLayersAllocation(payload);
+    const shared = this.options.allocation!;
+    if (!allocation || !shared.update(allocation, this.layerCount)) return;
+    this.options.log.debug('publisher layer allocation changed', {
+      layers: allocation.layers
+        .map((l) => `${l.stream}:${l.targetKbps[l.targetKbps.length - 1]}kbps`)
+        .join(','),
+    });
+    const sinks = this.sinks;
+    for (let i = 0; i < sinks.length; i++) sinks[i]!.publisherLayersChanged(now);
   }
 
   /** No NACK for the numbers strictly between `from` and `to`: they held no media. */

@@ -1,5 +1,6 @@
 import { HttpError } from '../../core/errors.ts';
 import { redPayloadTypes, startFecReceivePath } from './fecReceivePath.ts';
+import { SimulcastAllocation } from './layersAllocation.ts';
 import { MediaSession } from './MediaSession.ts';
 import { PublishedTrack } from './PublishedTrack.ts';
 import type { MediaKind } from './types.ts';
@@ -42,6 +43,7 @@ export class PublisherSession extends MediaSession {
         for (const track of layered) {
           if (media && track.codec?.name.toLowerCase() === 'rtx') track.codec = media;
         }
+        const allocation = new SimulcastAllocation();
         layered.forEach((track, index) => {
           this.videoLayers.push(
             new PublishedTrack({
@@ -51,6 +53,7 @@ export class PublisherSession extends MediaSession {
               counters: this.counters,
               log: this.log,
               layer: { rid: track.rid!, index, count: layered.length },
+              allocation,
             }),
           );
         });

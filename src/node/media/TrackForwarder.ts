@@ -47,6 +47,8 @@ export interface ForwardSource {
   readonly lastPacketAt: number;
   /** Since when it has arrived without a silence of {@link LAYER_STALL_MS}. */
   readonly steadySince: number;
+  /** The publisher has said it switched this layer off (its layer allocation leaves it out). */
+  readonly pausedByPublisher: boolean;
   readonly rid?: string;
 }
 
@@ -156,6 +158,8 @@ export class TrackForwarder {
   /** The layer being switched to, forwarded from its next keyframe. */
   private target: ForwardSource | undefined;
   private targetSince = 0;
+  /** Why the selector chose `target`. */
+  private targetReason: LayerChange['reason'] | undefined;
   /** Same source, but skip to its next keyframe (leaving still-frame mode). */
   private awaitKeyframe = false;
   private still = false;
@@ -292,6 +296,7 @@ export class TrackForwarder {
     const chosen = this.selector.layer;
     const index =
       chosen === undefined ? layers.length - 1 : Math.min(Math.max(chosen, 0), layers.length - 1);
+    this.targetReason = undefined;
     this.switchTo(layers[index]!, performance.now());
   }
 
@@ -386,6 +391,31 @@ export class TrackForwarder {
     }
   }
 
+  /**
+   * The publisher's layer allocation switched a layer off or on. A viewer on a layer switched off
+   * (or waiting to switch to one) is moved at once: every moment until the lower layer's
+   * keyframe arrives, it sees nothing new.
+   */
+  publisherLayersChanged(now: number): void {
+    if (this.closed || this.kind !== 'video' || this.layers.length <= 1) return;
+    const source = this.source;
+    const target = this.target;
+    if (source?.pausedByPublisher || target?.pausedByPublisher) {
+      this.selectLayer(now, this.audioBps);
+      return;
+    }
+    // Back on before the lower layer's keyframe came: the viewer never left it, so it stays (a
+    // switch made for a dip of tens of milliseconds would keep it low for seconds).
+    if (source && target && this.targetReason === 'layer_gone' && !this.still) {
+      const from = this.layers.indexOf(source);
+      if (this.layers.indexOf(target) < from) {
+        this.target = undefined;
+        this.selector.cancelDown(from);
+        this.log.debug('subscriber layer switch down cancelled: layer back', { layer: from });
+      }
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -414,6 +444,7 @@ export class TrackForwarder {
     this.still = false;
     const next = layers[change.to];
     if (!next) return;
+    this.targetReason = change.reason;
     if (next === this.source) {
       // Leaving still-frame mode on the same layer: resume at its next keyframe.
       this.target = undefined;
@@ -607,10 +638,11 @@ function sameLayers(a: readonly ForwardSource[], b: readonly ForwardSource[]): b
 }
 
 /**
- * Each layer's bitrate over the last second, with 0 for a layer that has stalled (silent for
- * {@link LAYER_STALL_MS}) while another has arrived steadily for as long. When none has, the
- * publisher's whole uplink is out or just back (the first layer to return must not make the
- * others look dropped): the bitrates stand, and the outage rules decide.
+ * Each layer's bitrate over the last second, with 0 for a layer the publisher has said it
+ * switched off, or that has stalled (silent for {@link LAYER_STALL_MS}) while another has arrived
+ * steadily for as long. When none has, the publisher's whole uplink is out or just back (the
+ * first layer to return must not make the others look dropped): the bitrates stand, and the
+ * outage rules decide.
  */
 export function layerBitrates(layers: readonly ForwardSource[], now: number): number[] {
   let anySteady = false;
@@ -620,6 +652,8 @@ export function layerBitrates(layers: readonly ForwardSource[], now: number): nu
     }
   }
   return layers.map((layer) =>
-    anySteady && now - layer.lastPacketAt > LAYER_STALL_MS ? 0 : layer.bitrate(now),
+    layer.pausedByPublisher || (anySteady && now - layer.lastPacketAt > LAYER_STALL_MS)
+      ? 0
+      : layer.bitrate(now),
   );
 }

@@ -2,6 +2,7 @@
  * Pure SDP rules for WHIP/WHEP offers: what an offer must contain before werift sees it, and the
  * feedback and header extensions the node is willing to negotiate.
  */
+import { VIDEO_LAYERS_ALLOCATION_URI } from './layersAllocation.ts';
 import { TRANSPORT_CC_URI } from './twcc.ts';
 import type { SessionDirection } from './types.ts';
 
@@ -60,7 +61,9 @@ export const ALLOWED_EXTENSION_URIS: readonly string[] = [
 /**
  * What publishers (WHIP) negotiate on top: transport-wide congestion control, answered by the
  * node's own feedback generator (`twcc.ts`), so the browser's send-side estimator ramps to what
- * the link carries. Subscribers (WHEP) keep it off: the node has no send-side estimator.
+ * the link carries (subscribers (WHEP) keep it off: the node has no send-side estimator); and
+ * Chrome's video layer allocation (`layersAllocation.ts`), which says at once when the browser
+ * switches a simulcast layer off.
  */
 export const PUBLISHER_RTCP_FEEDBACK: readonly string[] = [
   ...ALLOWED_RTCP_FEEDBACK,
@@ -69,6 +72,7 @@ export const PUBLISHER_RTCP_FEEDBACK: readonly string[] = [
 export const PUBLISHER_EXTENSION_URIS: readonly string[] = [
   ...ALLOWED_EXTENSION_URIS,
   TRANSPORT_CC_URI,
+  VIDEO_LAYERS_ALLOCATION_URI,
 ];
 
 export class SdpError extends Error {

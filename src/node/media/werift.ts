@@ -16,6 +16,7 @@ import {
   type RTCPeerConnection,
   type RTCPeerConnectionConfig,
   RTCRtpCodecParameters,
+  RTCRtpHeaderExtensionParameters,
   type RTCRtpReceiver,
   type RTCRtpSender,
   type RtcpPacket,
@@ -28,6 +29,7 @@ import {
   useTWCC as transportCcFeedback,
   useVP8 as vp8Codec,
 } from 'werift';
+import { VIDEO_LAYERS_ALLOCATION_URI } from './layersAllocation.ts';
 import { applySrtpRolloverFix } from './srtpRollover.ts';
 import type { MediaOptions, SessionDirection } from './types.ts';
 import { applyHotPathPatches } from './weriftHotPath.ts';
@@ -198,6 +200,9 @@ export function peerConfig(
         ridExtension(),
         repairedRidExtension(),
         ...transportCc,
+        ...(direction === 'publish'
+          ? [new RTCRtpHeaderExtensionParameters({ uri: VIDEO_LAYERS_ALLOCATION_URI })]
+          : []),
       ],
     },
   };
