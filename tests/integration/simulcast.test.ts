@@ -7,6 +7,7 @@ import { type ReceivedFrame, WhepSubscriber } from '../../src/bench/clients/Whep
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { directionSchema } from '../../src/bench/profiles.ts';
 import { RelayHub, type UdpRelay } from '../../src/bench/relay/index.ts';
+import type { PublisherSession } from '../../src/node/media/PublisherSession.ts';
 import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
 import { LAYER_STALL_MS } from '../../src/node/media/TrackForwarder.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
@@ -567,6 +568,56 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       );
       expect(layersSeen.every((l) => l === 2)).toBe(true);
       expect(longest).toBeLessThan(250);
+    } finally {
+      await Promise.all([publisher.close(), viewer.close()]);
+    }
+  });
+
+  it('sends a viewer that switches layers the rest of a keyframe that came just before', async () => {
+    // The lower layer's keyframe is on its way, its first packet late (lost, its repair a round
+    // trip away), when the viewer's layer stops: the switch waits for that first packet, and the
+    // rest of the keyframe, which came before the switch was decided, must follow it.
+    const c = server.node.cases.create({ orderId: 'ORD-SIM10', sku: 'SKU-10', reason: 'damaged' });
+    const publisher = new WhipPublisher({
+      baseUrl: server.url,
+      caseId: c.case.id,
+      headers: bearer(c.links.buyer.token),
+      media: layers.f,
+      simulcast: threeLayers(),
+      layersAllocation: true,
+      repairDelayMs: 700,
+    });
+    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+    try {
+      await publisher.start();
+      await expect
+        .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
+        .toBe(2);
+      await sleep(1_500);
+      const session = server.node.rooms.publisher(
+        c.case.id,
+        'buyer',
+        publisher.location!.split('/').pop()!,
+      ) as PublisherSession;
+      publisher.delayKeyframeStarts('h', 600);
+      session.videoLayers[1]!.requestKeyframe();
+      await sleep(150);
+      const dropAt = performance.now();
+      publisher.pauseLayer('f', 3_000);
+      await sleep(700);
+      // That keyframe is in (its first packet came at 600 ms); the next ones come on time.
+      publisher.delayKeyframeStarts('h', 0);
+      await sleep(1_300);
+      expect(sessionOf(server, c.case.id, viewer).quality?.layer).toBe(1);
+      const after = viewer.seqs.filter((p) => p.at >= dropAt).map((p) => p.seq);
+      const frames = viewer.frames.filter((at) => at >= dropAt + 1_000).length;
+      console.info(
+        `switch onto a keyframe whose first packet came last: ${after.length} packets after the drop, ` +
+          `${missingSeqs(after)} numbers missing, ${frames} frames in the last second`,
+      );
+      expect(after.length).toBeGreaterThan(50);
+      expect(missingSeqs(after)).toBe(0);
+      expect(frames).toBeGreaterThan(20);
     } finally {
       await Promise.all([publisher.close(), viewer.close()]);
     }

@@ -38,6 +38,8 @@ export interface PublishedTrackOptions {
 }
 
 const DEFAULT_KEYFRAME_INTERVAL_MS = 500;
+/** Packets of a simulcast layer kept for a viewer about to switch to it (a power of two). */
+const RECENT_PACKETS = 64;
 const DEFAULT_OUTAGE_MS = 300;
 /** A forward jump of more sequence numbers than this cannot be repaired by NACK in time. */
 const UNREPAIRABLE_GAP = PUBLISHER_NACK_DEFAULTS.staleGapPackets;
@@ -87,6 +89,9 @@ export class PublishedTrack implements ForwardSource {
   private readonly marks: FrameMarks | undefined;
   private lastSeq = -1;
   private pliPending = false;
+  /** The last {@link RECENT_PACKETS} packets of a simulcast layer, a ring (see `recentPackets`). */
+  private readonly recent: (RtpPacket | undefined)[] | undefined;
+  private recentAt = 0;
   /** The negotiated id of the video-layers-allocation extension (simulcast only). */
   private readonly allocationId: number | undefined;
 
@@ -114,6 +119,10 @@ export class PublishedTrack implements ForwardSource {
     this.allocationId = options.allocation
       ? options.transceiver.headerExtensions.find((e) => e.uri === VIDEO_LAYERS_ALLOCATION_URI)?.id
       : undefined;
+    this.recent =
+      this.kind === 'video' && options.layer
+        ? new Array(RECENT_PACKETS).fill(undefined)
+        : undefined;
     this.compactor = this.fecPt === undefined ? undefined : new SeqCompactor();
     this.marks = this.compactor ? new FrameMarks() : undefined;
     const receiver = options.transceiver.receiver;
@@ -186,6 +195,22 @@ export class PublishedTrack implements ForwardSource {
   /** Since when this stream has arrived without a silence of {@link LAYER_STALL_MS} (video). */
   get steadySince(): number {
     return this.arrivingSince;
+  }
+
+  /**
+   * The last packets of this layer, oldest first, as viewers get them (simulcast video): a viewer
+   * switching to the layer may need those that came just before it decided, such as the rest of
+   * a keyframe whose first packet is still on its way.
+   */
+  recentPackets(): RtpPacket[] {
+    const ring = this.recent;
+    if (!ring) return [];
+    const out: RtpPacket[] = [];
+    for (let i = 0; i < RECENT_PACKETS; i++) {
+      const p = ring[(this.recentAt + i) & (RECENT_PACKETS - 1)];
+      if (p) out.push(p);
+    }
+    return out;
   }
 
   /** The publisher's latest layer allocation (simulcast, when it sends one). */
@@ -279,6 +304,11 @@ export class PublishedTrack implements ForwardSource {
       // werift clones each packet for its track's subscribers, of which this is the only one
       // (the recorder reads through subscribeMedia): the copy is ours to renumber.
       header.sequenceNumber = out;
+    }
+    const recent = this.recent;
+    if (recent !== undefined) {
+      recent[this.recentAt] = packet;
+      this.recentAt = (this.recentAt + 1) & (RECENT_PACKETS - 1);
     }
     const listeners = this.mediaListeners;
     for (let i = 0; i < listeners.length; i++) listeners[i]!(packet);

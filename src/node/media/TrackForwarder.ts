@@ -49,6 +49,8 @@ export interface ForwardSource {
   readonly steadySince: number;
   /** The publisher has said it switched this layer off (its layer allocation leaves it out). */
   readonly pausedByPublisher: boolean;
+  /** Its last packets, oldest first (simulcast layers; empty otherwise). */
+  recentPackets(): RtpPacket[];
   readonly rid?: string;
 }
 
@@ -465,6 +467,9 @@ export class TrackForwarder {
     }
     this.target = layer;
     this.targetSince = now;
+    // What already came of it: the rest of a keyframe whose first packet is late goes out too.
+    this.early = layer.recentPackets();
+    this.earlyFrom = layer;
     layer.requestKeyframe();
   }
 
