@@ -85,6 +85,14 @@ async function weriftViewer(
 }
 
 /** Sequence numbers (16-bit, in arrival order) missing from the span first..last they cover. */
+/** The longest time between two frames arriving in [from, to), ms. */
+function longestGap(frames: readonly number[], from: number, to: number): number {
+  const around = frames.filter((at) => at >= from && at < to);
+  let longest = 0;
+  for (let i = 1; i < around.length; i++) longest = Math.max(longest, around[i]! - around[i - 1]!);
+  return longest;
+}
+
 function missingSeqs(seqs: readonly number[]): number {
   if (seqs.length === 0) return 0;
   const first = seqs[0]!;
@@ -448,19 +456,15 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
         const layer = sessionOf(server, c.case.id, viewer).quality?.layer;
         layersSeen.push({ at: Math.round(performance.now() - dropAt), layer });
       }
-      const around = viewer.frames.filter((at) => at >= dropAt - 500 && at < dropAt + 2_500);
-      let longestGap = 0;
-      for (let i = 1; i < around.length; i++) {
-        longestGap = Math.max(longestGap, around[i]! - around[i - 1]!);
-      }
+      const longest = longestGap(viewer.frames, dropAt - 500, dropAt + 2_500);
       const backAt = layersSeen.find((l) => l.at > 2_500 && l.layer === 2)?.at;
       console.info(
-        `top layer dropped for 2.5 s: viewer's longest gap between frames ${Math.round(longestGap)} ms; ` +
+        `top layer dropped for 2.5 s: viewer's longest gap between frames ${Math.round(longest)} ms; ` +
           `layers ${layersSeen.map((l) => `${l.at}:${l.layer}`).join(' ')}; back on the top layer ${backAt ?? 'never'} ms after the drop`,
       );
       // Before, the node noticed a dropped layer only once its bitrate over the last second read
       // zero: the viewer went more than a second without a frame.
-      expect(longestGap).toBeLessThan(1_000);
+      expect(longest).toBeLessThan(1_000);
       expect(layersSeen.filter((l) => l.at < 2_500).map((l) => l.layer)).toContain(1);
       // Back on the top layer only after it has been sending again for the return hold (4 s).
       expect(backAt).toBeDefined();
@@ -479,38 +483,53 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
     }
   });
 
+  /**
+   * A three-layer publisher (options as given) and a werift staff viewer, started, with the
+   * viewer on the top layer.
+   */
+  const viewerOnTop = async (
+    orderId: string,
+    options: Partial<ConstructorParameters<typeof WhipPublisher>[0]>,
+  ) => {
+    const c = server.node.cases.create({ orderId, sku: 'SKU-L', reason: 'damaged' });
+    const publisher = new WhipPublisher({
+      baseUrl: server.url,
+      caseId: c.case.id,
+      headers: bearer(c.links.buyer.token),
+      media: layers.f,
+      simulcast: threeLayers(),
+      ...options,
+    });
+    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+    const layer = () => sessionOf(server, c.case.id, viewer).quality?.layer;
+    try {
+      await publisher.start();
+      await expect.poll(layer, { timeout: 5_000 }).toBe(2);
+    } catch (err) {
+      await Promise.all([publisher.close(), viewer.close()]);
+      throw err;
+    }
+    const close = () => Promise.all([publisher.close(), viewer.close()]);
+    return { caseId: c.case.id, publisher, viewer, layer, close };
+  };
+
   it('moves a viewer off a layer at once when the publisher announces it switched it off', async () => {
     // As Chrome does, the publisher sends its layer allocation (video-layers-allocation header
     // extension) with the next frame of the layers that go on: the node need not wait for the
     // dropped layer's silence to be long enough to mean something.
     const gapAfterDrop = async (announce: boolean, orderId: string) => {
-      const c = server.node.cases.create({ orderId, sku: 'SKU-7', reason: 'damaged' });
-      const publisher = new WhipPublisher({
-        baseUrl: server.url,
-        caseId: c.case.id,
-        headers: bearer(c.links.buyer.token),
-        media: layers.f,
-        simulcast: threeLayers(),
-        layersAllocation: announce,
-      });
-      const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+      const t = await viewerOnTop(orderId, { layersAllocation: announce });
       try {
-        await publisher.start();
-        await expect
-          .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
-          .toBe(2);
         await sleep(1_000);
         const dropAt = performance.now();
-        publisher.pauseLayer('f', 2_000);
+        t.publisher.pauseLayer('f', 2_000);
         await sleep(1_500);
-        const around = viewer.frames.filter((at) => at >= dropAt - 200 && at < dropAt + 1_500);
-        let longest = 0;
-        for (let i = 1; i < around.length; i++) {
-          longest = Math.max(longest, around[i]! - around[i - 1]!);
-        }
-        return { longest, layer: sessionOf(server, c.case.id, viewer).quality?.layer };
+        return {
+          longest: longestGap(t.viewer.frames, dropAt - 200, dropAt + 1_500),
+          layer: t.layer(),
+        };
       } finally {
-        await Promise.all([publisher.close(), viewer.close()]);
+        await t.close();
       }
     };
     const announced = await gapAfterDrop(true, 'ORD-SIM7');
@@ -530,24 +549,11 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
   it('keeps a viewer on a layer the publisher switches off for a moment only', async () => {
     // Chrome's allocation sometimes drops its top layer for tens of milliseconds. If it is back
     // before the lower layer's keyframe has come, the switch never took effect: the viewer
-    // stays where it was instead of spending seconds on the lower layer.
-    const c = server.node.cases.create({ orderId: 'ORD-SIM9', sku: 'SKU-9', reason: 'damaged' });
-    const publisher = new WhipPublisher({
-      baseUrl: server.url,
-      caseId: c.case.id,
-      headers: bearer(c.links.buyer.token),
-      media: layers.f,
-      simulcast: threeLayers(),
-      layersAllocation: true,
-      // Repairs take an uplink round trip, as does a keyframe asked for (below).
-      repairDelayMs: 200,
-    });
-    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+    // stays where it was instead of spending seconds on the lower layer. Repairs take an uplink
+    // round trip here, as does a keyframe asked for (below).
+    const t = await viewerOnTop('ORD-SIM9', { layersAllocation: true, repairDelayMs: 200 });
+    const { publisher } = t;
     try {
-      await publisher.start();
-      await expect
-        .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
-        .toBe(2);
       await sleep(1_000);
       // The middle layer's keyframes take 200 ms to arrive, longer than the top layer is off.
       publisher.delayKeyframeStarts('h', 200);
@@ -556,20 +562,16 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       const layersSeen: number[] = [];
       while (performance.now() - dropAt < 2_000) {
         await sleep(50);
-        layersSeen.push(sessionOf(server, c.case.id, viewer).quality?.layer ?? -1);
+        layersSeen.push(t.layer() ?? -1);
       }
-      const around = viewer.frames.filter((at) => at >= dropAt - 200 && at < dropAt + 2_000);
-      let longest = 0;
-      for (let i = 1; i < around.length; i++) {
-        longest = Math.max(longest, around[i]! - around[i - 1]!);
-      }
+      const longest = longestGap(t.viewer.frames, dropAt - 200, dropAt + 2_000);
       console.info(
         `top layer off for 60 ms: viewer's layers ${layersSeen.join('')}, longest gap ${Math.round(longest)} ms`,
       );
       expect(layersSeen.every((l) => l === 2)).toBe(true);
       expect(longest).toBeLessThan(250);
     } finally {
-      await Promise.all([publisher.close(), viewer.close()]);
+      await t.close();
     }
   });
 
@@ -577,25 +579,12 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
     // The lower layer's keyframe is on its way, its first packet late (lost, its repair a round
     // trip away), when the viewer's layer stops: the switch waits for that first packet, and the
     // rest of the keyframe, which came before the switch was decided, must follow it.
-    const c = server.node.cases.create({ orderId: 'ORD-SIM10', sku: 'SKU-10', reason: 'damaged' });
-    const publisher = new WhipPublisher({
-      baseUrl: server.url,
-      caseId: c.case.id,
-      headers: bearer(c.links.buyer.token),
-      media: layers.f,
-      simulcast: threeLayers(),
-      layersAllocation: true,
-      repairDelayMs: 700,
-    });
-    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
+    const t = await viewerOnTop('ORD-SIM10', { layersAllocation: true, repairDelayMs: 700 });
+    const { publisher, viewer } = t;
     try {
-      await publisher.start();
-      await expect
-        .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
-        .toBe(2);
       await sleep(1_500);
       const session = server.node.rooms.publisher(
-        c.case.id,
+        t.caseId,
         'buyer',
         publisher.location!.split('/').pop()!,
       ) as PublisherSession;
@@ -608,7 +597,7 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       // That keyframe is in (its first packet came at 600 ms); the next ones come on time.
       publisher.delayKeyframeStarts('h', 0);
       await sleep(1_300);
-      expect(sessionOf(server, c.case.id, viewer).quality?.layer).toBe(1);
+      expect(t.layer()).toBe(1);
       const after = viewer.seqs.filter((p) => p.at >= dropAt).map((p) => p.seq);
       const frames = viewer.frames.filter((at) => at >= dropAt + 1_000).length;
       console.info(
@@ -619,7 +608,7 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
       expect(missingSeqs(after)).toBe(0);
       expect(frames).toBeGreaterThan(20);
     } finally {
-      await Promise.all([publisher.close(), viewer.close()]);
+      await t.close();
     }
   });
 
