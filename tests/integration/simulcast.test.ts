@@ -426,63 +426,6 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
     }
   });
 
-  it('moves a viewer off a layer the publisher drops within a second, and back once it has held', async () => {
-    const c = server.node.cases.create({ orderId: 'ORD-SIM5', sku: 'SKU-5', reason: 'damaged' });
-    const publisher = new WhipPublisher({
-      baseUrl: server.url,
-      caseId: c.case.id,
-      headers: bearer(c.links.buyer.token),
-      media: layers.f,
-      simulcast: threeLayers(),
-    });
-    const viewer = await weriftViewer(server, c.case.id, bearer(c.links.staff.token));
-    try {
-      await publisher.start();
-      await expect
-        .poll(() => sessionOf(server, c.case.id, viewer).quality?.layer, { timeout: 5_000 })
-        .toBe(2);
-      await sleep(1_000);
-      // The publisher's encoder drops its top layer for 2.5 s, as Chrome's does when its uplink
-      // estimate falls under what the layer needs; the other layers go on.
-      const dropAt = performance.now();
-      publisher.pauseLayer('f', 2_500);
-      // The top layer's keyframes from now on reach the node first-packet-last (reordered, or
-      // that packet lost and repaired): the rest of the keyframe and the frames after it come in
-      // before the packet the viewer's switch back waits for.
-      publisher.delayKeyframeStarts('f', 150);
-      const layersSeen: { at: number; layer: number | undefined }[] = [];
-      while (performance.now() - dropAt < 9_000) {
-        await sleep(250);
-        const layer = sessionOf(server, c.case.id, viewer).quality?.layer;
-        layersSeen.push({ at: Math.round(performance.now() - dropAt), layer });
-      }
-      const longest = longestGap(viewer.frames, dropAt - 500, dropAt + 2_500);
-      const backAt = layersSeen.find((l) => l.at > 2_500 && l.layer === 2)?.at;
-      console.info(
-        `top layer dropped for 2.5 s: viewer's longest gap between frames ${Math.round(longest)} ms; ` +
-          `layers ${layersSeen.map((l) => `${l.at}:${l.layer}`).join(' ')}; back on the top layer ${backAt ?? 'never'} ms after the drop`,
-      );
-      // Before, the node noticed a dropped layer only once its bitrate over the last second read
-      // zero: the viewer went more than a second without a frame.
-      expect(longest).toBeLessThan(1_000);
-      expect(layersSeen.filter((l) => l.at < 2_500).map((l) => l.layer)).toContain(1);
-      // Back on the top layer only after it has been sending again for the return hold (4 s).
-      expect(backAt).toBeDefined();
-      expect(backAt!).toBeGreaterThanOrEqual(2_500 + 3_750);
-      // Whole from its first keyframe on: no number the viewer never gets after the switch back
-      // (before, the packets that came before the keyframe's first one were dropped, and
-      // Chrome showed nothing until its own keyframe request 3 s later).
-      const backSeqs = viewer.seqs.filter((p) => p.at >= dropAt + backAt! - 500).map((p) => p.seq);
-      console.info(
-        `after the switch back: ${backSeqs.length} packets, ${missingSeqs(backSeqs)} missing`,
-      );
-      expect(backSeqs.length).toBeGreaterThan(100);
-      expect(missingSeqs(backSeqs)).toBe(0);
-    } finally {
-      await Promise.all([publisher.close(), viewer.close()]);
-    }
-  });
-
   /**
    * A three-layer publisher (options as given) and a werift staff viewer, started, with the
    * viewer on the top layer.
@@ -512,6 +455,52 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
     const close = () => Promise.all([publisher.close(), viewer.close()]);
     return { caseId: c.case.id, publisher, viewer, layer, close };
   };
+
+  it('moves a viewer off a layer the publisher drops within a second, and back once it has held', async () => {
+    const t = await viewerOnTop('ORD-SIM5', {});
+    const { publisher, viewer } = t;
+    try {
+      await sleep(1_000);
+      // The publisher's encoder drops its top layer for 2.5 s, as Chrome's does when its uplink
+      // estimate falls under what the layer needs; the other layers go on.
+      const dropAt = performance.now();
+      publisher.pauseLayer('f', 2_500);
+      // The top layer's keyframes from now on reach the node first-packet-last (reordered, or
+      // that packet lost and repaired): the rest of the keyframe and the frames after it come in
+      // before the packet the viewer's switch back waits for.
+      publisher.delayKeyframeStarts('f', 150);
+      const layersSeen: { at: number; layer: number | undefined }[] = [];
+      while (performance.now() - dropAt < 9_000) {
+        await sleep(250);
+        const layer = t.layer();
+        layersSeen.push({ at: Math.round(performance.now() - dropAt), layer });
+      }
+      const longest = longestGap(viewer.frames, dropAt - 500, dropAt + 2_500);
+      const backAt = layersSeen.find((l) => l.at > 2_500 && l.layer === 2)?.at;
+      console.info(
+        `top layer dropped for 2.5 s: viewer's longest gap between frames ${Math.round(longest)} ms; ` +
+          `layers ${layersSeen.map((l) => `${l.at}:${l.layer}`).join(' ')}; back on the top layer ${backAt ?? 'never'} ms after the drop`,
+      );
+      // Before, the node noticed a dropped layer only once its bitrate over the last second read
+      // zero: the viewer went more than a second without a frame.
+      expect(longest).toBeLessThan(1_000);
+      expect(layersSeen.filter((l) => l.at < 2_500).map((l) => l.layer)).toContain(1);
+      // Back on the top layer only after it has been sending again for the return hold (4 s).
+      expect(backAt).toBeDefined();
+      expect(backAt!).toBeGreaterThanOrEqual(2_500 + 3_750);
+      // Whole from its first keyframe on: no number the viewer never gets after the switch back
+      // (before, the packets that came before the keyframe's first one were dropped, and
+      // Chrome showed nothing until its own keyframe request 3 s later).
+      const backSeqs = viewer.seqs.filter((p) => p.at >= dropAt + backAt! - 500).map((p) => p.seq);
+      console.info(
+        `after the switch back: ${backSeqs.length} packets, ${missingSeqs(backSeqs)} missing`,
+      );
+      expect(backSeqs.length).toBeGreaterThan(100);
+      expect(missingSeqs(backSeqs)).toBe(0);
+    } finally {
+      await t.close();
+    }
+  });
 
   it('moves a viewer off a layer at once when the publisher announces it switched it off', async () => {
     // As Chrome does, the publisher sends its layer allocation (video-layers-allocation header
