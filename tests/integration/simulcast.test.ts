@@ -84,7 +84,6 @@ async function weriftViewer(
   return { location: res.headers.get('Location')!, frames, seqs, close: () => pc.close() };
 }
 
-/** Sequence numbers (16-bit, in arrival order) missing from the span first..last they cover. */
 /** The longest time between two frames arriving in [from, to), ms. */
 function longestGap(frames: readonly number[], from: number, to: number): number {
   const around = frames.filter((at) => at >= from && at < to);
@@ -93,6 +92,7 @@ function longestGap(frames: readonly number[], from: number, to: number): number
   return longest;
 }
 
+/** Sequence numbers (16-bit, in arrival order) missing from the span first..last they cover. */
 function missingSeqs(seqs: readonly number[]): number {
   if (seqs.length === 0) return 0;
   const first = seqs[0]!;

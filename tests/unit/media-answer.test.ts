@@ -94,13 +94,14 @@ describe('shapePublisherAnswer', () => {
   });
 });
 
-describe('sanitizeOffer: transport-cc for publishers only', () => {
+describe('sanitizeOffer: transport-cc and the layer allocation for publishers only', () => {
   const offer = [
     'v=0',
     'm=video 9 UDP/TLS/RTP/SAVPF 96',
     'a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
     'a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid',
     'a=extmap:5 urn:3gpp:video-orientation',
+    'a=extmap:14 http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00',
     'a=rtpmap:96 VP8/90000',
     'a=rtcp-fb:96 goog-remb',
     'a=rtcp-fb:96 transport-cc',
@@ -110,9 +111,12 @@ describe('sanitizeOffer: transport-cc for publishers only', () => {
     '',
   ].join('\r\n');
 
-  it('keeps transport-cc and its extension in a WHIP offer', () => {
+  it('keeps transport-cc, its extension and the layer allocation in a WHIP offer', () => {
     const out = sanitizeOffer(offer, 'publish');
     expect(out).toContain('a=rtcp-fb:96 transport-cc');
+    expect(out).toContain(
+      'a=extmap:14 http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00',
+    );
     expect(out).toContain(
       'a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
     );
@@ -122,7 +126,7 @@ describe('sanitizeOffer: transport-cc for publishers only', () => {
 
   it('drops them from a WHEP offer', () => {
     const out = sanitizeOffer(offer, 'subscribe');
-    expect(out).not.toMatch(/transport-cc|transport-wide-cc/);
+    expect(out).not.toMatch(/transport-cc|transport-wide-cc|layers-allocation/);
     expect(out).toContain('a=rtcp-fb:96 goog-remb');
     expect(out).toContain('a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid');
   });

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { allowsMixedExtensions, shapePublisherAnswer } from '../../src/node/media/answer.ts';
 import {
   activeStreams,
   parseLayersAllocation,
@@ -136,37 +135,5 @@ describe('video layers allocation', () => {
     expect(shared.update(parseLayersAllocation(BOTH_ON)!, 2)).toBe(true);
     expect(shared.isPaused(1)).toBe(false);
     expect(shared.current?.layers).toHaveLength(2);
-  });
-});
-
-describe('publisher answer: mixed header extensions', () => {
-  const answer = [
-    'v=0',
-    'o=- 1 1 IN IP4 0.0.0.0',
-    's=-',
-    't=0 0',
-    'a=group:BUNDLE 0',
-    'm=video 9 UDP/TLS/RTP/SAVPF 96',
-    'a=mid:0',
-    '',
-  ].join('\r\n');
-
-  it('allows mixed one- and two-byte extensions only when the offer did', () => {
-    const offer = answer.replace('t=0 0', 't=0 0\r\na=extmap-allow-mixed');
-    expect(allowsMixedExtensions(offer)).toBe(true);
-    expect(allowsMixedExtensions(answer)).toBe(false);
-    // A media-level line is not the session's.
-    expect(allowsMixedExtensions(`${answer}a=extmap-allow-mixed\r\n`)).toBe(false);
-    const mixed = shapePublisherAnswer(answer, { maxVideoKbps: 500, extmapAllowMixed: true });
-    const session = mixed.slice(0, mixed.indexOf('m='));
-    expect(session).toMatch(/^a=extmap-allow-mixed$/m);
-    expect(mixed.match(/extmap-allow-mixed/g)).toHaveLength(1);
-    // Already there: not written twice.
-    expect(
-      shapePublisherAnswer(offer, { maxVideoKbps: 500, extmapAllowMixed: true }).match(
-        /extmap-allow-mixed/g,
-      ),
-    ).toHaveLength(1);
-    expect(shapePublisherAnswer(answer, { maxVideoKbps: 500 })).not.toMatch(/allow-mixed/);
   });
 });

@@ -1,7 +1,7 @@
 import { RTCPeerConnection } from 'werift';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
-import { allowsMixedExtensions, shapePublisherAnswer } from './answer.ts';
+import { shapePublisherAnswer } from './answer.ts';
 import {
   addTrickledCandidates,
   applyIceRestart,
@@ -181,10 +181,7 @@ export abstract class MediaSession {
       let sdp = this.pc.localDescription?.sdp;
       if (!sdp) throw new Error('werift produced no local description');
       if (this.direction === 'publish') {
-        sdp = shapePublisherAnswer(sdp, {
-          maxVideoKbps: this.maxVideoBitrateKbps,
-          extmapAllowMixed: allowsMixedExtensions(offerSdp),
-        });
+        sdp = shapePublisherAnswer(sdp, { maxVideoKbps: this.maxVideoBitrateKbps });
       }
       this.startTimer(this.timeouts.connectMs, () => {
         if (!this.dtlsConnected) this.close('connect_timeout');

@@ -94,6 +94,8 @@ export class PublishedTrack implements ForwardSource {
   private recentAt = 0;
   /** The negotiated id of the video-layers-allocation extension (simulcast only). */
   private readonly allocationId: number | undefined;
+  /** The sequence number of the last packet of this stream that carried an allocation. */
+  private allocationSeq = -1;
 
   constructor(private readonly options: PublishedTrackOptions) {
     this.kind = options.kind;
@@ -348,8 +350,10 @@ export class PublishedTrack implements ForwardSource {
   }
 
   /**
-   * A layer allocation on the newest packet of this stream (a repair or a late packet carries an
-   * old one): when it switches a layer off or on, the viewers' forwarders decide again now.
+   * A layer allocation newer than the last one this stream carried: when it switches a layer off
+   * or on, the viewers' forwarders decide again now. A repair counts (Chrome stops repeating an
+   * allocation once a frame it would resend carried it); a packet from before the last one read
+   * carries an older one.
    */
   private readAllocation(header: RtpPacket['header'], now: number): void {
     const extensions = header.extensions;
@@ -358,10 +362,12 @@ export class PublishedTrack implements ForwardSource {
       if (extensions[i]!.id === this.allocationId) payload = extensions[i]!.payload;
     }
     if (payload === undefined) return;
-    if (this.lastSeq >= 0) {
-      const ahead = (header.sequenceNumber - this.lastSeq) & 0xffff;
+    const seq = header.sequenceNumber;
+    if (this.allocationSeq >= 0) {
+      const ahead = (seq - this.allocationSeq) & 0xffff;
       if (ahead === 0 || ahead >= 0x8000) return;
     }
+    this.allocationSeq = seq;
     const allocation = parseLayersAllocation(payload);
     const shared = this.options.allocation!;
     if (!allocation || !shared.update(allocation, this.layerCount)) return;

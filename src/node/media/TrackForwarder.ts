@@ -267,7 +267,10 @@ export class TrackForwarder {
     if (admitted) this.sendEarly(packet.header.sequenceNumber, source);
   }
 
-  /** The packets of the new layer that came before its keyframe's first one and follow it. */
+  /**
+   * The packets of the new layer that came before its keyframe's first one and follow it, each
+   * number once (a packet can be both among the layer's last ones and kept since, or repaired).
+   */
   private sendEarly(keyframeSeq: number, source: ForwardSource): void {
     const early = this.early;
     this.early = [];
@@ -275,7 +278,12 @@ export class TrackForwarder {
     const after = (p: RtpPacket) => (p.header.sequenceNumber - keyframeSeq) & 0xffff;
     const follow = early.filter((p) => after(p) > 0 && after(p) < 0x8000);
     follow.sort((a, b) => after(a) - after(b));
-    for (const p of follow) this.forward(p, source);
+    let last = -1;
+    for (const p of follow) {
+      if (p.header.sequenceNumber === last) continue;
+      last = p.header.sequenceNumber;
+      this.forward(p, source);
+    }
   }
 
   /** Forget the current source, so the next packet is treated as a new one (publisher replaced). */

@@ -7,12 +7,6 @@
 export interface PublisherAnswerOptions {
   /** Most video the publisher may send, kbit/s: `b=AS` (kbit/s) and `b=TIAS` (bit/s) lines. */
   maxVideoKbps: number;
-  /**
-   * The offer allowed one- and two-byte header extensions mixed (RFC 8285 `a=extmap-allow-mixed`):
-   * the answer allows it too, so the browser may send an extension over 16 bytes (a layer
-   * allocation with resolutions) in the two-byte form, which the node reads.
-   */
-  extmapAllowMixed?: boolean;
 }
 
 /** Opus parameters the node asks publishers for: in-band FEC (loss repair) and DTX (silence). */
@@ -23,10 +17,9 @@ export const OPUS_RECEIVE_PARAMETERS: Readonly<Record<string, string>> = {
 
 /**
  * Returns `sdp` with, on every video m-section, `b=AS:<kbps>` and `b=TIAS:<bps>` in place of any
- * bandwidth lines werift wrote (Chrome caps its send bitrate and its estimate at them), the
+ * bandwidth lines werift wrote (Chrome caps its send bitrate and its estimate at them), and the
  * Opus `a=fmtp` of every audio m-section carrying {@link OPUS_RECEIVE_PARAMETERS} (added when
- * missing, other parameters kept), and `a=extmap-allow-mixed` when asked. Keeps the line ending
- * of the input.
+ * missing, other parameters kept). Keeps the line ending of the input.
  */
 export function shapePublisherAnswer(sdp: string, options: PublisherAnswerOptions): string {
   const kbps = options.maxVideoKbps;
@@ -40,7 +33,6 @@ export function shapePublisherAnswer(sdp: string, options: PublisherAnswerOption
   const out: string[] = [];
   const sections = splitSections(lines);
   out.push(...sections.session);
-  if (options.extmapAllowMixed && !sections.session.includes(ALLOW_MIXED)) out.push(ALLOW_MIXED);
   for (const section of sections.media) {
     const kind = /^m=(\S+)/.exec(section[0]!)?.[1];
     if (kind === 'video') out.push(...withBandwidth(section, kbps));
@@ -48,15 +40,6 @@ export function shapePublisherAnswer(sdp: string, options: PublisherAnswerOption
     else out.push(...section);
   }
   return out.join(eol) + (trailing ? eol : '');
-}
-
-const ALLOW_MIXED = 'a=extmap-allow-mixed';
-
-/** Whether an SDP allows mixed one- and two-byte header extensions for the whole session. */
-export function allowsMixedExtensions(sdp: string): boolean {
-  const firstMedia = sdp.search(/^m=/m);
-  const session = firstMedia < 0 ? sdp : sdp.slice(0, firstMedia);
-  return /^a=extmap-allow-mixed\s*$/m.test(session);
 }
 
 function splitSections(lines: string[]): { session: string[]; media: string[][] } {
