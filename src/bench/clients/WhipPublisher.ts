@@ -571,8 +571,8 @@ export class WhipPublisher {
         for (const layer of this.layers) layer.announce = true;
       }
     }
-    for (const layer of this.layers) {
-      if (layer.pausedUntil > now) {
+    for (const [i, layer] of this.layers.entries()) {
+      if (!sent[i]) {
         layer.lastRewindAt = Number.NEGATIVE_INFINITY;
         continue;
       }
@@ -589,7 +589,7 @@ export class WhipPublisher {
       if (this.options.layersAllocation && (layer.announce || frame.keyframe)) {
         layer.announce = false;
         const kbps = this.layers.map((l) => l.kbps);
-        allocation = layersAllocationPayload(this.layers.indexOf(layer), sent, kbps);
+        allocation = layersAllocationPayload(i, sent, kbps);
       }
       if (!this.sendLayerFrame(layer, timestamp, frame.data, frame.keyframe, allocation)) return;
     }
