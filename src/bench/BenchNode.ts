@@ -86,6 +86,7 @@ const METRIC_NAMES: Record<keyof NodeCounters, string> = {
   stillFrameEntries: 'returncam_still_frame_entries_total',
   recoveryKeyframeRequests: 'returncam_recovery_keyframe_requests_total',
   fecRecovered: 'returncam_fec_recovered_packets_total',
+  duplicatesDropped: 'returncam_duplicate_packets_dropped_total',
 };
 
 /** Reads the node counters out of Prometheus text; undefined when they are not there. */

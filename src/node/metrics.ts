@@ -108,6 +108,12 @@ export function createMetrics(src: MetricsSources): Registry {
     'Publisher video packets lost on the way in and rebuilt from FEC (no NACK round trip)',
     () => m().fecRecovered,
   );
+  sourcedCounter(
+    registry,
+    'returncam_duplicate_packets_dropped_total',
+    'Publisher video packets that arrived twice (a repair after an earlier copy), not forwarded',
+    () => m().duplicatesDropped,
+  );
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,

@@ -115,4 +115,20 @@ describe('PublisherNack after an outage', () => {
     vi.advanceTimersByTime(2_000);
     expect(r2.gaveUp).toEqual([]);
   });
+
+  it('says when a number arrives a second time: a later repair of a hole already filled', () => {
+    const r = rig();
+    r.deliver(20);
+    const hole = r.seq() & 0xffff;
+    r.deliver(20, 1); // lost once; the node NACKs it again each retry
+    vi.advanceTimersByTime(300);
+    const now = () => performance.now();
+    expect(r.nack.received(hole, now())).toBe('ok'); // the first repair
+    expect(r.nack.received(hole, now())).toBe('duplicate'); // the next retry's copy
+    expect(r.nack.received((hole + 5) & 0xffff, now())).toBe('duplicate'); // arrived in order
+    expect(r.nack.received(r.seq() & 0xffff, now())).toBe('ok'); // the newest, first time
+    expect(r.nack.received(r.seq() & 0xffff, now())).toBe('duplicate');
+    // a number far behind the history (4096) is not taken for a copy
+    expect(r.nack.received((r.seq() - 5000) & 0xffff, now())).toBe('ok');
+  });
 });

@@ -291,15 +291,21 @@ export class PublishedTrack implements ForwardSource {
       });
       return;
     }
-    this.meter.add(packet.payload.length, now);
     const recovering = this.kind === 'video' && this.watchForOutage(seq, now);
     if (compactor !== undefined && fecRecoveredPackets.has(packet)) {
       this.nack?.forget(seq);
-    } else if (this.nack?.received(seq, now) === 'stale' && !recovering) {
+    } else {
+      const arrival = this.nack?.received(seq, now);
+      if (arrival === 'duplicate') {
+        // Viewers and the recorder have it already (a later NACK retry brought a second copy).
+        counters.duplicatesDropped++;
+        return;
+      }
       // A gap too old to repair is not NACKed (its media would reach viewers seconds late): a
       // keyframe replaces it.
-      this.requestRecoveryKeyframe();
+      if (arrival === 'stale' && !recovering) this.requestRecoveryKeyframe();
     }
+    this.meter.add(packet.payload.length, now);
     if (compactor !== undefined) {
       const out = this.compact(compactor, packet);
       if (out < 0) return;

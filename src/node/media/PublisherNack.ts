@@ -1,4 +1,4 @@
-import { NackTracker, seqDiff } from '../../core/NackTracker.ts';
+import { NackTracker, type PacketArrival, seqDiff } from '../../core/NackTracker.ts';
 
 export interface PublisherNackOptions {
   /** Sends one NACK listing `lost` sequence numbers. */
@@ -23,8 +23,11 @@ export interface PublisherNackOptions {
   staleGapPackets?: number;
 }
 
-/** What `PublisherNack.received` made of a packet: 'stale' = a gap left to a keyframe. */
-export type NackArrival = 'ok' | 'stale';
+/**
+ * What `PublisherNack.received` made of a packet: 'stale' = a gap left to a keyframe;
+ * 'duplicate' = a number that already arrived (or FEC rebuilt), such as a second repair.
+ */
+export type NackArrival = 'ok' | 'stale' | 'duplicate';
 
 export const PUBLISHER_NACK_DEFAULTS = {
   defaultRttMs: 100,
@@ -122,6 +125,8 @@ export class PublisherNack {
   /**
    * Hot path: one call per received packet (RTX already unwrapped). 'stale' when the packet ends
    * a gap too old to repair: nothing of it is NACKed and the caller should ask for a keyframe.
+   * 'duplicate' when the number already arrived: a repair that came after an earlier copy (each
+   * NACK retry can bring one), which viewers need not get again.
    */
   received(seq: number, now: number): NackArrival {
     if (this.closed) return 'ok';
@@ -129,10 +134,7 @@ export class PublisherNack {
     this.lastArrivalAt = now;
     if (this.highest >= 0) {
       const jump = seqDiff(seq, this.highest);
-      if (jump <= 0) {
-        this.arrive(seq, now);
-        return 'ok';
-      }
+      if (jump <= 0) return this.arrive(seq, now) === 'duplicate' ? 'duplicate' : 'ok';
       this.highest = seq;
       const missing = jump - 1;
       if (missing > 0 && (missing > this.staleGapPackets || silentFor > this.repairWindowMs)) {
@@ -170,7 +172,7 @@ export class PublisherNack {
     this.timerAt = Number.POSITIVE_INFINITY;
   }
 
-  private arrive(seq: number, now: number): void {
+  private arrive(seq: number, now: number): PacketArrival {
     const before = this.tracker.missingCount;
     const arrival = this.tracker.received(seq, now);
     if (arrival === 'recovered') {
@@ -183,6 +185,7 @@ export class PublisherNack {
     } else if (this.tracker.missingCount > before) {
       this.schedule(now);
     }
+    return arrival;
   }
 
   private schedule(now: number): void {

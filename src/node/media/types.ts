@@ -83,6 +83,11 @@ export interface MediaCounters {
   recoveryKeyframeRequests: number;
   /** Publisher video packets lost on the way in and rebuilt from ULPFEC, without a NACK. */
   fecRecovered: number;
+  /**
+   * Publisher video packets that arrived again (a second repair of one loss, as each NACK retry
+   * can bring one): dropped, not forwarded.
+   */
+  duplicatesDropped: number;
 }
 
 export function createMediaCounters(): MediaCounters {
@@ -100,6 +105,7 @@ export function createMediaCounters(): MediaCounters {
     stillFrameEntries: 0,
     recoveryKeyframeRequests: 0,
     fecRecovered: 0,
+    duplicatesDropped: 0,
   };
 }
 
