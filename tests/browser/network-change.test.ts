@@ -132,11 +132,13 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
       .poll(async () => (await stateOf(buyer.page)).iceRestarts.publish, { timeout: 10_000 })
       .toBeGreaterThan(0);
 
-    // one PATCH on the session URL answered 200, no new WHIP POST
-    const patches = buyerRequests.filter(
-      (r) => r.method === 'PATCH' && r.path === `/whip/${caseId}/${sessionId}`,
-    );
-    expect(patches.map((p) => p.status)).toContain(200);
+    // one PATCH on the session URL answered 200, no new WHIP POST (the page can apply the
+    // answer before this process hears that the request finished: wait for that too)
+    const patches = () =>
+      buyerRequests.filter(
+        (r) => r.method === 'PATCH' && r.path === `/whip/${caseId}/${sessionId}`,
+      );
+    await expect.poll(() => patches().map((p) => p.status), { timeout: 5_000 }).toContain(200);
     const after = await stateOf(buyer.page);
     expect(after.sessionIds.publish).toBe(sessionId);
     expect(after.reconnects).toBe(before.reconnects);
@@ -183,12 +185,17 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
     await expect
       .poll(async () => (await stateOf(staff.page)).iceRestarts.subscribe, { timeout: 10_000 })
       .toBeGreaterThan(0);
-    expect(
-      staffRequests.some(
-        (r) =>
-          r.method === 'PATCH' && r.path === `/whep/${caseId}/${sessionId}` && r.status === 200,
-      ),
-    ).toBe(true);
+    // (the page applies the answer before this process may hear that the request finished)
+    await expect
+      .poll(
+        () =>
+          staffRequests.some(
+            (r) =>
+              r.method === 'PATCH' && r.path === `/whep/${caseId}/${sessionId}` && r.status === 200,
+          ),
+        { timeout: 5_000 },
+      )
+      .toBe(true);
     const frames = await staffFrames();
     const restartedAt = Date.now();
     // video now comes over the node's new ICE pair (werift sends only on a nominated pair)
