@@ -111,7 +111,7 @@ export function createMetrics(src: MetricsSources): Registry {
   sourcedCounter(
     registry,
     'returncam_duplicate_packets_dropped_total',
-    'Publisher video packets that arrived twice (a repair after an earlier copy), not forwarded',
+    'Publisher video packets that arrived again (repeated repairs, probe padding), not forwarded',
     () => m().duplicatesDropped,
   );
   const gauge = (name: string, help: string, read: () => number) =>

@@ -297,7 +297,8 @@ export class PublishedTrack implements ForwardSource {
     } else {
       const arrival = this.nack?.received(seq, now);
       if (arrival === 'duplicate') {
-        // Viewers and the recorder have it already (a later NACK retry brought a second copy).
+        // Viewers and the recorder have it already: a second repair (one per NACK retry), or
+        // an RTX copy Chrome pads its bandwidth probes with.
         counters.duplicatesDropped++;
         return;
       }

@@ -126,7 +126,7 @@ export class PublisherNack {
    * Hot path: one call per received packet (RTX already unwrapped). 'stale' when the packet ends
    * a gap too old to repair: nothing of it is NACKed and the caller should ask for a keyframe.
    * 'duplicate' when the number already arrived: a repair that came after an earlier copy (each
-   * NACK retry can bring one), which viewers need not get again.
+   * NACK retry can bring one) or a copy sent as probe padding, which viewers need not get again.
    */
   received(seq: number, now: number): NackArrival {
     if (this.closed) return 'ok';

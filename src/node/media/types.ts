@@ -85,7 +85,8 @@ export interface MediaCounters {
   fecRecovered: number;
   /**
    * Publisher video packets that arrived again (a second repair of one loss, as each NACK retry
-   * can bring one): dropped, not forwarded.
+   * can bring one, or an RTX copy a browser pads its bandwidth probes with): dropped, not
+   * forwarded.
    */
   duplicatesDropped: number;
 }
