@@ -602,9 +602,9 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
   });
 
   it('forwards each repaired packet once, however many NACK retries a slow repair took', async () => {
-    // Repairs take 500 ms (a long uplink round trip) and the publisher answers every NACK, as
-    // Chrome does: until the node has measured that round trip it asks again, and each ask
-    // brings one more copy. Viewers need the first.
+    // Repairs take 500 ms (a long uplink round trip) and the publisher answers every NACK (Chrome
+    // repeats repairs too): until the node has measured that round trip it asks again, and each
+    // ask brings one more copy. Viewers need the first.
     const t = await viewerOnTop('ORD-SIM11', { dropRate: 0.03, seed: 13, repairDelayMs: 500 });
     const { publisher, viewer } = t;
     const before = { ...server.node.rooms.counters };
