@@ -7,6 +7,13 @@ import type { RtpIn } from '../../src/node/recording/JitterBuffer.ts';
 
 /** Media made once per machine by ffmpeg and shared by the recording tests. */
 const CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'recording-media');
+/**
+ * Bumped when the encoder settings change, so a machine's cache is made again. v2: libvpx's
+ * realtime deadline adapts to how busy the machine is, so the same command wrote a different
+ * clip under load (and a seeded loss test then lost other frames); the good deadline on one
+ * thread writes the same bytes every time.
+ */
+const CLIP_VERSION = 2;
 
 export interface SourceFrame {
   track: number;
@@ -23,7 +30,7 @@ export async function sourceClip(
 ): Promise<string> {
   mkdirSync(CACHE, { recursive: true });
   const ext = name.startsWith('h264') ? 'h264' : 'webm';
-  const file = join(CACHE, `${name}-${seconds}s.${ext}`);
+  const file = join(CACHE, `${name}-${seconds}s-v${CLIP_VERSION}.${ext}`);
   if (existsSync(file)) return file;
   const size = name.endsWith('640') ? '640x360' : '320x240';
   const video = ['-f', 'lavfi', '-i', `testsrc=size=${size}:rate=30`];
@@ -44,9 +51,11 @@ export async function sourceClip(
           '-g',
           '30',
           '-deadline',
-          'realtime',
+          'good',
           '-cpu-used',
-          '8',
+          '5',
+          '-threads',
+          '1',
           '-c:a',
           'libopus',
           '-b:a',
