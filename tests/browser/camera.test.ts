@@ -153,9 +153,13 @@ describe.skipIf(!hasChromium)("the buyer's call controls", () => {
     const nomic = await launchBrowser({ viewport: DESKTOP, fakeUi: false });
     try {
       await nomic.page.goto(staffUrl);
+      const loadedAt = Date.now();
+      // (the page asks for the microphone once the case has loaded; a busy machine can take
+      // longer than expect.poll's default second to get there and be refused)
       await expect
-        .poll(() => nomic.page.locator('#notice').getAttribute('data-key'))
+        .poll(() => nomic.page.locator('#notice').getAttribute('data-key'), { timeout: 10_000 })
         .toBe('staff.micDenied');
+      console.info(`microphone refused: notice ${Date.now() - loadedAt} ms after the page loaded`);
       expect(await nomic.page.locator('#notice-text').textContent()).toContain(
         'the buyer cannot hear you',
       );
