@@ -89,13 +89,19 @@ const METRIC_NAMES: Record<keyof NodeCounters, string> = {
   duplicatesDropped: 'returncam_duplicate_packets_dropped_total',
 };
 
-/** Reads the node counters out of Prometheus text; undefined when they are not there. */
+/** Counters a node of an earlier version does not report: read as 0 there. */
+const LATER_COUNTERS: ReadonlySet<keyof NodeCounters> = new Set(['duplicatesDropped']);
+
+/**
+ * Reads the node counters out of Prometheus text; undefined when they are not there (not a
+ * returncam node). A counter newer than the node being measured reads 0.
+ */
 export function parseNodeCounters(text: string): NodeCounters | undefined {
   const out: Partial<NodeCounters> = {};
   for (const [key, name] of Object.entries(METRIC_NAMES) as [keyof NodeCounters, string][]) {
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-    if (!m) return undefined;
-    out[key] = Number(m[1]);
+    if (!m && !LATER_COUNTERS.has(key)) return undefined;
+    out[key] = m ? Number(m[1]) : 0;
   }
   return out as NodeCounters;
 }
