@@ -31,6 +31,18 @@ function receivedAudio(
   });
 }
 
+/** The energy of the audio the page has sent so far (after its echo canceller and the rest). */
+function sentAudioEnergy(page: Page): Promise<number> {
+  return page.evaluate(async () => {
+    const report = await window.returncam!.peerConnections.publish!.getStats();
+    let energy = 0;
+    report.forEach((s) => {
+      if (s.type === 'media-source' && s.kind === 'audio') energy += s.totalAudioEnergy ?? 0;
+    });
+    return energy;
+  });
+}
+
 /** The buyer's call controls and prompts, seen from the staff page. */
 describe.skipIf(!hasChromium)("the buyer's call controls", () => {
   let tn: TestNode;
@@ -49,6 +61,14 @@ describe.skipIf(!hasChromium)("the buyer's call controls", () => {
       launchBrowser({ viewport: PHONE, isMobile: true, cameras: 2 }),
       launchBrowser({ viewport: DESKTOP }),
     ]);
+    // The staff's microphone opens 4 s late, as a slow permission prompt or device would: the
+    // buyer's audio arrives first, when Chromium lets a page without a click or a capture
+    // running play it only muted.
+    await staff.page.addInitScript(() => {
+      const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+      navigator.mediaDevices.getUserMedia = (c) =>
+        new Promise((resolve) => setTimeout(resolve, 4000)).then(() => open(c));
+    });
     staffUrl = created.links.staff.url;
     await staff.page.goto(staffUrl);
     await buyer.page.goto(created.links.buyer.url);
@@ -95,15 +115,38 @@ describe.skipIf(!hasChromium)("the buyer's call controls", () => {
     expect((await buyerState()).reconnects).toBe(reconnects);
   });
 
+  it("plays the buyer's sound on the staff page once its microphone is open, without a click", async () => {
+    const sound = () =>
+      staff.page.evaluate(() => ({
+        blocked: window.returncam!.state.soundBlocked,
+        muted: (document.getElementById('remote') as HTMLVideoElement).muted,
+        mic: window.returncam!.state.micOn,
+      }));
+    await expect
+      .poll(sound, { timeout: 10_000 })
+      .toEqual({ blocked: false, muted: false, mic: true });
+    expect(await staff.page.locator('#sound').isVisible()).toBe(false);
+  });
+
   it('mutes and unmutes the buyer for the staff', async () => {
     // What arrived over `ms`: if no energy, the packet and sample counts tell a node that sent
-    // nothing from a browser that did not play what it got.
+    // nothing from a browser that did not play what it got; the staff video's muted flag, a page
+    // held to muted play by the autoplay rule; the buyer's own sent energy, a silent buyer.
     let last = '';
     const energyOver = async (ms: number) => {
-      const a = await receivedAudio(staff.page);
+      const [a, sentA] = await Promise.all([
+        receivedAudio(staff.page),
+        sentAudioEnergy(buyer.page),
+      ]);
       await sleep(ms);
-      const b = await receivedAudio(staff.page);
-      last = `packets +${b.packets - a.packets}, samples +${b.samples - a.samples}, concealed +${b.concealed - a.concealed}`;
+      const [b, sentB] = await Promise.all([
+        receivedAudio(staff.page),
+        sentAudioEnergy(buyer.page),
+      ]);
+      const muted = await staff.page.evaluate(
+        () => (document.getElementById('remote') as HTMLVideoElement).muted,
+      );
+      last = `video muted ${muted}, packets +${b.packets - a.packets}, samples +${b.samples - a.samples}, concealed +${b.concealed - a.concealed}; energy sent by the buyer +${(sentB - sentA).toPrecision(3)}`;
       return b.energy - a.energy;
     };
     // the buyer's tone is flowing before anything is muted (on a loaded machine audio can start

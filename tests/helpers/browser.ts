@@ -133,6 +133,10 @@ export interface ReturncamHook {
     videoHeight?: number;
     snapshots?: number;
     resubscribes?: number;
+    /** Staff: the microphone is on. */
+    micOn?: boolean;
+    /** Staff: the buyer's audio plays muted until a click (the browser's autoplay rule). */
+    soundBlocked?: boolean;
   };
   readonly stats: Record<string, unknown>;
   readonly peerConnections: { publish?: RTCPeerConnection; subscribe?: RTCPeerConnection };

@@ -330,6 +330,9 @@ async function openMic() {
     micTrack = s.getAudioTracks()[0];
     state.micAvailable = true;
     state.micOn = true;
+    // A page capturing the microphone may play sound without a click: if the buyer's audio
+    // arrived first and had to start muted, unmute it now rather than wait for the button.
+    if (state.soundBlocked) playRemote();
   } catch (err) {
     console.warn('microphone unavailable:', err?.name ?? err);
     state.micAvailable = false;
