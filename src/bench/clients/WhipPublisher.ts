@@ -89,6 +89,10 @@ interface VideoLayer {
   kbps: number;
   /** Its next frame carries the layer allocation (`layersAllocation`). */
   announce: boolean;
+  /** Each frame's last packets go out late: see `lateBeforeKeyframes`. */
+  lateBeforeKeyframe: { packets: number; ms: number } | undefined;
+  /** The last frame's packets held back for `lateBeforeKeyframe`. */
+  heldTail: Buffer[];
   stats: Omit<LayerResults, 'rid' | 'ssrc' | 'width'>;
 }
 
@@ -422,6 +426,16 @@ export class WhipPublisher {
   }
 
   /**
+   * Simulcast: from now on, the last `packets` packets of each frame of layer `rid` go out with
+   * the layer's next frame, just before it; when that frame is a keyframe, `ms` after its first
+   * packet instead: the packets before each keyframe arrive for the first time behind it, as
+   * packets lost on the way and repaired late do.
+   */
+  lateBeforeKeyframes(rid: string, packets: number, ms: number): void {
+    this.simulcastLayer(rid).lateBeforeKeyframe = { packets, ms: Math.max(0, ms) };
+  }
+
+  /**
    * The uplink loses the next `packets` video packets of every layer: their sequence numbers are
    * used, nothing reaches the node, and NACKs for them go unanswered (a burst no repair reaches).
    */
@@ -501,6 +515,8 @@ export class WhipPublisher {
         loseNext: 0,
         kbps: ivfKbps(file),
         announce: false,
+        lateBeforeKeyframe: undefined,
+        heldTail: [],
         stats: { packetsSent: 0, bytesSent: 0, keyframeRequests: 0 },
       };
     };
@@ -605,6 +621,15 @@ export class WhipPublisher {
     allocation?: Buffer,
   ): boolean {
     const payloads = layer.packetizer.packetize(data);
+    if (layer.heldTail.length > 0) {
+      const held = layer.heldTail;
+      layer.heldTail = [];
+      const send = () => {
+        for (const p of held) this.send(this.videoTrack, p);
+      };
+      if (keyframe) setTimeout(send, layer.lateBeforeKeyframe?.ms ?? 0).unref();
+      else send();
+    }
     for (let i = 0; i < payloads.length; i++) {
       const seq = layer.seq;
       const extensions =
@@ -639,7 +664,10 @@ export class WhipPublisher {
         this.withhold(layer, seq, packet);
         continue;
       }
-      if (keyframe && i === 0 && layer.keyframeStartDelayMs > 0) {
+      const late = layer.lateBeforeKeyframe;
+      if (late && i >= payloads.length - late.packets) {
+        layer.heldTail.push(packet);
+      } else if (keyframe && i === 0 && layer.keyframeStartDelayMs > 0) {
         setTimeout(() => this.send(this.videoTrack, packet), layer.keyframeStartDelayMs).unref();
       } else if (!this.send(this.videoTrack, packet)) {
         return false;

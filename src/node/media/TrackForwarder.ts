@@ -119,6 +119,8 @@ const PUBLISHER_SILENCE_MS = 300;
  * lowest frame rate an encoder keeps a layer at (5 fps), and over the encoder's own frame drops.
  */
 export const LAYER_STALL_MS = 450;
+/** How far a re-based stream moves on before its older numbers stop being refused (~1-3 s). */
+const REBASE_GUARD_PACKETS = 1_000;
 /** Packets of a layer being switched to kept until its keyframe starts (~3 s of a 600 kbit/s layer). */
 const EARLY_MAX_PACKETS = 256;
 
@@ -154,6 +156,14 @@ export class TrackForwarder {
   private codecUsable = false;
   private clockRate = 90000;
   private lastForwardAt = 0;
+  /**
+   * After the subscriber's numbering was re-based onto the current stream (a switch, or a
+   * resumption at a keyframe): that stream's first number sent. A later packet of the stream
+   * numbered before it (a repair or reordered packet that lands after the switch) would take a
+   * number the subscriber already had from the old stream, with a foreign payload: it is dropped.
+   * Cleared once the stream has moved on {@link REBASE_GUARD_PACKETS}.
+   */
+  private rebasedAt: number | undefined;
   private closed = false;
   /** The publisher's layers of this kind, lowest first (video). */
   private layers: readonly ForwardSource[] = [];
@@ -243,6 +253,19 @@ export class TrackForwarder {
     }
     if (!this.codecUsable) return;
     if ((this.still || this.awaitKeyframe) && !this.gate(packet, source)) return;
+    if (this.rebasedAt !== undefined) {
+      const ahead = (header.sequenceNumber - this.rebasedAt) & 0xffff;
+      if (ahead >= 0x8000) {
+        // from before the re-base: its number is taken (rare: a late repair after a switch)
+        this.log.debug('packet from before the switch dropped', {
+          kind: this.kind,
+          seq: header.sequenceNumber,
+          behind: 0x10000 - ahead,
+        });
+        return;
+      }
+      if (ahead > REBASE_GUARD_PACKETS) this.rebasedAt = undefined;
+    }
     if (this.sender.dtlsTransport?.state !== 'connected') return;
     // One new header and packet sharing the payload (the patched `clone`): sendRtp rewrites the
     // header and keeps the packet.
@@ -523,6 +546,7 @@ export class TrackForwarder {
     const internals = this.internals;
     if (internals.sequenceNumber === undefined) return;
     internals.seqOffset = uint16Add(internals.sequenceNumber, 1 - header.sequenceNumber);
+    this.rebasedAt = header.sequenceNumber;
   }
 
   private switchSource(header: RtpHeader, source: ForwardSource): void {
@@ -541,6 +565,7 @@ export class TrackForwarder {
       const ticks = Math.max(1, Math.round((elapsedMs * this.clockRate) / 1000));
       internals.seqOffset = uint16Add(internals.sequenceNumber, 1 - header.sequenceNumber);
       internals.timestampOffset = uint32Add(internals.timestamp, ticks - header.timestamp);
+      this.rebasedAt = header.sequenceNumber;
       this.vp8Ids?.streamChanged();
       this.log.debug('forwarder source switched', {
         kind: this.kind,
