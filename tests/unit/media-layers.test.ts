@@ -799,6 +799,7 @@ describe('a viewer on a clean link of a lossy publisher', () => {
     expect(
       leg.report({ ssrc: 1, fractionLost: 102, packetsLost: 39, highestSequence: 99 }, 2_100),
     ).toBeCloseTo(39 / 100, 3);
+    expect(leg.lastSample).toEqual({ sent: 100, lost: 39 });
     // Ten numbers the node never sent (an uplink hole) are not counted against the viewer.
     for (let s = 100; s < 200; s++) if (s < 150 || s >= 160) leg.sent(s, 2_100 + s);
     expect(

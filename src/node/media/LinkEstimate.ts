@@ -243,6 +243,8 @@ export class LegLoss {
   private horizon = Number.NEGATIVE_INFINITY;
   /** Reports not yet turned into a figure: packets sent in them, and lost of those. */
   private sample: { sent: number; lost: number; since: number } | undefined;
+  /** What the latest figure was made of (for logs). */
+  lastSample: { sent: number; lost: number } | undefined;
 
   /** The node sent (not resent) sequence number `seq` at `now` (> 0). */
   sent(seq: number, now: number): void {
@@ -296,6 +298,7 @@ export class LegLoss {
     sample.lost += lostDelta - (expected - sent);
     if (sample.sent < MIN_SAMPLE_PACKETS && now - sample.since < MAX_SAMPLE_MS) return undefined;
     this.sample = undefined;
+    this.lastSample = { sent: sample.sent, lost: sample.lost };
     if (sample.sent === 0) return 0;
     return Math.min(sample.sent, Math.max(0, sample.lost)) / sample.sent;
   }

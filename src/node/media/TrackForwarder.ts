@@ -104,6 +104,8 @@ const SR = 200;
 const RR = 201;
 /** Reported loss at or above this moves a subscriber down without waiting. */
 const HEAVY_LOSS = 0.2;
+/** A leg-loss figure this high is logged (debug) with what it was made of. */
+const LOGGED_LEG_LOSS = 0.1;
 const DEFAULT_STILL_INTERVAL_MS = 3_000;
 /** A switch still waiting for its keyframe asks again this often. */
 const SWITCH_RETRY_MS = 1_000;
@@ -637,6 +639,14 @@ export class TrackForwarder {
         const now = performance.now();
         const loss = this.legLoss!.report(report, now);
         if (loss === undefined) continue;
+        if (loss >= LOGGED_LEG_LOSS) {
+          this.log.debug('subscriber leg loss', {
+            loss: Math.round(loss * 1000) / 1000,
+            ...this.legLoss!.lastSample,
+            highest: report.highestSequence,
+            cumulativeLost: report.packetsLost,
+          });
+        }
         if (this.estimate.onReceiverReport(loss, now) && loss >= HEAVY_LOSS) this.heavyLoss = true;
       }
     }
