@@ -544,6 +544,7 @@ export class TrackForwarder {
     return true;
   }
 
+  /** Numbers this packet right after the last one the subscriber got (a re-base). */
   private alignSequence(header: RtpHeader): void {
     const internals = this.internals;
     if (internals.sequenceNumber === undefined) return;
@@ -565,9 +566,8 @@ export class TrackForwarder {
       // timestamp advanced by the wall-clock time since then.
       const elapsedMs = Math.max(0, performance.now() - this.lastForwardAt);
       const ticks = Math.max(1, Math.round((elapsedMs * this.clockRate) / 1000));
-      internals.seqOffset = uint16Add(internals.sequenceNumber, 1 - header.sequenceNumber);
+      this.alignSequence(header);
       internals.timestampOffset = uint32Add(internals.timestamp, ticks - header.timestamp);
-      this.rebasedAt = header.sequenceNumber;
       this.vp8Ids?.streamChanged();
       this.log.debug('forwarder source switched', {
         kind: this.kind,
