@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectedLoss, resolveProfile } from '../../src/bench/profiles.ts';
+import type { RepeatSummary } from '../../src/bench/repeat.ts';
 import type { BenchResult } from '../../src/bench/result.ts';
 import { runCli } from '../helpers/cli.ts';
 
@@ -162,5 +163,54 @@ describe('bench run (CLI, node started in-process, synthetic clients through the
     const missing = await runCli(['bench', 'compare', 'nothing-like-this', lan.id, '--data', data]);
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toMatch(/no kept result nothing-like-this/);
+  });
+
+  it('--repeat runs a profile with the next seeds, keeps each run and judges the goals over them', {
+    timeout: 60_000,
+  }, async () => {
+    const { exitCode, doc, stderr } = await benchRun([
+      '--profile',
+      'lan',
+      '--duration',
+      '3s',
+      '--seed',
+      '7',
+      '--repeat',
+      '2',
+      '--no-report',
+    ]);
+    expect(exitCode, stderr).toBe(0);
+    const runs = doc.runs;
+    expect(runs.map((r) => [r.profile.name, r.settings.seed])).toEqual([
+      ['lan', 7],
+      ['lan', 8],
+    ]);
+    const repeats = (doc as unknown as { repeats: RepeatSummary[] }).repeats;
+    expect(repeats).toHaveLength(1);
+    expect(repeats[0]).toMatchObject({
+      profile: 'lan',
+      runs: runs.map((r) => r.id),
+      seeds: [7, 8],
+      pass: true,
+    });
+    const latency = repeats[0]!.goals.find((g) => g.id === 'latency')!;
+    expect(latency).toMatchObject({ measured: 2, met: 2, pass: true });
+    const p95s = runs.map((r) => r.verdict.p95Ms!).sort((a, b) => a - b);
+    expect(latency.median).toBeCloseTo((p95s[0]! + p95s[1]!) / 2, 6);
+    // Both kept: compared by id, as a set (medians) against the single lan run above.
+    const sets = await runCli([
+      'bench',
+      'compare',
+      runs.map((r) => r.id).join(','),
+      lan.id,
+      '--data',
+      data,
+    ]);
+    expect(sets.exitCode, sets.stderr).toBe(0);
+    expect(sets.stdout).toMatch(/lan\s+runs \(figures are medians\)\s+2\s+1/);
+
+    const bad = await runCli(['bench', 'run', '--profile', 'lan', '--repeat', '0', '--data', data]);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toMatch(/--repeat must be a whole number from 1 to 100 \(got 0\)/);
   });
 });

@@ -1,5 +1,6 @@
 /** `bench compare A B`: two runs side by side, metric by metric, with the change. */
 import { UserError } from '../../core/errors.ts';
+import { summarizeRepeats } from '../repeat.ts';
 import type { BenchResult } from '../result.ts';
 import { columns } from './text.ts';
 
@@ -160,9 +161,15 @@ export interface ProfilePair {
   b?: KeyFigures;
 }
 
-/** The figures the resilience goals are about, for a before/after table. */
+/**
+ * The figures the resilience goals are about, for a before/after table. For several runs of a
+ * profile in one set (`bench run --repeat`), each figure is the runs' median and the verdict is
+ * the median run's (`repeat.ts`).
+ */
 export interface KeyFigures {
   id: string;
+  /** Runs these figures are made of (1: a single run's own). */
+  runs: number;
   mode: string;
   p95Ms?: number;
   freezeRatio: number;
@@ -186,6 +193,7 @@ export function keyFigures(r: BenchResult): KeyFigures {
   const sr = r.sendRate;
   return {
     id: r.id,
+    runs: 1,
     mode: r.settings.mode,
     p95Ms: main?.p95,
     freezeRatio: r.frames.freezeRatio,
@@ -202,27 +210,75 @@ export function keyFigures(r: BenchResult): KeyFigures {
   };
 }
 
-/** Runs of two sets paired by profile, in the order the profiles first appear. */
-export function compareSets(a: readonly BenchResult[], b: readonly BenchResult[]): SetComparison {
-  const profiles: ProfilePair[] = [];
-  const pair = (name: string) => {
-    let p = profiles.find((x) => x.profile === name);
-    if (!p) {
-      p = { profile: name };
-      profiles.push(p);
-    }
-    return p;
+/**
+ * The median of figures that may be missing (undefined: not measured, left out) or never reached
+ * (null: counts as the worst, so a median of mostly never-reached runs is null).
+ */
+function medianOf(values: readonly (number | null | undefined)[]): number | null | undefined {
+  const measured = values.filter((v): v is number | null => v !== undefined);
+  if (measured.length === 0) return undefined;
+  const sorted = measured
+    .map((v) => (v === null ? Number.POSITIVE_INFINITY : v))
+    .sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  const m = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return Number.isFinite(m) ? m : null;
+}
+
+/** One profile's runs in one set: a single run's figures, or the medians of several. */
+export function keyFiguresOf(runs: readonly BenchResult[]): KeyFigures {
+  if (runs.length === 1) return keyFigures(runs[0]!);
+  const each = runs.map(keyFigures);
+  const [summary] = summarizeRepeats(runs);
+  const defined = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
+  return {
+    id: each.map((k) => k.id).join(','),
+    runs: runs.length,
+    mode: each[0]!.mode,
+    p95Ms: defined(medianOf(each.map((k) => k.p95Ms))),
+    freezeRatio: medianOf(each.map((k) => k.freezeRatio)) ?? 0,
+    rampSeconds: medianOf(each.map((k) => k.rampSeconds)),
+    settleMedianShare: defined(medianOf(each.map((k) => k.settleMedianShare))),
+    longestCollapseSeconds: defined(medianOf(each.map((k) => k.longestCollapseSeconds))),
+    recoveryMs: medianOf(each.map((k) => k.recoveryMs)),
+    pass: summary!.pass,
+    missed: summary!.goals.filter((g) => g.pass === false).map((g) => g.id),
   };
-  for (const r of a) pair(r.profile.name).a = keyFigures(r);
-  for (const r of b) pair(r.profile.name).b = keyFigures(r);
+}
+
+/**
+ * Runs of two sets paired by profile, in the order the profiles first appear; several runs of a
+ * profile on one side are summed up as their medians ({@link keyFiguresOf}).
+ */
+export function compareSets(a: readonly BenchResult[], b: readonly BenchResult[]): SetComparison {
+  const names: string[] = [];
+  for (const r of [...a, ...b]) if (!names.includes(r.profile.name)) names.push(r.profile.name);
+  const side = (runs: readonly BenchResult[], name: string) => {
+    const mine = runs.filter((r) => r.profile.name === name);
+    return mine.length > 0 ? keyFiguresOf(mine) : undefined;
+  };
+  const profiles = names.map((profile): ProfilePair => {
+    const pair: ProfilePair = { profile };
+    const figuresA = side(a, profile);
+    const figuresB = side(b, profile);
+    if (figuresA) pair.a = figuresA;
+    if (figuresB) pair.b = figuresB;
+    return pair;
+  });
   return { version: 1, kind: 'sets', profiles };
 }
 
-/** The before/after table: one row per profile and figure, A and B side by side. */
+const RUNS_LABEL = 'runs (figures are medians)';
+
+/**
+ * The before/after table: one row per profile and figure, A and B side by side (with a row of
+ * run counts when a side has several runs of the profile).
+ */
 export function renderSetComparison(c: SetComparison): string {
   const num = (v: number | null | undefined, unit: string, digits = 0) =>
     v === undefined ? '-' : v === null ? 'never' : `${v.toFixed(digits)}${unit}`;
   const figures: [string, (k: KeyFigures) => string][] = [
+    [RUNS_LABEL, (k) => String(k.runs)],
     ['p95', (k) => num(k.p95Ms, ' ms')],
     ['frozen', (k) => num(k.freezeRatio * 100, ' %', 2)],
     ['ramp to 90 %', (k) => num(k.rampSeconds, ' s', 1)],
@@ -245,6 +301,7 @@ export function renderSetComparison(c: SetComparison): string {
       const a = p.a ? get(p.a) : 'not run';
       const b = p.b ? get(p.b) : 'not run';
       if (a === '-' && b === '-') continue;
+      if (label === RUNS_LABEL && (p.a?.runs ?? 1) === 1 && (p.b?.runs ?? 1) === 1) continue;
       rows.push([first ? p.profile : '', label, a, b]);
       first = false;
     }
