@@ -5,7 +5,7 @@
  * from 0 % to 10 %. So each goal is judged over the runs: met when the median run meets it, that
  * is when at least half of the runs that measured it met it.
  */
-import type { ProofId } from './proofs.ts';
+import type { Proof, ProofId } from './proofs.ts';
 import type { BenchResult } from './result.ts';
 
 export interface RepeatGoal {
@@ -47,10 +47,12 @@ export function summarizeRepeats(results: readonly BenchResult[]): RepeatSummary
   }
   const out: RepeatSummary[] = [];
   for (const [profile, runs] of byProfile) {
+    // Results kept before goals existed have no proofs.
+    const proofsOf = (r: BenchResult): readonly Proof[] => r.proofs ?? [];
     const ids: ProofId[] = [];
-    for (const r of runs) for (const p of r.proofs) if (!ids.includes(p.id)) ids.push(p.id);
+    for (const r of runs) for (const p of proofsOf(r)) if (!ids.includes(p.id)) ids.push(p.id);
     const goals = ids.map((id): RepeatGoal => {
-      const proofs = runs.flatMap((r) => r.proofs.filter((p) => p.id === id));
+      const proofs = runs.flatMap((r) => proofsOf(r).filter((p) => p.id === id));
       const measured = proofs.filter((p) => p.pass !== null);
       // A figure never reached (a ramp that never got there, no frame at all) is the worst.
       const values = measured.map((p) => p.value ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
