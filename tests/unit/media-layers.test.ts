@@ -686,7 +686,9 @@ function simulateViewer(opts: {
   viewerDelayMs?: number;
   /** Spacing of the viewer's receiver reports (default 1000 ms). */
   reportEveryMs?: number;
-}): { videoTicks: boolean[]; changes: LayerChange[] } {
+  /** Give the leg's round trip to LegLoss (default true; the report reaches the node at once). */
+  rttKnown?: boolean;
+}): { videoTicks: boolean[]; changes: LayerChange[]; figures: number[] } {
   const layerBps = [500_000];
   const estimate = new LinkEstimate();
   const selector = new LayerSelector();
@@ -699,6 +701,7 @@ function simulateViewer(opts: {
   const inFlight: { seq: number; at: number }[] = [];
   const changes: LayerChange[] = [];
   const videoTicks: boolean[] = [];
+  const figures: number[] = [];
   let heavy = false;
   let seq = 0;
   let sentThisTick = 0;
@@ -739,7 +742,9 @@ function simulateViewer(opts: {
       const loss = leg.report(
         { ssrc: 1, fractionLost, packetsLost: lost & 0xffffff, highestSequence: highest },
         t,
+        opts.rttKnown === false ? 0 : (opts.viewerDelayMs ?? 0),
       );
+      if (loss !== undefined) figures.push(loss);
       if (loss !== undefined && estimate.onReceiverReport(loss, t) && loss >= 0.2) heavy = true;
     }
     if (t % TICK < 20) {
@@ -759,7 +764,7 @@ function simulateViewer(opts: {
       sentThisTick = 0;
     }
   }
-  return { videoTicks, changes };
+  return { videoTicks, changes, figures };
 }
 
 describe('a viewer on a clean link of a lossy publisher', () => {
@@ -789,6 +794,46 @@ describe('a viewer on a clean link of a lossy publisher', () => {
       reportEveryMs: 100,
     });
     expect(changes.filter((c) => c.reason === 'heavy_loss' || c.to === STILL)).toEqual([]);
+  });
+
+  it('does not count a burst of repairs still on its way at a report as the leg loss', () => {
+    // Every 2 s the uplink loses 6 packets in a row; their repairs reach the node 150 ms later
+    // and go out one by one while the packets after the burst have reached the viewer (104 ms
+    // away), so its next report counts the repairs still on their way lost. The leg itself
+    // loses nothing.
+    const burst = (t: number) => t % 2_000 >= 1_750 && t % 2_000 < 1_870;
+    const run = (rttKnown: boolean) =>
+      simulateViewer({
+        ms: 30_000,
+        uplinkLost: (_s, t) => burst(t),
+        repaired: () => true,
+        viewerDelayMs: 104,
+        rttKnown,
+      });
+    const { figures, changes } = run(true);
+    expect(figures.length).toBeGreaterThan(20);
+    expect(Math.max(...figures)).toBe(0);
+    expect(changes.filter((c) => c.reason === 'heavy_loss' || c.to === STILL)).toEqual([]);
+    // Without the round trip (as before it was taken into account), the same leg read ~10 %.
+    expect(Math.max(...run(false).figures)).toBeGreaterThanOrEqual(0.09);
+  });
+
+  it('counts a late repair lost on the leg itself, at the report after it was on its way', () => {
+    const leg = new LegLoss();
+    // 0..99 go out every 10 ms, except 40-43 (an uplink hole), forwarded late at 1 000 ms.
+    for (let s = 0; s < 100; s++) if (s < 40 || s > 43) leg.sent(s, 1 + s * 10);
+    for (let s = 40; s < 44; s++) leg.sent(s, 1_000);
+    leg.report({ ssrc: 1, fractionLost: 0, packetsLost: 0, highestSequence: 0 }, 100);
+    // At 1 050 (round trip 100 ms) the viewer has up to 94 and not yet 40-43: 4 counted lost.
+    expect(
+      leg.report({ ssrc: 1, fractionLost: 10, packetsLost: 4, highestSequence: 94 }, 1_050, 100),
+    ).toBe(0);
+    for (let s = 100; s < 200; s++) leg.sent(s, 1_000 + (s - 99) * 10);
+    // Then two of them arrive, two were lost on the leg: cumulative 2.
+    expect(
+      leg.report({ ssrc: 1, fractionLost: 0, packetsLost: 2, highestSequence: 194 }, 2_050, 100),
+    ).toBeCloseTo(2 / 104, 3);
+    expect(leg.lastSample).toEqual({ sent: 104, lost: 2 });
   });
 
   it('still moves a viewer whose own leg loses heavily into still frames', () => {

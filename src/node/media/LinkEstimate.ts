@@ -228,6 +228,13 @@ export interface ReceiverReportBlock {
  *
  * Reports are summed until they cover `MIN_SAMPLE_PACKETS` sent packets or `MAX_SAMPLE_MS`; a
  * packet a report counted lost and a later one received (it arrived late) cancels out.
+ *
+ * A late send (a publisher repair the node forwarded after newer numbers) within the last round
+ * trip was still on its way when the subscriber wrote the report, under its highest number, so
+ * the report counts it lost. It is taken out like a hole and carried to the next report, where
+ * its arrival lowers the cumulative count again (or, lost on the leg, does not). Without that, a
+ * burst of repairs forwarded just before a report read as the leg's loss: 4 of 31 packets
+ * (12.9 %) on a leg that lost 4 packets in 40 s; 20 % sends a viewer to still frames.
  */
 export class LegLoss {
   /**
@@ -237,28 +244,39 @@ export class LegLoss {
    */
   private readonly sentAt = new Float64Array(SENT_RING);
   private readonly sentSeq = new Uint16Array(SENT_RING);
+  /** 1 where the number went out after a newer one. */
+  private readonly sentLate = new Uint8Array(SENT_RING);
+  private newestSent = -1;
   private last: { highest: number; lost: number; at: number } | undefined;
   private first: { seq: number; at: number } | undefined;
   /** Numbers sent before this (ms) are not counted: they went out before a report silence. */
   private horizon = Number.NEGATIVE_INFINITY;
   /** Reports not yet turned into a figure: packets sent in them, and lost of those. */
   private sample: { sent: number; lost: number; since: number } | undefined;
+  /** Numbers the last report covered that were still on their way to the subscriber. */
+  private inFlight = 0;
   /** What the latest figure was made of (for logs). */
   lastSample: { sent: number; lost: number } | undefined;
 
   /** The node sent (not resent) sequence number `seq` at `now` (> 0). */
   sent(seq: number, now: number): void {
     const slot = seq & (SENT_RING - 1);
+    const n = seq & 0xffff;
     this.sentAt[slot] = now;
-    this.sentSeq[slot] = seq & 0xffff;
-    this.first ??= { seq: seq & 0xffff, at: now };
+    this.sentSeq[slot] = n;
+    // After a newer number: a late send (a publisher repair), which may pass a report.
+    const behind = (this.newestSent - n) & 0xffff;
+    const late = this.newestSent >= 0 && behind !== 0 && behind < 0x8000;
+    this.sentLate[slot] = late ? 1 : 0;
+    if (!late) this.newestSent = n;
+    this.first ??= { seq: n, at: now };
   }
 
   /**
    * The loss (0..1) on the leg since the last figure, once the reports since then cover enough;
-   * undefined until they do.
+   * undefined until they do. `rttMs`: the leg's round trip (0 when not known yet).
    */
-  report(block: ReceiverReportBlock, now: number): number | undefined {
+  report(block: ReceiverReportBlock, now: number, rttMs = 0): number | undefined {
     const highest = block.highestSequence >>> 0;
     const lost = block.packetsLost & 0xffffff;
     // The first report covers everything from the first number sent (the receiver counts from
@@ -285,17 +303,26 @@ export class LegLoss {
     // what went out before it is the outage's, which this report may not show yet (sent as the
     // link returned, before any packet did) and the next would charge to the link as it is now.
     if (now - previous.at > REPORT_SILENCE_MS) this.horizon = now;
+    // Sent after this, a packet had not reached the subscriber when it wrote the report.
+    const onTheWay = now - rttMs;
     let sent = 0;
+    let inFlight = 0;
     for (let i = 1; i <= expected; i++) {
       const seq = (previous.highest + i) & 0xffff;
       const slot = seq & (SENT_RING - 1);
       const at = this.sentSeq[slot] === seq ? this.sentAt[slot]! : 0;
-      if (at > 0 && at > since) sent++;
+      if (at > 0 && at > since) {
+        if (rttMs > 0 && at > onTheWay && this.sentLate[slot] === 1) inFlight++;
+        else sent++;
+      }
     }
     this.sample ??= { sent: 0, lost: 0, since: previous.at };
     const sample = this.sample;
-    sample.sent += sent;
-    sample.lost += lostDelta - (expected - sent);
+    // Those on their way at the last report count here: arrived, the cumulative count fell by
+    // one each (lostDelta); lost on the way, it did not.
+    sample.sent += sent + this.inFlight;
+    sample.lost += lostDelta - (expected - sent) + this.inFlight;
+    this.inFlight = inFlight;
     if (sample.sent < MIN_SAMPLE_PACKETS && now - sample.since < MAX_SAMPLE_MS) return undefined;
     this.sample = undefined;
     this.lastSample = { sent: sample.sent, lost: sample.lost };

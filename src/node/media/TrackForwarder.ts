@@ -637,7 +637,8 @@ export class TrackForwarder {
       for (const report of reports) {
         if (report.ssrc !== this.sender.ssrc) continue;
         const now = performance.now();
-        const loss = this.legLoss!.report(report, now);
+        const rttS = (this.sender as unknown as { rtt?: number }).rtt;
+        const loss = this.legLoss!.report(report, now, rttS === undefined ? 0 : rttS * 1000);
         if (loss === undefined) continue;
         if (loss >= LOGGED_LEG_LOSS) {
           this.log.debug('subscriber leg loss', {
