@@ -177,7 +177,8 @@ describe('bench run (CLI, node started in-process, synthetic clients through the
       '7',
       '--repeat',
       '2',
-      '--no-report',
+      '--report',
+      join(data, 'repeat.html'),
     ]);
     expect(exitCode, stderr).toBe(0);
     const runs = doc.runs;
@@ -197,6 +198,10 @@ describe('bench run (CLI, node started in-process, synthetic clients through the
     expect(latency).toMatchObject({ measured: 2, met: 2, pass: true });
     const p95s = runs.map((r) => r.verdict.p95Ms!).sort((a, b) => a - b);
     expect(latency.median).toBeCloseTo((p95s[0]! + p95s[1]!) / 2, 6);
+    // The report says the same above the runs.
+    expect(readFileSync(doc.report!, 'utf8')).toContain(
+      'lan: 2 runs (seeds 7-8), judged on the median run: PASS',
+    );
     // Both kept: compared by id, as a set (medians) against the single lan run above.
     const sets = await runCli([
       'bench',

@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describeDirection } from '../profiles.ts';
+import { renderRepeatText, summarizeRepeats } from '../repeat.ts';
 import type { BenchResult } from '../result.ts';
 import { escapeXml, lineChart, stackedBar } from './svg.ts';
 import { proofMark, renderSummaryTable } from './text.ts';
@@ -173,6 +174,13 @@ ${r.nodeResources ? `Node CPU ${r.nodeResources.cpuPercent.toFixed(1)} % of a co
 </section>`;
 }
 
+/** With several runs of a profile (`bench run --repeat`): each goal judged on the median run. */
+function repeatedSection(results: readonly BenchResult[]): string {
+  const names = results.map((r) => r.profile.name);
+  if (new Set(names).size === names.length) return '';
+  return `<h2>Over the repeated runs</h2>\n<pre>${escapeXml(renderRepeatText(summarizeRepeats(results)))}</pre>`;
+}
+
 export function renderHtml(results: readonly BenchResult[], title = 'returncam bench'): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeXml(title)}</title>
@@ -189,6 +197,7 @@ svg .grid{stroke:#eee}svg .axis{stroke:#999}
 </style></head><body>
 <h1>${escapeXml(title)}</h1>
 <pre>${escapeXml(renderSummaryTable(results))}</pre>
+${repeatedSection(results)}
 ${results.map(runSection).join('\n')}
 </body></html>
 `;
