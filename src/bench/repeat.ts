@@ -32,7 +32,8 @@ export interface RepeatSummary {
   pass: boolean;
 }
 
-function median(sorted: readonly number[]): number {
+/** The median of values sorted ascending (the mean of the middle two for an even count). */
+export function median(sorted: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -1,6 +1,6 @@
 /** `bench compare A B`: two runs side by side, metric by metric, with the change. */
 import { UserError } from '../../core/errors.ts';
-import { summarizeRepeats } from '../repeat.ts';
+import { median, summarizeRepeats } from '../repeat.ts';
 import type { BenchResult } from '../result.ts';
 import { columns } from './text.ts';
 
@@ -220,8 +220,7 @@ function medianOf(values: readonly (number | null | undefined)[]): number | null
   const sorted = measured
     .map((v) => (v === null ? Number.POSITIVE_INFINITY : v))
     .sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  const m = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const m = median(sorted);
   return Number.isFinite(m) ? m : null;
 }
 

@@ -11,6 +11,8 @@
  * drops to ~0.85 x what it receives) or a plateau under what it is sent is a limit.
  */
 
+import { seqDiff } from '../../core/NackTracker.ts';
+
 export interface LinkEstimateOptions {
   /** Estimate before any feedback. Optimistic: a subscriber starts on the best layer and is moved down on evidence. */
   startBps?: number;
@@ -265,8 +267,7 @@ export class LegLoss {
     this.sentAt[slot] = now;
     this.sentSeq[slot] = n;
     // After a newer number: a late send (a publisher repair), which may pass a report.
-    const behind = (this.newestSent - n) & 0xffff;
-    const late = this.newestSent >= 0 && behind !== 0 && behind < 0x8000;
+    const late = this.newestSent >= 0 && seqDiff(n, this.newestSent) < 0;
     this.sentLate[slot] = late ? 1 : 0;
     if (!late) this.newestSent = n;
     this.first ??= { seq: n, at: now };

@@ -335,11 +335,16 @@ export class TrackForwarder {
     this.switchTo(layers[index]!, performance.now());
   }
 
+  /** The subscriber leg's round trip, ms, as werift measures it from the subscriber's reports. */
+  private legRttMs(): number | undefined {
+    const rttS = (this.sender as unknown as { rtt?: number }).rtt;
+    return rttS === undefined ? undefined : rttS * 1000;
+  }
+
   /** What this subscriber's stream currently is. */
   quality(now = performance.now()): ForwarderQuality {
     const layer = this.selector.layer;
     const index = this.source ? this.layers.indexOf(this.source) : -1;
-    const rttS = (this.sender as unknown as { rtt?: number }).rtt;
     return {
       layer: index >= 0 ? index : undefined,
       rid: this.source?.rid,
@@ -350,7 +355,7 @@ export class TrackForwarder {
       ),
       sentBps: Math.round(this.sentBitrate(now)),
       lossFraction: this.estimate.lossFraction,
-      rttMs: rttS === undefined ? undefined : rttS * 1000,
+      rttMs: this.legRttMs(),
       switches: this.selector.switches,
       linkDowns: this.selector.linkDowns,
     };
@@ -375,8 +380,8 @@ export class TrackForwarder {
       this.early = []; // that switch is over
       this.earlyFrom = undefined;
     }
-    const rttS = (this.sender as unknown as { rtt?: number }).rtt;
-    if (rttS !== undefined) this.history.setRtt(rttS * 1000);
+    const rttMs = this.legRttMs();
+    if (rttMs !== undefined) this.history.setRtt(rttMs);
     const layerBps = layerBitrates(layers, now);
     let topBps = 0;
     for (const bps of layerBps) topBps = Math.max(topBps, bps);
@@ -637,8 +642,7 @@ export class TrackForwarder {
       for (const report of reports) {
         if (report.ssrc !== this.sender.ssrc) continue;
         const now = performance.now();
-        const rttS = (this.sender as unknown as { rtt?: number }).rtt;
-        const loss = this.legLoss!.report(report, now, rttS === undefined ? 0 : rttS * 1000);
+        const loss = this.legLoss!.report(report, now, this.legRttMs() ?? 0);
         if (loss === undefined) continue;
         if (loss >= LOGGED_LEG_LOSS) {
           this.log.debug('subscriber leg loss', {
