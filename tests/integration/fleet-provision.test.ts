@@ -322,8 +322,11 @@ describe.skipIf(!hasCoturn)('TURN: provisioned coturn with credentials the node 
     const secret = readFileSync(join(dir, 'data', 'turn.secret'), 'utf8').trim();
     const good = turnRestCredential(secret, 'c_x-staff', Date.now() + 60_000);
     const opts = { host: '127.0.0.1', port: turnPort, timeoutMs: 2000 };
+    // change the first character to one it is not (a fixed 'x' is no change one time in 64)
+    const tampered = `${good.credential.startsWith('A') ? 'B' : 'A'}${good.credential.slice(1)}`;
+    expect(tampered).not.toBe(good.credential);
     await expect(
-      turnAllocate({ ...opts, username: good.username, password: `x${good.credential.slice(1)}` }),
+      turnAllocate({ ...opts, username: good.username, password: tampered }),
     ).rejects.toThrow('401');
     const expired = turnRestCredential(secret, 'c_x-staff', Date.now() - 60_000);
     await expect(
