@@ -875,6 +875,42 @@ describe('LegLoss after an outage of the viewer link', () => {
   });
 });
 
+describe('LegLoss across an ICE restart of the viewer', () => {
+  /**
+   * The viewer's reports keep coming over the old path (every 500 ms) while the node, its new
+   * path not yet nominated, sends 2 s of video into nothing; then the new path carries it all.
+   */
+  function restart(paused: boolean): (number | undefined)[] {
+    const leg = new LegLoss();
+    let received = -1;
+    let lost = 0;
+    const figures: (number | undefined)[] = [];
+    for (let seq = 0, t = 1; t < 10_000; seq++, t += 20) {
+      if (paused && t === 4_001) leg.pause();
+      if (paused && t === 6_001) leg.resume(t);
+      leg.sent(seq, t);
+      if (t < 4_000 || t >= 6_000) {
+        // the viewer counts what never came below its highest number as lost
+        lost += seq - received - 1;
+        received = seq;
+      }
+      if ((t - 1) % 500 === 480) {
+        const block = { ssrc: 1, fractionLost: 0, packetsLost: lost, highestSequence: received };
+        figures.push(leg.report(block, t + 10));
+      }
+    }
+    return figures;
+  }
+
+  it('does not charge what went out before the new path connected to the viewer’s link', () => {
+    const figures = restart(true);
+    expect(figures.filter((f) => f !== undefined).length).toBeGreaterThanOrEqual(6);
+    expect(Math.max(...figures.map((f) => f ?? 0))).toBe(0);
+    // Without the pause, the same reports read the gap as the leg losing nearly everything.
+    expect(Math.max(...restart(false).map((f) => f ?? 0))).toBeGreaterThan(0.5);
+  });
+});
+
 describe('LegLoss over a long call', () => {
   it('keeps counting only what was sent after the sequence space and its ring wrapped many times', () => {
     const leg = new LegLoss();

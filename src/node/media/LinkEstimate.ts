@@ -259,6 +259,29 @@ export class LegLoss {
   private inFlight = 0;
   /** What the latest figure was made of (for logs). */
   lastSample: { sent: number; lost: number } | undefined;
+  /** An ICE restart is under way (see {@link pause}). */
+  private paused = false;
+
+  /**
+   * The leg's path is being replaced (an ICE restart): what the node sends until {@link resume}
+   * goes nowhere, and the reports that come meanwhile (over the old path) would charge it to the
+   * link. No figures until then.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /**
+   * The new path carries media from `now`: numbers sent before it are not counted, as after a
+   * report silence.
+   */
+  resume(now: number): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.horizon = now;
+    this.sample = undefined;
+    this.inFlight = 0;
+  }
 
   /** The node sent (not resent) sequence number `seq` at `now` (> 0). */
   sent(seq: number, now: number): void {
@@ -291,6 +314,7 @@ export class LegLoss {
         at: first.at,
       });
     this.last = { highest, lost, at: now };
+    if (this.paused) return undefined;
     if (!previous) return block.fractionLost / 256;
     // 16 bits apart: some receivers (werift) report the highest number without its cycle count.
     const expected = (highest - previous.highest) & 0xffff;

@@ -230,8 +230,10 @@ export abstract class MediaSession {
   protected afterOffer(): void {}
   /** Called once when the session closes, before the peer connection is closed. */
   protected onClose(): void {}
-  /** Called once when DTLS is connected. */
+  /** Called once when DTLS is connected, and again when a restarted ICE path connects. */
   protected connectedHook(): void {}
+  /** Called when an ICE restart has been applied: the old path no longer carries media. */
+  protected iceRestartHook(): void {}
 
   /**
    * Answers the publisher's transport-wide sequence numbers with the node's own feedback
@@ -383,6 +385,12 @@ export abstract class MediaSession {
       }
       const local = await applyIceRestart(this.pc, fragment);
       this.iceRestarts++;
+      const restartedAt = performance.now();
+      try {
+        this.iceRestartHook();
+      } catch (err) {
+        this.log.error('session restart handler failed', { error: errorMessage(err) });
+      }
       // the old path is gone on purpose: only a failed restart may end the session now
       if (this.disconnectTimer) {
         clearTimeout(this.disconnectTimer);
@@ -395,6 +403,9 @@ export abstract class MediaSession {
         void startRestartedIce(transport, this.timeouts.connectMs, () => this.closed).then(
           (connected) => {
             if (!connected || this.closed) return;
+            this.log.debug('ICE restart connected', {
+              afterMs: Math.round(performance.now() - restartedAt),
+            });
             // packets sent while no pair was nominated are lost: start again from a keyframe
             try {
               this.connectedHook();

@@ -72,7 +72,12 @@ export class SubscriberSession extends MediaSession {
     }
   }
 
+  protected override iceRestartHook(): void {
+    this.forwarders.video?.pathRestarting();
+  }
+
   protected override connectedHook(): void {
+    this.forwarders.video?.pathRestored(performance.now());
     this.subscriberOptions.onKeyframeRequest();
     if (this.forwarders.video && !this.layerTimer) {
       this.layerTimer = setInterval(

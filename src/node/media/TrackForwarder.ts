@@ -335,6 +335,19 @@ export class TrackForwarder {
     this.switchTo(layers[index]!, performance.now());
   }
 
+  /**
+   * The subscriber's path is being replaced (ICE restart): until {@link pathRestored}, what is
+   * sent is lost on the way by design, not the link's loss, and chooses no layer.
+   */
+  pathRestarting(): void {
+    this.legLoss?.pause();
+  }
+
+  /** The subscriber's (new) path carries media again from `now`. */
+  pathRestored(now: number): void {
+    this.legLoss?.resume(now);
+  }
+
   /** The subscriber leg's round trip, ms, as werift measures it from the subscriber's reports. */
   private legRttMs(): number | undefined {
     const rttS = (this.sender as unknown as { rtt?: number }).rtt;
