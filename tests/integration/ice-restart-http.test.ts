@@ -1,6 +1,11 @@
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RTCPeerConnection } from 'werift';
+import { ensureTestMedia } from '../../src/bench/clients/media.ts';
+import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+
+const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
 /**
  * WHIP/WHEP PATCH (RFC 9725 section 4.3) against a real node: a werift peer subscribes over WHEP
@@ -84,6 +89,10 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
     peers.push(pc);
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
+    const received = { audio: 0, video: 0 };
+    pc.onTrack.subscribe((track) => {
+      track.onReceiveRtp.subscribe(() => received[track.kind as 'audio' | 'video']++);
+    });
     await pc.setLocalDescription(await pc.createOffer());
     const res = await fetch(`${tn.url}/whep/${caseId}`, {
       method: 'POST',
@@ -96,7 +105,7 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
     expect(res.headers.get('Accept-Patch')).toBe(FRAG);
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
     await waitFor('the viewer to connect', () => pc.connectionState === 'connected');
-    return { pc, location, etag, sessionId: location.split('/').pop()! };
+    return { pc, location, etag, sessionId: location.split('/').pop()!, received };
   }
 
   const patch = (url: string, body: string, headers: Record<string, string> = {}) =>
@@ -195,6 +204,63 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
     const trickle = await patch(location, 'a=end-of-candidates\r\n', { 'If-Match': thirdTag! });
     expect(trickle.status).toBe(204);
     expect(trickle.headers.get('ETag')).toBe(thirdTag);
+  });
+
+  it('keeps sending the viewer its video on the old pair until the restarted one connects', async () => {
+    const media = await ensureTestMedia(MEDIA_CACHE, {
+      seconds: 6,
+      fps: 30,
+      width: 640,
+      height: 360,
+      bitrateKbps: 600,
+    });
+    const publisher = new WhipPublisher({
+      baseUrl: tn.url,
+      caseId,
+      headers: { Authorization: `Bearer ${buyerToken}` },
+      media,
+    });
+    try {
+      const { pc, location, received } = await subscribe();
+      await publisher.start();
+      await waitFor('video through the node', () => received.video > 50);
+      pc.restartIce();
+      await pc.setLocalDescription(await pc.createOffer());
+      const res = await patch(location, fragmentOf(pc.localDescription!.sdp));
+      const body = await res.text();
+      expect(res.status, body).toBe(200);
+      // The client holds the node's new credentials back for 1.5 s: no new pair can be
+      // nominated meanwhile, while the old one still works. (werift dropped everything until
+      // then: nothing came in that time.)
+      const before = received.video;
+      await sleep(1500);
+      const during = received.video - before;
+      console.info(`video packets over the old pair during a 1.5 s ICE restart: ${during}`);
+      expect(during).toBeGreaterThan(40);
+
+      const ufrag = /a=ice-ufrag:(\S+)/.exec(body)![1]!;
+      const pwd = /a=ice-pwd:(\S+)/.exec(body)![1]!;
+      await pc.setRemoteDescription({
+        type: 'answer',
+        sdp: withIce(pc.remoteDescription!.sdp, ufrag, pwd, candidatesOf(body)),
+      });
+      const transport = pc.iceTransports[0]!;
+      void transport.start().catch(() => {});
+      await waitFor('the restarted ICE to connect', () => transport.state === 'connected');
+      // and the video goes on over the new pair
+      const atConnect = received.video;
+      await waitFor('video over the new pair', () => received.video > atConnect + 50);
+      const pair = (
+        tn.node.rooms.session(caseId, location.split('/').pop()!) as unknown as {
+          pc: {
+            iceTransports: { connection: { nominated?: { localCandidate: { ufrag: string } } } }[];
+          };
+        }
+      ).pc.iceTransports[0]!.connection.nominated;
+      expect(pair?.localCandidate.ufrag).toBe(ufrag);
+    } finally {
+      await publisher.close();
+    }
   });
 
   it('refuses a PATCH that is not an sdpfrag, is malformed, or names no live session', async () => {

@@ -5,6 +5,7 @@ import { shapePublisherAnswer } from './answer.ts';
 import {
   addTrickledCandidates,
   applyIceRestart,
+  bridgeIceRestart,
   iceCredentialsOf,
   iceEntityTag,
   type LocalIce,
@@ -383,7 +384,15 @@ export abstract class MediaSession {
         await addTrickledCandidates(this.pc, fragment);
         return undefined;
       }
-      const local = await applyIceRestart(this.pc, fragment);
+      // media stays on the old pair until the new one is nominated
+      const endBridge = bridgeIceRestart(this.pc.iceTransports[0]);
+      let local: LocalIce;
+      try {
+        local = await applyIceRestart(this.pc, fragment);
+      } catch (err) {
+        endBridge();
+        throw err;
+      }
       this.iceRestarts++;
       const restartedAt = performance.now();
       try {
@@ -391,7 +400,7 @@ export abstract class MediaSession {
       } catch (err) {
         this.log.error('session restart handler failed', { error: errorMessage(err) });
       }
-      // the old path is gone on purpose: only a failed restart may end the session now
+      // the old path is being replaced on purpose: only a failed restart may end the session now
       if (this.disconnectTimer) {
         clearTimeout(this.disconnectTimer);
         this.timers.delete(this.disconnectTimer);
@@ -402,11 +411,12 @@ export abstract class MediaSession {
       if (transport) {
         void startRestartedIce(transport, this.timeouts.connectMs, () => this.closed).then(
           (connected) => {
+            endBridge();
             if (!connected || this.closed) return;
             this.log.debug('ICE restart connected', {
               afterMs: Math.round(performance.now() - restartedAt),
             });
-            // packets sent while no pair was nominated are lost: start again from a keyframe
+            // packets sent on the old path may have been lost with it: start again from a keyframe
             try {
               this.connectedHook();
             } catch (err) {

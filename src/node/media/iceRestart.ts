@@ -244,6 +244,61 @@ function agent(transport: RTCIceTransport): IceAgentInternals {
   return transport.connection as unknown as IceAgentInternals;
 }
 
+/** A werift 0.24.4 `CandidatePair`, as far as sending on it goes. */
+interface SendingPair {
+  protocol: { sendData: (data: Buffer, addr: [string, number]) => Promise<void> };
+  remoteAddr: [string, number];
+  packetsSent: number;
+  bytesSent: number;
+}
+
+/** The parts of werift's ICE agent a restart bridge takes over for a while. */
+interface BridgedAgent {
+  nominated?: SendingPair;
+  state: string;
+  send: (data: Buffer) => Promise<void>;
+  canSendApplicationData: () => boolean;
+  /** The pair of the previous generation, sending while the restart has nominated none. */
+  restartBridge?: SendingPair;
+}
+
+/**
+ * Keeps sending on the pair in use while an ICE restart finds its new one. werift forgets its
+ * nominated pair when it restarts and sends nothing until the peer nominates a new one: a
+ * browser does that with a later check of the new pair, 30 ms to 3 s after the PATCH on
+ * loopback. The old path often still works meanwhile (a browser keeps its old connections until
+ * the new one is chosen, and a network change can leave the old interface up for a while), so the
+ * viewer's picture need not stop. Call before the restart is applied; returns the function that
+ * ends the bridge (once the restart has connected or given up). Media goes out on the new pair
+ * as soon as there is one.
+ */
+export function bridgeIceRestart(transport: RTCIceTransport | undefined): () => void {
+  const ice = transport?.connection as unknown as BridgedAgent | undefined;
+  const previous = ice?.nominated;
+  if (!ice || !previous || ice.restartBridge) return () => {};
+  const send = ice.send;
+  const bridging = () =>
+    ice.nominated === undefined &&
+    ice.restartBridge === previous &&
+    ice.state !== 'closed' &&
+    ice.state !== 'failed';
+  const ownRules = Object.getPrototypeOf(ice).canSendApplicationData as () => boolean;
+  ice.restartBridge = previous;
+  ice.canSendApplicationData = () => ownRules.call(ice) || bridging();
+  ice.send = async (data) => {
+    if (!bridging()) return send(data);
+    await previous.protocol.sendData(data, previous.remoteAddr);
+    previous.packetsSent++;
+    previous.bytesSent += data.length;
+  };
+  return () => {
+    if (ice.restartBridge !== previous) return;
+    ice.restartBridge = undefined;
+    ice.send = send;
+    delete (ice as Partial<BridgedAgent>).canSendApplicationData;
+  };
+}
+
 /** The ICE generation werift is on (0 before any restart). */
 export function iceGeneration(transport: RTCIceTransport): number {
   return agent(transport).generation;

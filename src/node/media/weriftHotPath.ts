@@ -731,6 +731,8 @@ interface CandidatePair {
 
 interface IceConnection {
   nominated?: CandidatePair;
+  /** The previous generation's pair while an ICE restart has nominated none (`iceRestart.ts`). */
+  restartBridge?: CandidatePair;
   canSendApplicationData: () => boolean;
   send: (data: Buffer) => Promise<void>;
 }
@@ -877,7 +879,7 @@ function buildExtensions(s: SenderInternals, header: RtpHeader): Extension[] {
 /** ICE send without promises: straight to the UDP socket for a host/srflx pair. */
 function iceSendNow(connection: IceConnection, data: Buffer): void {
   if (!connection.canSendApplicationData()) return;
-  const pair = connection.nominated!;
+  const pair = (connection.nominated ?? connection.restartBridge)!;
   const protocol = pair.protocol as {
     transport?: { closed?: boolean; socket?: { send: (...a: unknown[]) => void } };
   };
