@@ -217,6 +217,9 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
     const before = await stateOf(buyer.page);
     const sessionId = before.sessionIds.publish!;
     const restarts = before.iceRestarts.publish;
+    const said: string[] = [];
+    const listen = (m: { text(): string }) => said.push(m.text());
+    buyer.page.on('console', listen);
     // the path dies: the node's sockets for this session hear nothing from the buyer any more
     const restore = muteNodeSession(tn, caseId, sessionId);
     const cutAt = Date.now();
@@ -225,6 +228,12 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
         .poll(async () => (await stateOf(buyer.page)).iceRestarts.publish, { timeout: 20_000 })
         .toBeGreaterThan(restarts);
       const restartedAfterMs = Date.now() - cutAt;
+      // the page noticed from what stopped arriving, not from Chrome's own verdict (8-10 s)
+      expect(said.filter((t) => t.startsWith('ICE restarted'))).toEqual([
+        expect.stringMatching(
+          /^ICE restarted on the same session \(nothing received for \d+ ms\)$/,
+        ),
+      ]);
       const frozen = await staffFrames();
       await sleep(1000);
       // still cut: nothing gets through yet
@@ -237,6 +246,7 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
       );
     } finally {
       restore();
+      buyer.page.off('console', listen);
     }
     const after = await stateOf(buyer.page);
     expect(after.sessionIds.publish).toBe(sessionId);

@@ -17,11 +17,26 @@ const DISCONNECTED_GRACE_MS = 2500;
 const ICE_RESTART_AFTER_MS = 1500;
 /** Still not connected this long after an ICE restart: replace the session. */
 const RESTART_GRACE_MS = 6000;
+/**
+ * A connection that was receiving and then gets nothing for this long has lost its path: restart
+ * ICE without waiting for the browser to call it `disconnected` (8-10 s: it waits for several
+ * unanswered checks).
+ */
+const SILENT_PATH_MS = 2000;
+/** Packets a second that count as receiving (the node's feedback alone is 20 a second). */
+const RECEIVING_PACKETS_PER_S = 10;
+/** How often the connection's receive counter is read. */
+const RECEIVE_READ_MS = 500;
 /** Network changes closer together than this share one ICE restart. */
 const NETWORK_CHANGE_MIN_GAP_MS = 1000;
 /** A WHIP/WHEP POST that takes longer is abandoned and retried. */
 const POST_TIMEOUT_MS = 15_000;
 const BACKOFF_MS = [200, 1000, 2000, 4000, 8000];
+
+/** What {@link MediaSession.watchReceive} knows of a connection's incoming packets. */
+function newReceiveWatch() {
+  return { packets: 0, readAt: 0, lastPacketAt: 0, armed: false, reading: false };
+}
 
 /** The node's JSON error (or just the status) as an ApiError. */
 async function apiError(res) {
@@ -104,6 +119,7 @@ export class MediaSession {
     this.restartedAt = 0;
     /** The node answered PATCH with 405/501 (an older node): reconnect with POST only. */
     this.patchUnsupported = false;
+    this.receive = newReceiveWatch();
   }
 
   /** The node's id for the current session (last segment of its Location). */
@@ -152,6 +168,7 @@ export class MediaSession {
     this.iceRestarting = false;
     this.iceRestartTried = false;
     this.etag = undefined;
+    this.receive = newReceiveWatch();
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
       this.onConnection(pc.connectionState);
@@ -232,6 +249,7 @@ export class MediaSession {
         this.iceRestartTried = false;
         this.failures = 0;
         this.setState('connected');
+        this.watchReceive(pc, now);
       }
       return;
     }
@@ -259,6 +277,48 @@ export class MediaSession {
     }
     if (this.answeredAt && now - this.answeredAt > CONNECT_TIMEOUT_MS) {
       this.dropAndRetry(new Error('connection timed out'));
+    }
+  }
+
+  /**
+   * Reads what the connection has received, twice a second. Once it has received steadily, a
+   * silence of {@link SILENT_PATH_MS} restarts ICE; the watch is armed again only by packets
+   * arriving (so a silence that lasts, or a peer that stopped sending, costs one restart).
+   */
+  async watchReceive(pc, now) {
+    const watch = this.receive;
+    if (watch.reading || now - watch.readAt < RECEIVE_READ_MS) return;
+    watch.reading = true;
+    let packets;
+    try {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'transport' && typeof s.packetsReceived === 'number') {
+          packets = s.packetsReceived;
+        }
+      });
+    } catch {
+      // a closed connection has no stats: nothing to watch
+    } finally {
+      watch.reading = false;
+    }
+    if (packets === undefined || pc !== this.pc || watch !== this.receive) return;
+    const at = performance.now();
+    if (watch.readAt > 0 && packets > watch.packets) {
+      const rate = ((packets - watch.packets) * 1000) / (at - watch.readAt);
+      if (rate >= RECEIVING_PACKETS_PER_S) watch.armed = true;
+      watch.lastPacketAt = at;
+    }
+    if (watch.readAt === 0) watch.lastPacketAt = at;
+    watch.packets = packets;
+    watch.readAt = at;
+    if (
+      watch.armed &&
+      at - watch.lastPacketAt >= SILENT_PATH_MS &&
+      this.canRestartIce() &&
+      !this.iceRestarting
+    ) {
+      watch.armed = false;
+      this.restartIce(`nothing received for ${Math.round(at - watch.lastPacketAt)} ms`);
     }
   }
 
