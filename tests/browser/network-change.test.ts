@@ -69,6 +69,52 @@ function muteNodeSession(tn: TestNode, caseId: string, sessionId: string): () =>
 }
 
 /**
+ * Kills the path a node session is on and nothing else, as a phone leaving a Wi-Fi does: every
+ * datagram from or to the browser's address on the current pair is dropped, while a new address
+ * (the browser gathers new ports when it restarts ICE) gets through. Returns the undo.
+ */
+function cutCurrentPath(tn: TestNode, caseId: string, sessionId: string): () => void {
+  type Addr = [string, number];
+  const session = tn.node.rooms.session(caseId, sessionId) as unknown as {
+    pc: {
+      iceTransports: {
+        connection: {
+          nominated?: { remoteAddr: Addr };
+          protocols: {
+            datagramReceived: (data: Buffer, addr: Addr) => void;
+            transport?: { socket?: { send: (data: Buffer, port: number, host: string) => void } };
+          }[];
+        };
+      }[];
+    };
+  };
+  const connection = session.pc.iceTransports[0]!.connection;
+  const [host, port] = connection.nominated!.remoteAddr;
+  const undo: (() => void)[] = [];
+  for (const protocol of connection.protocols) {
+    const received = protocol.datagramReceived;
+    protocol.datagramReceived = (data, addr) => {
+      if (addr[0] !== host || addr[1] !== port) received.call(protocol, data, addr);
+    };
+    undo.push(() => {
+      protocol.datagramReceived = received;
+    });
+    const socket = protocol.transport?.socket;
+    if (!socket) continue;
+    const send = socket.send;
+    socket.send = (data, toPort, toHost) => {
+      if (toHost !== host || toPort !== port) send.call(socket, data, toPort, toHost);
+    };
+    undo.push(() => {
+      socket.send = send;
+    });
+  }
+  return () => {
+    for (const u of undo.splice(0)) u();
+  };
+}
+
+/**
  * Network changes and weak links on the real pages: the buyer page (phone) and the staff page
  * (desktop) against a real node, Chromium's fake camera and microphone.
  */
@@ -252,6 +298,34 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
     expect(after.sessionIds.publish).toBe(sessionId);
     expect(after.reconnects).toBe(before.reconnects);
     expect(tn.node.rooms.publisher(caseId, 'buyer', sessionId)).toBeDefined();
+  });
+
+  it('moves the buyer to a new path when the old one dies and a new one works', async () => {
+    await expect
+      .poll(async () => (await stateOf(buyer.page)).publish, { timeout: 15_000 })
+      .toBe('connected');
+    await sleep(1200); // past the pages' minimum gap between two restarts
+    const before = await stateOf(buyer.page);
+    const sessionId = before.sessionIds.publish!;
+    const frames = await staffFrames();
+    const restore = cutCurrentPath(tn, caseId, sessionId);
+    const cutAt = Date.now();
+    try {
+      await expect
+        .poll(async () => (await stateOf(buyer.page)).iceRestarts.publish, { timeout: 20_000 })
+        .toBeGreaterThan(before.iceRestarts.publish);
+      const restartedAt = Date.now();
+      // the video comes back over the new path while the old one stays dead
+      await expect.poll(staffFrames, { timeout: 15_000 }).toBeGreaterThan(frames + 60);
+      console.info(
+        `path switch: ICE restart ${restartedAt - cutAt} ms after the cut; 60 more frames ${Date.now() - restartedAt} ms after it`,
+      );
+    } finally {
+      restore();
+    }
+    const after = await stateOf(buyer.page);
+    expect(after.sessionIds.publish).toBe(sessionId);
+    expect(after.reconnects).toBe(before.reconnects);
   });
 
   // (before the test below: a node that refuses PATCH once is not asked again by that page)

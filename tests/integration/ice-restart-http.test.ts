@@ -238,6 +238,25 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
       console.info(`video packets over the old pair during a 1.5 s ICE restart: ${during}`);
       expect(during).toBeGreaterThan(40);
 
+      // The client nominates 1.5 s after its checks have passed (Chrome took up to 3 s): the
+      // node sends on the new pair as soon as that pair has answered a check of its own.
+      type Pair = { state: number; packetsSent: number };
+      const nodeIce = (
+        tn.node.rooms.session(caseId, location.split('/').pop()!) as unknown as {
+          pc: { iceTransports: { connection: { nominated?: Pair; checkList: Pair[] } }[] };
+        }
+      ).pc.iceTransports[0]!.connection;
+      const clientIce = pc.iceTransports[0]!.connection as unknown as {
+        protocols: { request: (...args: unknown[]) => Promise<unknown> }[];
+      };
+      for (const protocol of clientIce.protocols) {
+        const request = protocol.request;
+        protocol.request = async (...args) => {
+          const keys = (args[0] as { attributesKeys: string[] }).attributesKeys;
+          if (keys.includes('USE-CANDIDATE')) await sleep(1500);
+          return request.apply(protocol, args);
+        };
+      }
       const ufrag = /a=ice-ufrag:(\S+)/.exec(body)![1]!;
       const pwd = /a=ice-pwd:(\S+)/.exec(body)![1]!;
       await pc.setRemoteDescription({
@@ -246,6 +265,16 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
       });
       const transport = pc.iceTransports[0]!;
       void transport.start().catch(() => {});
+      const SUCCEEDED = 3;
+      await waitFor('a new pair to answer the node', () =>
+        nodeIce.checkList.some((p) => p.state === SUCCEEDED),
+      );
+      expect(nodeIce.nominated).toBeUndefined();
+      const fresh = nodeIce.checkList.find((p) => p.state === SUCCEEDED)!;
+      const sentBefore = fresh.packetsSent;
+      await sleep(500);
+      expect(nodeIce.nominated).toBeUndefined();
+      expect(fresh.packetsSent - sentBefore).toBeGreaterThan(10);
       await waitFor('the restarted ICE to connect', () => transport.state === 'connected');
       // and the video goes on over the new pair
       const atConnect = received.video;

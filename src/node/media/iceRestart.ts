@@ -248,53 +248,62 @@ function agent(transport: RTCIceTransport): IceAgentInternals {
 interface SendingPair {
   protocol: { sendData: (data: Buffer, addr: [string, number]) => Promise<void> };
   remoteAddr: [string, number];
+  /** werift's `CandidatePairState`. */
+  state: number;
   packetsSent: number;
   bytesSent: number;
 }
 
+/** werift's `CandidatePairState.SUCCEEDED`: the pair answered a check of ours. */
+const PAIR_SUCCEEDED = 3;
+
 /** The parts of werift's ICE agent a restart bridge takes over for a while. */
 interface BridgedAgent {
   nominated?: SendingPair;
+  /** The current generation's pairs, best first. */
+  checkList: SendingPair[];
   state: string;
   send: (data: Buffer) => Promise<void>;
   canSendApplicationData: () => boolean;
-  /** The pair of the previous generation, sending while the restart has nominated none. */
+  /** While a restart has nominated no pair: the pair media goes out on (read by the hot path). */
   restartBridge?: SendingPair;
 }
 
 /**
- * Keeps sending on the pair in use while an ICE restart finds its new one. werift forgets its
- * nominated pair when it restarts and sends nothing until the peer nominates a new one: a
- * browser does that with a later check of the new pair, 30 ms to 3 s after the PATCH on
- * loopback. The old path often still works meanwhile (a browser keeps its old connections until
- * the new one is chosen, and a network change can leave the old interface up for a while), so the
- * viewer's picture need not stop. Call before the restart is applied; returns the function that
- * ends the bridge (once the restart has connected or given up). Media goes out on the new pair
- * as soon as there is one.
+ * Keeps media going out while an ICE restart finds its new path. werift forgets its nominated
+ * pair when it restarts and sends nothing until the peer nominates a new one: Chrome does that
+ * with a later check of the new pair, 30 ms to 3.2 s after the PATCH on loopback. Until then
+ * media goes out on the best pair of the new generation that has answered a check of ours (a
+ * working path, as a controlled libwebrtc agent would use it), else on the pair in use before
+ * the restart: the old path often still works meanwhile (a browser keeps its old connections
+ * until it has chosen the new one). Call before the restart is applied; returns the function that
+ * ends the bridge (once the restart has connected or given up).
  */
 export function bridgeIceRestart(transport: RTCIceTransport | undefined): () => void {
   const ice = transport?.connection as unknown as BridgedAgent | undefined;
   const previous = ice?.nominated;
-  if (!ice || !previous || ice.restartBridge) return () => {};
+  if (!ice || !previous || Object.hasOwn(ice, 'restartBridge')) return () => {};
   const send = ice.send;
-  const bridging = () =>
-    ice.nominated === undefined &&
-    ice.restartBridge === previous &&
-    ice.state !== 'closed' &&
-    ice.state !== 'failed';
+  const pair = (): SendingPair | undefined => {
+    if (ice.nominated !== undefined || ice.state === 'closed' || ice.state === 'failed') {
+      return undefined;
+    }
+    for (const p of ice.checkList) if (p.state === PAIR_SUCCEEDED) return p;
+    return previous;
+  };
   const ownRules = Object.getPrototypeOf(ice).canSendApplicationData as () => boolean;
-  ice.restartBridge = previous;
-  ice.canSendApplicationData = () => ownRules.call(ice) || bridging();
+  Object.defineProperty(ice, 'restartBridge', { get: pair, configurable: true });
+  ice.canSendApplicationData = () => ownRules.call(ice) || pair() !== undefined;
   ice.send = async (data) => {
-    if (!bridging()) return send(data);
-    await previous.protocol.sendData(data, previous.remoteAddr);
-    previous.packetsSent++;
-    previous.bytesSent += data.length;
+    const p = pair();
+    if (!p) return send(data);
+    await p.protocol.sendData(data, p.remoteAddr);
+    p.packetsSent++;
+    p.bytesSent += data.length;
   };
   return () => {
-    if (ice.restartBridge !== previous) return;
-    ice.restartBridge = undefined;
     ice.send = send;
+    delete (ice as Partial<BridgedAgent>).restartBridge;
     delete (ice as Partial<BridgedAgent>).canSendApplicationData;
   };
 }
