@@ -264,7 +264,7 @@ export class LegLoss {
 
   /**
    * The leg's path is being replaced (an ICE restart): what the node sends until {@link resume}
-   * goes nowhere, and the reports that come meanwhile (over the old path) would charge it to the
+   * may be lost with the old path, and the reports that come meanwhile would charge it to the
    * link. No figures until then.
    */
   pause(): void {

@@ -233,7 +233,7 @@ export abstract class MediaSession {
   protected onClose(): void {}
   /** Called once when DTLS is connected, and again when a restarted ICE path connects. */
   protected connectedHook(): void {}
-  /** Called when an ICE restart has been applied: the old path no longer carries media. */
+  /** Called when an ICE restart has been applied: the path is being replaced. */
   protected iceRestartHook(): void {}
 
   /**
@@ -384,7 +384,7 @@ export abstract class MediaSession {
         await addTrickledCandidates(this.pc, fragment);
         return undefined;
       }
-      // media stays on the old pair until the new one is nominated
+      // media keeps going out (new pair that answered, else old one) until one is nominated
       const endBridge = bridgeIceRestart(this.pc.iceTransports[0]);
       let local: LocalIce;
       try {

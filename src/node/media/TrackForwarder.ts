@@ -337,7 +337,8 @@ export class TrackForwarder {
 
   /**
    * The subscriber's path is being replaced (ICE restart): until {@link pathRestored}, what is
-   * sent is lost on the way by design, not the link's loss, and chooses no layer.
+   * sent may be lost with the old path, which says nothing of the new one, so the leg's reports
+   * choose no layer.
    */
   pathRestarting(): void {
     this.legLoss?.pause();

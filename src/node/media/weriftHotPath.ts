@@ -731,7 +731,7 @@ interface CandidatePair {
 
 interface IceConnection {
   nominated?: CandidatePair;
-  /** The previous generation's pair while an ICE restart has nominated none (`iceRestart.ts`). */
+  /** While an ICE restart has nominated no pair: the pair to send on (`bridgeIceRestart`). */
   restartBridge?: CandidatePair;
   canSendApplicationData: () => boolean;
   send: (data: Buffer) => Promise<void>;
