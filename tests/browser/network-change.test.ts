@@ -73,8 +73,17 @@ function muteNodeSession(tn: TestNode, caseId: string, sessionId: string): () =>
  * datagram from or to the browser's address on the current pair is dropped, while a new address
  * (the browser gathers new ports when it restarts ICE) gets through. Returns the undo.
  */
+type Addr = [string, number];
+
+/** The browser's address on the pair a node session sends on. */
+function nominatedRemote(tn: TestNode, caseId: string, sessionId: string): Addr | undefined {
+  const session = tn.node.rooms.session(caseId, sessionId) as unknown as {
+    pc: { iceTransports: { connection: { nominated?: { remoteAddr: Addr } } }[] };
+  };
+  return session.pc.iceTransports[0]!.connection.nominated?.remoteAddr;
+}
+
 function cutCurrentPath(tn: TestNode, caseId: string, sessionId: string): () => void {
-  type Addr = [string, number];
   const session = tn.node.rooms.session(caseId, sessionId) as unknown as {
     pc: {
       iceTransports: {
@@ -247,7 +256,7 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
       .toBe(true);
     const frames = await staffFrames();
     const restartedAt = Date.now();
-    // video now comes over the node's new ICE pair (werift sends only on a nominated pair)
+    // video comes over the restarted path (the node sends on the old one only until then)
     await expect.poll(staffFrames, { timeout: 10_000 }).toBeGreaterThan(frames + 30);
     console.info(`staff ICE restart: 30 more frames ${Date.now() - restartedAt} ms after it`);
     // what the node sent while the new path was not up yet is not the staff link's loss: it
@@ -308,6 +317,7 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
     const before = await stateOf(buyer.page);
     const sessionId = before.sessionIds.publish!;
     const frames = await staffFrames();
+    const oldPath = nominatedRemote(tn, caseId, sessionId)!;
     const restore = cutCurrentPath(tn, caseId, sessionId);
     const cutAt = Date.now();
     try {
@@ -320,6 +330,8 @@ describe.skipIf(!hasChromium)('the pages on a changing network', () => {
       console.info(
         `path switch: ICE restart ${restartedAt - cutAt} ms after the cut; 60 more frames ${Date.now() - restartedAt} ms after it`,
       );
+      await expect.poll(() => nominatedRemote(tn, caseId, sessionId)).toBeDefined();
+      expect(nominatedRemote(tn, caseId, sessionId)).not.toEqual(oldPath);
     } finally {
       restore();
     }
