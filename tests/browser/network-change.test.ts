@@ -68,36 +68,36 @@ function muteNodeSession(tn: TestNode, caseId: string, sessionId: string): () =>
   };
 }
 
+type Addr = [string, number];
+
+/** The parts of a node session's werift ICE agent these tests read or cut. */
+interface NodeIce {
+  nominated?: { remoteAddr: Addr };
+  protocols: {
+    datagramReceived: (data: Buffer, addr: Addr) => void;
+    transport?: { socket?: { send: (data: Buffer, port: number, host: string) => void } };
+  }[];
+}
+
+function nodeIce(tn: TestNode, caseId: string, sessionId: string): NodeIce {
+  const session = tn.node.rooms.session(caseId, sessionId) as unknown as {
+    pc: { iceTransports: { connection: NodeIce }[] };
+  };
+  return session.pc.iceTransports[0]!.connection;
+}
+
+/** The browser's address on the pair a node session sends on. */
+function nominatedRemote(tn: TestNode, caseId: string, sessionId: string): Addr | undefined {
+  return nodeIce(tn, caseId, sessionId).nominated?.remoteAddr;
+}
+
 /**
  * Kills the path a node session is on and nothing else, as a phone leaving a Wi-Fi does: every
  * datagram from or to the browser's address on the current pair is dropped, while a new address
  * (the browser gathers new ports when it restarts ICE) gets through. Returns the undo.
  */
-type Addr = [string, number];
-
-/** The browser's address on the pair a node session sends on. */
-function nominatedRemote(tn: TestNode, caseId: string, sessionId: string): Addr | undefined {
-  const session = tn.node.rooms.session(caseId, sessionId) as unknown as {
-    pc: { iceTransports: { connection: { nominated?: { remoteAddr: Addr } } }[] };
-  };
-  return session.pc.iceTransports[0]!.connection.nominated?.remoteAddr;
-}
-
 function cutCurrentPath(tn: TestNode, caseId: string, sessionId: string): () => void {
-  const session = tn.node.rooms.session(caseId, sessionId) as unknown as {
-    pc: {
-      iceTransports: {
-        connection: {
-          nominated?: { remoteAddr: Addr };
-          protocols: {
-            datagramReceived: (data: Buffer, addr: Addr) => void;
-            transport?: { socket?: { send: (data: Buffer, port: number, host: string) => void } };
-          }[];
-        };
-      }[];
-    };
-  };
-  const connection = session.pc.iceTransports[0]!.connection;
+  const connection = nodeIce(tn, caseId, sessionId);
   const [host, port] = connection.nominated!.remoteAddr;
   const undo: (() => void)[] = [];
   for (const protocol of connection.protocols) {
