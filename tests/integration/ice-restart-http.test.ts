@@ -1,6 +1,7 @@
+import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RTCPeerConnection } from 'werift';
+import { classes, Message, methods, parseMessage, RTCPeerConnection } from 'werift';
 import { ensureTestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
@@ -41,6 +42,7 @@ function fragmentOf(sdp: string): string {
 }
 
 const ufragOf = (sdp: string) => /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
+const pwdOf = (sdp: string) => /a=ice-pwd:(\S+)/.exec(sdp)?.[1];
 const candidatesOf = (frag: string) =>
   frag.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
 
@@ -282,6 +284,87 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
       expect(nodeIce.nominated?.localCandidate.ufrag).toBe(ufrag);
     } finally {
       await publisher.close();
+    }
+  });
+
+  it('keeps a path the peer nominated under the previous ufrag: its consent is answered', async () => {
+    // Chrome, mid-restart, checks from its new ports with the node's previous ufrag (it does not
+    // have the answer yet) and may nominate such a pair. libwebrtc ties that connection to the
+    // ufrag it was made with: a request naming the node's new ufrag gets 401, so consent on the
+    // path would expire 30 s later and end the session. The peer here is a UDP socket that
+    // behaves just so.
+    const { pc, location, sessionId } = await subscribe();
+    const oldUfrag = ufragOf(pc.remoteDescription!.sdp)!;
+    const oldPwd = pwdOf(pc.remoteDescription!.sdp)!;
+    pc.restartIce();
+    await pc.setLocalDescription(await pc.createOffer());
+    const offer = pc.localDescription!.sdp;
+    const peerUfrag = ufragOf(offer)!;
+    const peerPwd = pwdOf(offer)!;
+    // no candidates: the node hears only from the socket below
+    const bare = fragmentOf(offer)
+      .split('\r\n')
+      .filter((l) => !l.startsWith('a=candidate:'))
+      .join('\r\n');
+    const res = await patch(location, bare);
+    const body = await res.text();
+    expect(res.status, body).toBe(200);
+    const newUfrag = ufragOf(body)!;
+    expect(newUfrag).not.toBe(oldUfrag);
+    const [, host, port] = /^a=candidate:\S+ 1 udp \d+ (127\.0\.0\.1) (\d+) typ host/m.exec(body)!;
+
+    const peer = createSocket('udp4');
+    await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', resolve));
+    const named: string[] = [];
+    peer.on('message', (data, from) => {
+      const request = parseMessage(data);
+      if (!request || request.messageClass !== classes.REQUEST) return;
+      const username = String(request.getAttributeValue('USERNAME'));
+      named.push(username);
+      const reply =
+        username === `${peerUfrag}:${oldUfrag}`
+          ? new Message(methods.BINDING, classes.RESPONSE, request.transactionId)
+              .setAttribute('XOR-MAPPED-ADDRESS', [from.address, from.port])
+              .addMessageIntegrity(Buffer.from(peerPwd, 'utf8'))
+          : new Message(methods.BINDING, classes.ERROR, request.transactionId).setAttribute(
+              'ERROR-CODE',
+              [401, 'Unauthorized'],
+            );
+      peer.send(reply.addFingerprint().bytes, from.port, from.address);
+    });
+    const nominatingCheck = () =>
+      new Message(methods.BINDING, classes.REQUEST)
+        .setAttribute('USERNAME', `${oldUfrag}:${peerUfrag}`)
+        .setAttribute('PRIORITY', 1853824767)
+        .setAttribute('ICE-CONTROLLING', 1n)
+        .setAttribute('USE-CANDIDATE', null)
+        .addMessageIntegrity(Buffer.from(oldPwd, 'utf8'))
+        .addFingerprint().bytes;
+    type Pair = { remoteAddr: [string, number]; consentRequestsSent: number };
+    const nodeIce = (
+      tn.node.rooms.session(caseId, sessionId) as unknown as {
+        pc: { iceTransports: { connection: { nominated?: Pair } }[] };
+      }
+    ).pc.iceTransports[0]!.connection;
+    try {
+      const checks = setInterval(() => peer.send(nominatingCheck(), Number(port), host), 50);
+      try {
+        await waitFor(
+          'the node to nominate the pair',
+          () => nodeIce.nominated?.remoteAddr[1] === peer.address().port,
+        );
+      } finally {
+        clearInterval(checks);
+      }
+      // werift asks for consent 4 to 6 s after it connected
+      await waitFor('a consent request', () => nodeIce.nominated!.consentRequestsSent > 0, 8000);
+      await sleep(200);
+      expect(named.length).toBeGreaterThan(1);
+      // every request the node sent on this path named the ufrag the peer uses on it
+      expect(new Set(named)).toEqual(new Set([`${peerUfrag}:${oldUfrag}`]));
+      expect(tn.node.rooms.session(caseId, sessionId)?.closed).toBe(false);
+    } finally {
+      peer.close();
     }
   });
 

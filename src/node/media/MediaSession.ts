@@ -8,6 +8,7 @@ import {
   bridgeIceRestart,
   iceCredentialsOf,
   iceEntityTag,
+  keepPathUsernames,
   type LocalIce,
   type RemoteIceFragment,
   startRestartedIce,
@@ -174,6 +175,8 @@ export abstract class MediaSession {
       } catch (err) {
         throw new HttpError(400, 'bad_sdp', `SDP offer was rejected: ${errorMessage(err)}`);
       }
+      // a path the peer nominated under an earlier ICE restart's ufrag stays answerable
+      keepPathUsernames(this.pc.iceTransports[0]);
       if (this.direction === 'publish') this.startTransportFeedback();
       this.afterOffer();
       const answer = await this.pc.createAnswer();

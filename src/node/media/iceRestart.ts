@@ -308,6 +308,75 @@ export function bridgeIceRestart(transport: RTCIceTransport | undefined): () => 
   };
 }
 
+/** A werift 0.24.4 STUN message, as far as its USERNAME goes. */
+interface StunRequest {
+  getAttributeValue: (key: string) => unknown;
+  setAttribute: (key: string, value: unknown) => unknown;
+}
+
+/** A werift 0.24.4 ICE socket (`StunProtocol`, or its TCP twin): where checks go out. */
+interface IceSocket {
+  request: (request: StunRequest, addr: [string, number], ...rest: unknown[]) => Promise<unknown>;
+}
+
+/** The parts of werift's ICE agent {@link keepPathUsernames} reads and wraps. */
+interface UsernameAgent {
+  /** Every local ufrag the agent has had, with its password. */
+  userHistory: Record<string, string>;
+  checkIncoming: (message: StunRequest, addr: [string, number], socket: IceSocket) => void;
+}
+
+/** The agents {@link keepPathUsernames} already looks after. */
+const keptAgents = new WeakSet<object>();
+
+/**
+ * Sends the node's checks and consent requests on each path under the local ufrag the peer uses
+ * on that path. During an ICE restart Chrome checks from its new ports with the node's *previous*
+ * ufrag until the answer reaches it, and may nominate such a pair; libwebrtc then ties that
+ * connection to the previous ufrag for good and answers 401 to a request naming the new one.
+ * werift's consent requests always name its newest ufrag, so on that pair none is answered, and
+ * consent expires (the session ends) 30 s after the restart. So, per socket and peer address, the
+ * agent remembers which of its ufrags (known to it, so never a stranger's) the peer's latest check
+ * named, and its requests there name that one, as long as they are for the same peer ufrag.
+ * Install once the session has an ICE transport; before any restart this changes nothing.
+ */
+export function keepPathUsernames(transport: RTCIceTransport | undefined): void {
+  const ice = transport?.connection as unknown as UsernameAgent | undefined;
+  if (!ice || keptAgents.has(ice)) return;
+  keptAgents.add(ice);
+  const named = new WeakMap<IceSocket, Map<string, { peer: string; ours: string }>>();
+  const keyOf = (addr: [string, number]) => `${addr[0]}|${addr[1]}`;
+  const watch = (socket: IceSocket) => {
+    const byAddr = new Map<string, { peer: string; ours: string }>();
+    named.set(socket, byAddr);
+    const request = socket.request;
+    socket.request = (message, addr, ...rest) => {
+      const username = message.getAttributeValue('USERNAME');
+      if (typeof username === 'string') {
+        // a request names the peer's ufrag first (RFC 8445 section 7.2.2)
+        const [peer, ours] = username.split(':');
+        const used = byAddr.get(keyOf(addr));
+        if (used && used.peer === peer && used.ours !== ours) {
+          message.setAttribute('USERNAME', `${peer}:${used.ours}`);
+        }
+      }
+      return request.call(socket, message, addr, ...rest);
+    };
+    return byAddr;
+  };
+  const checkIncoming = ice.checkIncoming;
+  ice.checkIncoming = (message, addr, socket) => {
+    const username = message.getAttributeValue('USERNAME');
+    if (typeof username === 'string') {
+      const [ours, peer] = username.split(':');
+      if (ours && peer && Object.hasOwn(ice.userHistory, ours)) {
+        (named.get(socket) ?? watch(socket)).set(keyOf(addr), { peer, ours });
+      }
+    }
+    checkIncoming.call(ice, message, addr, socket);
+  };
+}
+
 /** The ICE generation werift is on (0 before any restart). */
 export function iceGeneration(transport: RTCIceTransport): number {
   return agent(transport).generation;
