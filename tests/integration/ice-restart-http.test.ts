@@ -368,6 +368,55 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
     }
   });
 
+  it('answers only checks signed with one of the session ICE passwords', async () => {
+    const { pc, sessionId } = await subscribe();
+    const answer = pc.remoteDescription!.sdp;
+    const nodeUfrag = ufragOf(answer)!;
+    const nodePwd = pwdOf(answer)!;
+    const [, host, port] = /^a=candidate:\S+ 1 udp \d+ (127\.0\.0\.1) (\d+) typ host/m.exec(
+      answer,
+    )!;
+    const stranger = createSocket('udp4');
+    await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.1', resolve));
+    const heard: { messageClass: number }[] = [];
+    stranger.on('message', (data) => {
+      const message = parseMessage(data);
+      if (message) heard.push(message);
+    });
+    const check = (password?: string) => {
+      const message = new Message(methods.BINDING, classes.REQUEST)
+        .setAttribute('USERNAME', `${nodeUfrag}:zzzz`)
+        .setAttribute('PRIORITY', 1853824767)
+        .setAttribute('ICE-CONTROLLING', 1n);
+      if (password) message.addMessageIntegrity(Buffer.from(password, 'utf8'));
+      stranger.send(message.addFingerprint().bytes, Number(port), host);
+    };
+    const nodeIce = (
+      tn.node.rooms.session(caseId, sessionId) as unknown as {
+        pc: { iceTransports: { connection: { remoteCandidates: { port: number }[] } }[] };
+      }
+    ).pc.iceTransports[0]!.connection;
+    const knowsStranger = () =>
+      nodeIce.remoteCandidates.some((c) => c.port === stranger.address().port);
+    try {
+      // the session's ufrag (it is in the SDP) with a made-up password, or with none
+      check('not-the-session-password-0');
+      check();
+      await sleep(500);
+      expect(heard).toEqual([]);
+      expect(knowsStranger()).toBe(false);
+      // signed with the session's password: answered, and the sender becomes a candidate
+      check(nodePwd);
+      await waitFor('the node to answer', () =>
+        heard.some((m) => m.messageClass === classes.RESPONSE),
+      );
+      expect(knowsStranger()).toBe(true);
+      expect(tn.node.rooms.session(caseId, sessionId)?.closed).toBe(false);
+    } finally {
+      stranger.close();
+    }
+  });
+
   it('refuses a PATCH that is not an sdpfrag, is malformed, or names no live session', async () => {
     const { location, sessionId } = await subscribe();
     const good = 'a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n';

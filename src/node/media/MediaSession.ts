@@ -38,6 +38,7 @@ import {
   peerConfig,
   sendRawRtcp,
   tapIncomingRtp,
+  verifyIceRequests,
 } from './werift.ts';
 
 /** How often a publisher connection gets transport-wide congestion control feedback. */
@@ -182,6 +183,8 @@ export abstract class MediaSession {
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       await this.gathered();
+      // before the peer can know where to send: only signed checks get an answer
+      verifyIceRequests(this.pc);
       let sdp = this.pc.localDescription?.sdp;
       if (!sdp) throw new Error('werift produced no local description');
       if (this.direction === 'publish') {
@@ -396,6 +399,8 @@ export abstract class MediaSession {
         endBridge();
         throw err;
       }
+      // (a socket the restart's gathering opened)
+      verifyIceRequests(this.pc);
       this.iceRestarts++;
       const restartedAt = performance.now();
       try {

@@ -9,9 +9,11 @@ import {
   useFIR as firFeedback,
   GenericNack,
   useH264 as h264Codec,
+  type Message,
   useSdesMid as midExtension,
   useNACK as nackFeedback,
   useOPUS as opusCodec,
+  parseMessage,
   usePLI as pliFeedback,
   type RTCPeerConnection,
   type RTCPeerConnectionConfig,
@@ -259,6 +261,46 @@ export function disableWeriftTwcc(pc: RTCPeerConnection): void {
     };
     // With a receiverTWCC present werift never creates another; this one does nothing.
     receiver.receiverTWCC = { handleTWCC: () => {} };
+  }
+}
+
+/** A werift 0.24.4 ICE socket (`StunProtocol` or its TCP twin), as far as STUN requests go. */
+interface IceRequestSocket {
+  onRequestReceived: {
+    execute: (message: Message, addr: [string, number], data: Buffer) => void;
+  };
+}
+
+/** Sockets {@link verifyIceRequests} already guards. */
+const guardedSockets = new WeakSet<object>();
+
+/**
+ * Drops every STUN request that is not signed with one of the connection's ICE passwords. werift
+ * answers any binding request (it signs the answer with the password of the ufrag named, or its
+ * current one) and starts a check towards the sender: anyone who can reach the node's port could
+ * make it send checks to an address of their choosing and grow its pair list. RFC 8445 section
+ * 7.3 wants requests checked; the ufrags of earlier ICE restarts stay valid (a peer may still use
+ * them on a path it made with them). Call once the connection has gathered; idempotent.
+ */
+export function verifyIceRequests(pc: RTCPeerConnection): void {
+  for (const transport of pc.iceTransports) {
+    const ice = transport.connection as unknown as {
+      protocols: IceRequestSocket[];
+      userHistory: Record<string, string>;
+    };
+    for (const socket of ice.protocols) {
+      if (guardedSockets.has(socket)) continue;
+      guardedSockets.add(socket);
+      const event = socket.onRequestReceived;
+      const execute = event.execute;
+      event.execute = (message, addr, data) => {
+        const username = message.getAttributeValue('USERNAME');
+        const ours = typeof username === 'string' ? username.split(':')[0]! : '';
+        const password = Object.hasOwn(ice.userHistory, ours) ? ice.userHistory[ours] : undefined;
+        if (password === undefined || !parseMessage(data, Buffer.from(password, 'utf8'))) return;
+        execute(message, addr, data);
+      };
+    }
   }
 }
 
