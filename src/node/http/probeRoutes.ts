@@ -3,7 +3,7 @@ import { RTCPeerConnection } from 'werift';
 import type { NodeConfig } from '../../core/config.ts';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { CaseService } from '../cases/CaseService.ts';
-import { peerConfig } from '../media/werift.ts';
+import { peerConfig, verifyIceRequests } from '../media/werift.ts';
 import type { MediaBackend } from '../workers/MediaBackend.ts';
 import { bearerToken, type Router, readBody } from './router.ts';
 import { checkAdmin } from './routes.ts';
@@ -126,6 +126,8 @@ export function registerProbeRoutes(router: Router, deps: ProbeDeps): void {
       end(id);
       throw new HttpError(400, 'bad_sdp', `probe offer was rejected: ${errorMessage(err)}`);
     }
+    // only checks signed with the probe's ICE password get an answer
+    verifyIceRequests(pc);
     const answer = pc.localDescription?.sdp;
     if (!answer) {
       end(id);
