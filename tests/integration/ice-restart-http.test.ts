@@ -85,6 +85,22 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
     await tn?.close();
   });
 
+  /** werift's ICE agent of a node session, as far as these tests read it. */
+  function nodeIceOf(sessionId: string) {
+    type Pair = {
+      state: number;
+      packetsSent: number;
+      remoteAddr: [string, number];
+      consentRequestsSent: number;
+      localCandidate: { ufrag: string };
+    };
+    type Agent = { nominated?: Pair; checkList: Pair[]; remoteCandidates: { port: number }[] };
+    const session = tn.node.rooms.session(caseId, sessionId) as unknown as {
+      pc: { iceTransports: { connection: Agent }[] };
+    };
+    return session.pc.iceTransports[0]!.connection;
+  }
+
   /** A werift viewer subscribed over WHEP with the staff link; returns its session URL and ETag. */
   async function subscribe() {
     const pc = new RTCPeerConnection({ iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'] });
@@ -242,12 +258,7 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
 
       // The client nominates 1.5 s after its checks have passed (Chrome took up to 3 s): the
       // node sends on the new pair as soon as that pair has answered a check of its own.
-      type Pair = { state: number; packetsSent: number; localCandidate: { ufrag: string } };
-      const nodeIce = (
-        tn.node.rooms.session(caseId, sessionId) as unknown as {
-          pc: { iceTransports: { connection: { nominated?: Pair; checkList: Pair[] } }[] };
-        }
-      ).pc.iceTransports[0]!.connection;
+      const nodeIce = nodeIceOf(sessionId);
       const clientIce = pc.iceTransports[0]!.connection as unknown as {
         protocols: { request: (...args: unknown[]) => Promise<unknown> }[];
       };
@@ -340,12 +351,7 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
         .setAttribute('USE-CANDIDATE', null)
         .addMessageIntegrity(Buffer.from(oldPwd, 'utf8'))
         .addFingerprint().bytes;
-    type Pair = { remoteAddr: [string, number]; consentRequestsSent: number };
-    const nodeIce = (
-      tn.node.rooms.session(caseId, sessionId) as unknown as {
-        pc: { iceTransports: { connection: { nominated?: Pair } }[] };
-      }
-    ).pc.iceTransports[0]!.connection;
+    const nodeIce = nodeIceOf(sessionId);
     try {
       const checks = setInterval(() => peer.send(nominatingCheck(), Number(port), host), 50);
       try {
@@ -391,11 +397,7 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
       if (password) message.addMessageIntegrity(Buffer.from(password, 'utf8'));
       stranger.send(message.addFingerprint().bytes, Number(port), host);
     };
-    const nodeIce = (
-      tn.node.rooms.session(caseId, sessionId) as unknown as {
-        pc: { iceTransports: { connection: { remoteCandidates: { port: number }[] } }[] };
-      }
-    ).pc.iceTransports[0]!.connection;
+    const nodeIce = nodeIceOf(sessionId);
     const knowsStranger = () =>
       nodeIce.remoteCandidates.some((c) => c.port === stranger.address().port);
     try {

@@ -233,15 +233,15 @@ export function ifMatchHolds(header: string | undefined, currentTag: string): bo
   return tags.some((tag) => !tag.startsWith('W/') && tag === currentTag);
 }
 
-/** Private state of werift 0.24.4's ICE agent (`ice/src/ice.js` `Connection`) the restart reads. */
-interface IceAgentInternals {
-  earlyChecks: unknown[];
-  remoteCandidates: unknown[];
-  generation: number;
+/** A werift 0.24.4 STUN message, as far as its USERNAME goes. */
+interface StunRequest {
+  getAttributeValue: (key: string) => unknown;
+  setAttribute: (key: string, value: unknown) => unknown;
 }
 
-function agent(transport: RTCIceTransport): IceAgentInternals {
-  return transport.connection as unknown as IceAgentInternals;
+/** A werift 0.24.4 ICE socket (`StunProtocol`, or its TCP twin): where checks go out. */
+interface IceSocket {
+  request: (request: StunRequest, addr: [string, number], ...rest: unknown[]) => Promise<unknown>;
 }
 
 /** A werift 0.24.4 `CandidatePair`, as far as sending on it goes. */
@@ -257,16 +257,29 @@ interface SendingPair {
 /** werift's `CandidatePairState.SUCCEEDED`: the pair answered a check of ours. */
 const PAIR_SUCCEEDED = 3;
 
-/** The parts of werift's ICE agent a restart bridge takes over for a while. */
-interface BridgedAgent {
+/**
+ * Private state of werift 0.24.4's ICE agent (`ice/src/ice.js` `Connection`) that the restart,
+ * its bridge and {@link keepPathUsernames} read or take over.
+ */
+interface IceAgent {
+  earlyChecks: unknown[];
+  remoteCandidates: unknown[];
+  generation: number;
+  state: string;
   nominated?: SendingPair;
   /** The current generation's pairs, best first. */
   checkList: SendingPair[];
-  state: string;
   send: (data: Buffer) => Promise<void>;
   canSendApplicationData: () => boolean;
   /** While a restart has nominated no pair: the pair media goes out on (read by the hot path). */
   restartBridge?: SendingPair;
+  /** Every local ufrag the agent has had, with its password. */
+  userHistory: Record<string, string>;
+  checkIncoming: (message: StunRequest, addr: [string, number], socket: IceSocket) => void;
+}
+
+function agent(transport: RTCIceTransport): IceAgent {
+  return transport.connection as unknown as IceAgent;
 }
 
 /**
@@ -280,7 +293,7 @@ interface BridgedAgent {
  * ends the bridge (once the restart has connected or given up).
  */
 export function bridgeIceRestart(transport: RTCIceTransport | undefined): () => void {
-  const ice = transport?.connection as unknown as BridgedAgent | undefined;
+  const ice = transport && agent(transport);
   const previous = ice?.nominated;
   if (!ice || !previous || Object.hasOwn(ice, 'restartBridge')) return () => {};
   const send = ice.send;
@@ -303,27 +316,9 @@ export function bridgeIceRestart(transport: RTCIceTransport | undefined): () => 
   };
   return () => {
     ice.send = send;
-    delete (ice as Partial<BridgedAgent>).restartBridge;
-    delete (ice as Partial<BridgedAgent>).canSendApplicationData;
+    delete (ice as Partial<IceAgent>).restartBridge;
+    delete (ice as Partial<IceAgent>).canSendApplicationData;
   };
-}
-
-/** A werift 0.24.4 STUN message, as far as its USERNAME goes. */
-interface StunRequest {
-  getAttributeValue: (key: string) => unknown;
-  setAttribute: (key: string, value: unknown) => unknown;
-}
-
-/** A werift 0.24.4 ICE socket (`StunProtocol`, or its TCP twin): where checks go out. */
-interface IceSocket {
-  request: (request: StunRequest, addr: [string, number], ...rest: unknown[]) => Promise<unknown>;
-}
-
-/** The parts of werift's ICE agent {@link keepPathUsernames} reads and wraps. */
-interface UsernameAgent {
-  /** Every local ufrag the agent has had, with its password. */
-  userHistory: Record<string, string>;
-  checkIncoming: (message: StunRequest, addr: [string, number], socket: IceSocket) => void;
 }
 
 /** The agents {@link keepPathUsernames} already looks after. */
@@ -341,7 +336,7 @@ const keptAgents = new WeakSet<object>();
  * Install once the session has an ICE transport; before any restart this changes nothing.
  */
 export function keepPathUsernames(transport: RTCIceTransport | undefined): void {
-  const ice = transport?.connection as unknown as UsernameAgent | undefined;
+  const ice = transport && agent(transport);
   if (!ice || keptAgents.has(ice)) return;
   keptAgents.add(ice);
   const named = new WeakMap<IceSocket, Map<string, { peer: string; ours: string }>>();
