@@ -44,6 +44,11 @@ export class NackTracker {
    * sample (too long only when an earlier repair was itself lost). The caller clears it.
    */
   repairSampleMs: number | undefined;
+  /**
+   * With `repairSampleMs`: time from when the gap was seen to the repair, how much later than its
+   * neighbours the packet came. The caller clears it.
+   */
+  repairDelayMs: number | undefined;
   private highest: number | undefined;
   private readonly missing = new Map<number, Missing>();
   private readonly seen = new Int32Array(HISTORY).fill(-1);
@@ -96,7 +101,10 @@ export class NackTracker {
     const missing = this.missing.get(seq);
     if (missing) {
       this.missing.delete(seq);
-      if (missing.tries > 0) this.repairSampleMs = now - missing.firstNackAt;
+      if (missing.tries > 0) {
+        this.repairSampleMs = now - missing.firstNackAt;
+        this.repairDelayMs = now - missing.since;
+      }
       return 'recovered';
     }
     return 'late';

@@ -10,6 +10,7 @@ import {
   VIDEO_LAYERS_ALLOCATION_URI,
 } from './layersAllocation.ts';
 import { PUBLISHER_NACK_DEFAULTS, PublisherNack } from './PublisherNack.ts';
+import type { RepairDelays } from './playoutDelay.ts';
 import { RateMeter } from './RateMeter.ts';
 import { FrameMarks, SeqCompactor } from './SeqCompactor.ts';
 import { type ForwardSource, LAYER_STALL_MS, type TrackForwarder } from './TrackForwarder.ts';
@@ -31,6 +32,11 @@ export interface PublishedTrackOptions {
    * video-layers-allocation header extension when the offer negotiated it.
    */
   allocation?: SimulcastAllocation;
+  /**
+   * Video: where the repair times of the publisher's uplink go (shared by its simulcast layers),
+   * for the viewers' playout delay.
+   */
+  repairs?: RepairDelays;
   /** Minimum spacing of keyframe requests sent to the publisher. */
   keyframeIntervalMs?: number;
   /** Packets resuming after a silence this long start an outage recovery (keyframe request). */
@@ -58,6 +64,8 @@ export class PublishedTrack implements ForwardSource {
   readonly rid: string | undefined;
   /** Place among the publisher's layers of this kind, 0 = lowest. */
   readonly layerIndex: number;
+  /** The repair times of the publisher's uplink (video with NACK). */
+  readonly repairs: RepairDelays | undefined;
   /** The forwarders of the subscribers receiving this track. Replaced, never mutated. */
   sinks: readonly TrackForwarder[] = [];
   /** The recorder's listeners (`subscribeMedia`). Replaced, never mutated. */
@@ -102,6 +110,7 @@ export class PublishedTrack implements ForwardSource {
     this.track = options.track;
     this.rid = options.layer?.rid;
     this.layerIndex = options.layer?.index ?? 0;
+    this.repairs = options.kind === 'video' ? options.repairs : undefined;
     this.counters = options.counters;
     this.outageMs = options.outageMs ?? DEFAULT_OUTAGE_MS;
     this.throttle = new KeyframeThrottle({
@@ -144,6 +153,7 @@ export class PublishedTrack implements ForwardSource {
           if (marks && seqs.every((s) => marks.heldNoMedia(s))) return;
           this.requestRecoveryKeyframe();
         },
+        onRepaired: (delayMs, now) => this.repairs?.add(delayMs, now),
       });
       // One counter per receiver: simulcast layers share it.
       if (this.layerIndex === 0) {

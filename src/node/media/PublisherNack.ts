@@ -9,6 +9,8 @@ export interface PublisherNackOptions {
    * viewer asks for one itself only after 3 s without a decodable frame.)
    */
   onGiveUp?: (count: number, seqs: readonly number[]) => void;
+  /** A NACKed packet came back `delayMs` after its gap was seen. */
+  onRepaired?: (delayMs: number, now: number) => void;
   /** Round trip assumed until one is measured. */
   defaultRttMs?: number;
   /** A gap is NACKed once it has been open this long (reordering allowance). */
@@ -72,6 +74,7 @@ export class PublisherNack {
   private readonly trackerOptions: ConstructorParameters<typeof NackTracker>[0];
   private readonly send: (lost: number[]) => void;
   private readonly onGiveUp: ((count: number, seqs: readonly number[]) => void) | undefined;
+  private readonly onRepaired: ((delayMs: number, now: number) => void) | undefined;
   /** Sequence numbers the tracker gave up on in the current `run`. */
   private givenUp: number[] = [];
   private readonly staleGapMs: number;
@@ -89,6 +92,7 @@ export class PublisherNack {
     const d = PUBLISHER_NACK_DEFAULTS;
     this.send = options.send;
     this.onGiveUp = options.onGiveUp;
+    this.onRepaired = options.onRepaired;
     this.staleGapMs = options.staleGapMs ?? d.staleGapMs;
     this.staleGapPackets = options.staleGapPackets ?? d.staleGapPackets;
     this.trackerOptions = {
@@ -181,6 +185,9 @@ export class PublisherNack {
         this.tracker.repairSampleMs = undefined;
         this.rttMs = smoothRtt(this.rttMs, sample);
         this.tracker.setRetryMs(retryIntervalMs(this.rttMs));
+        const delay = this.tracker.repairDelayMs;
+        this.tracker.repairDelayMs = undefined;
+        if (delay !== undefined) this.onRepaired?.(delay, now);
       }
     } else if (this.tracker.missingCount > before) {
       this.schedule(now);

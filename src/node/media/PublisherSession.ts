@@ -3,6 +3,7 @@ import { redPayloadTypes, startFecReceivePath } from './fecReceivePath.ts';
 import { SimulcastAllocation } from './layersAllocation.ts';
 import { MediaSession } from './MediaSession.ts';
 import { PublishedTrack } from './PublishedTrack.ts';
+import { RepairDelays } from './playoutDelay.ts';
 import type { MediaKind } from './types.ts';
 import { routeSimulcastRtx } from './weriftPatches.ts';
 
@@ -44,6 +45,7 @@ export class PublisherSession extends MediaSession {
           if (media && track.codec?.name.toLowerCase() === 'rtx') track.codec = media;
         }
         const allocation = new SimulcastAllocation();
+        const repairs = new RepairDelays();
         layered.forEach((track, index) => {
           this.videoLayers.push(
             new PublishedTrack({
@@ -54,6 +56,7 @@ export class PublisherSession extends MediaSession {
               log: this.log,
               layer: { rid: track.rid!, index, count: layered.length },
               allocation,
+              repairs,
             }),
           );
         });
@@ -69,6 +72,7 @@ export class PublisherSession extends MediaSession {
         track,
         counters: this.counters,
         log: this.log,
+        repairs: kind === 'video' ? new RepairDelays() : undefined,
       });
       this.tracks[kind] = published;
       if (kind === 'video') this.videoLayers.push(published);

@@ -68,6 +68,7 @@ export class SubscriberSession extends MediaSession {
         onKeyframeRequest: this.subscriberOptions.onKeyframeRequest,
         estimate: this.estimate,
         selector: this.subscriberOptions.selector,
+        maxPlayoutDelayMs: this.options.media.maxPlayoutDelayMs,
       });
     }
   }

@@ -17,6 +17,14 @@ import {
   STILL,
 } from './LayerSelector.ts';
 import { LegLoss, LinkEstimate, type ReceiverReportBlock } from './LinkEstimate.ts';
+import {
+  DEFAULT_MAX_PLAYOUT_DELAY_MS,
+  PLAYOUT_DELAY_MAX_MS,
+  PLAYOUT_DELAY_URI,
+  PlayoutDelayPlan,
+  playoutDelayPayload,
+  type RepairDelays,
+} from './playoutDelay.ts';
 import { RateMeter } from './RateMeter.ts';
 import { RetransmitHistory } from './RetransmitHistory.ts';
 import type { MediaCounters, MediaKind } from './types.ts';
@@ -52,6 +60,8 @@ export interface ForwardSource {
   /** Its last packets, oldest first (simulcast layers; empty otherwise). */
   recentPackets(): RtpPacket[];
   readonly rid?: string;
+  /** Video: the repair times of the publisher's uplink (with NACK). */
+  readonly repairs?: RepairDelays;
 }
 
 export interface TrackForwarderOptions {
@@ -68,6 +78,11 @@ export interface TrackForwarderOptions {
   selector?: LayerSelectorOptions;
   /** Still-frame mode: a keyframe of the lowest layer this often, ms. */
   stillIntervalMs?: number;
+  /**
+   * Video: most minimum playout delay to ask of the subscriber to hide repairs on the publisher's
+   * uplink, ms (0: never ask). Needs the playout-delay extension negotiated.
+   */
+  maxPlayoutDelayMs?: number;
 }
 
 /** What one subscriber's video currently gets. */
@@ -92,6 +107,11 @@ export interface ForwarderQuality {
   switches: number;
   /** Of those, steps down because of the subscriber's own link. */
   linkDowns: number;
+  /**
+   * The minimum playout delay the node asks of the subscriber (playout-delay extension), ms;
+   * undefined while it has asked none.
+   */
+  playoutDelayMs: number | undefined;
 }
 
 type Extensions = RtpHeader['extensions'];
@@ -200,6 +220,11 @@ export class TrackForwarder {
   /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
   /** Video only: its receiver reports choose the layer. */
   private readonly legLoss: LegLoss | undefined;
+  /** Video with the playout-delay extension negotiated: its id, and what to ask for. */
+  private readonly playoutId: number | undefined;
+  private readonly playout: PlayoutDelayPlan | undefined;
+  /** What every forwarded packet carries: nothing, or the playout delay in force. */
+  private extensions: Extensions = NO_EXTENSIONS;
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;
@@ -212,6 +237,13 @@ export class TrackForwarder {
     this.estimate = options.estimate ?? new LinkEstimate();
     this.selector = new LayerSelector(options.selector);
     this.stillIntervalMs = options.stillIntervalMs ?? DEFAULT_STILL_INTERVAL_MS;
+    const maxPlayoutDelayMs = options.maxPlayoutDelayMs ?? DEFAULT_MAX_PLAYOUT_DELAY_MS;
+    this.playoutId =
+      options.kind === 'video' && maxPlayoutDelayMs > 0
+        ? options.transceiver.headerExtensions.find((e) => e.uri === PLAYOUT_DELAY_URI)?.id
+        : undefined;
+    this.playout =
+      this.playoutId === undefined ? undefined : new PlayoutDelayPlan(maxPlayoutDelayMs);
     interceptNacks(this.sender, (nack) => this.onNack(nack.lost));
     this.unsubscribe.push(
       this.sender.onPictureLossIndication.subscribe(() => this.keyframeRequested()).unSubscribe,
@@ -272,7 +304,7 @@ export class TrackForwarder {
     // One new header and packet sharing the payload (the patched `clone`): sendRtp rewrites the
     // header and keeps the packet.
     const out = packet.clone();
-    out.header.extensions = NO_EXTENSIONS;
+    out.header.extensions = this.extensions;
     if (this.vp8Ids) out.payload = this.vp8Ids.rewrite(packet.payload);
     const now = performance.now();
     this.lastForwardAt = now;
@@ -372,6 +404,7 @@ export class TrackForwarder {
       rttMs: this.legRttMs(),
       switches: this.selector.switches,
       linkDowns: this.selector.linkDowns,
+      playoutDelayMs: this.playout?.current,
     };
   }
 
@@ -443,6 +476,21 @@ export class TrackForwarder {
       this.targetSince = now;
       this.target.requestKeyframe();
     }
+    this.updatePlayoutDelay(now);
+  }
+
+  /** Asks the subscriber to hold video long enough to hide a typical repair on the uplink. */
+  private updatePlayoutDelay(now: number): void {
+    const plan = this.playout;
+    if (plan === undefined) return;
+    const before = plan.current;
+    const minMs = plan.update(this.source?.repairs?.typicalMs(now));
+    if (minMs === before || minMs === undefined) return;
+    // A new list each time: forwarded packets (and the retransmit history) share it, unchanged.
+    this.extensions = Object.freeze([
+      { id: this.playoutId!, payload: playoutDelayPayload(minMs, PLAYOUT_DELAY_MAX_MS) },
+    ]) as unknown as Extensions;
+    this.log.debug('subscriber playout delay', { minMs, before });
   }
 
   /**

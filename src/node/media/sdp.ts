@@ -3,6 +3,7 @@
  * feedback and header extensions the node is willing to negotiate.
  */
 import { VIDEO_LAYERS_ALLOCATION_URI } from './layersAllocation.ts';
+import { PLAYOUT_DELAY_URI } from './playoutDelay.ts';
 import { TRANSPORT_CC_URI } from './twcc.ts';
 import type { SessionDirection } from './types.ts';
 
@@ -73,6 +74,15 @@ export const PUBLISHER_EXTENSION_URIS: readonly string[] = [
   ...ALLOWED_EXTENSION_URIS,
   TRANSPORT_CC_URI,
   VIDEO_LAYERS_ALLOCATION_URI,
+];
+
+/**
+ * What viewers (WHEP) negotiate on top: the playout delay (`playoutDelay.ts`), with which the
+ * node asks a viewer to hold video long enough to hide repairs on the publisher's uplink.
+ */
+export const SUBSCRIBER_EXTENSION_URIS: readonly string[] = [
+  ...ALLOWED_EXTENSION_URIS,
+  PLAYOUT_DELAY_URI,
 ];
 
 export class SdpError extends Error {
@@ -271,7 +281,7 @@ export function checkOffer(sdp: string, purpose: SessionDirection): OfferMedia[]
  */
 export function sanitizeOffer(sdp: string, purpose: SessionDirection): string {
   const feedback = purpose === 'publish' ? PUBLISHER_RTCP_FEEDBACK : ALLOWED_RTCP_FEEDBACK;
-  const extensions = purpose === 'publish' ? PUBLISHER_EXTENSION_URIS : ALLOWED_EXTENSION_URIS;
+  const extensions = purpose === 'publish' ? PUBLISHER_EXTENSION_URIS : SUBSCRIBER_EXTENSION_URIS;
   const out: string[] = [];
   for (const line of lines(sdp)) {
     if (line === '') continue;

@@ -26,6 +26,11 @@ export interface MediaOptions {
   maxBitrateKbps?: Partial<Record<Role, number>>;
   /** Negotiate RED + ULPFEC with publishers and rebuild lost video from it (default true). */
   publisherFec?: boolean;
+  /**
+   * Most minimum playout delay the node asks of viewers to hide repairs on the publisher's uplink,
+   * ms; 0 asks none (default {@link DEFAULT_MAX_PLAYOUT_DELAY_MS} in `playoutDelay.ts`).
+   */
+  maxPlayoutDelayMs?: number;
 }
 
 /** Video ceilings per publishing role when the configuration names none, kbit/s. */

@@ -32,6 +32,7 @@ import {
   useVP8 as vp8Codec,
 } from 'werift';
 import { VIDEO_LAYERS_ALLOCATION_URI } from './layersAllocation.ts';
+import { PLAYOUT_DELAY_URI } from './playoutDelay.ts';
 import { applySrtpRolloverFix } from './srtpRollover.ts';
 import type { MediaOptions, SessionDirection } from './types.ts';
 import { applyHotPathPatches } from './weriftHotPath.ts';
@@ -204,7 +205,7 @@ export function peerConfig(
         ...transportCc,
         ...(direction === 'publish'
           ? [new RTCRtpHeaderExtensionParameters({ uri: VIDEO_LAYERS_ALLOCATION_URI })]
-          : []),
+          : [new RTCRtpHeaderExtensionParameters({ uri: PLAYOUT_DELAY_URI })]),
       ],
     },
   };
