@@ -3,7 +3,7 @@ import { RTCPeerConnection } from 'werift';
 import type { NodeConfig } from '../../core/config.ts';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { CaseService } from '../cases/CaseService.ts';
-import { peerConfig, verifyIceRequests } from '../media/werift.ts';
+import { answerAsDtlsServer, peerConfig, verifyIceRequests } from '../media/werift.ts';
 import type { MediaBackend } from '../workers/MediaBackend.ts';
 import { bearerToken, type Router, readBody } from './router.ts';
 import { checkAdmin } from './routes.ts';
@@ -107,6 +107,7 @@ export function registerProbeRoutes(router: Router, deps: ProbeDeps): void {
     });
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      answerAsDtlsServer(pc, offer);
       await pc.setLocalDescription(await pc.createAnswer());
       if (pc.iceGatheringState !== 'complete') {
         await new Promise<void>((resolve, reject) => {

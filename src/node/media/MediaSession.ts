@@ -32,6 +32,7 @@ import {
   type SessionInfo,
 } from './types.ts';
 import {
+  answerAsDtlsServer,
   connectionRtcpSsrc,
   disableWeriftTwcc,
   negotiatedExtensionIds,
@@ -180,6 +181,7 @@ export abstract class MediaSession {
       keepPathUsernames(this.pc.iceTransports[0]);
       if (this.direction === 'publish') this.startTransportFeedback();
       this.afterOffer();
+      answerAsDtlsServer(this.pc, offerSdp);
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
       await this.gathered();

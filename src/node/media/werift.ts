@@ -272,6 +272,27 @@ interface IceRequestSocket {
   };
 }
 
+/**
+ * Makes the node the DTLS server of a connection whose offer lets it choose (`a=setup:actpass`,
+ * or `active`): its answer says `a=setup:passive` and the browser runs the handshake as the client.
+ *
+ * werift answers as the client (`active`), which leaves the handshake's last flight (the server's
+ * ChangeCipherSpec and Finished) to the browser. Chrome's DTLS server counts itself connected
+ * once it has sent that flight, starts sending media, and does not send it again when werift
+ * repeats its own flight: one lost datagram, and werift never connects while the browser sends
+ * media into the void for the rest of the call (on a 3G uplink with 1 % loss, about one session
+ * in a hundred). As the server, werift sends the last flight, and a browser that misses it keeps
+ * resending its own until the node's arrives (which werift answers again), as RFC 6347 section
+ * 4.2.4 wants.
+ */
+export function answerAsDtlsServer(pc: RTCPeerConnection, offerSdp: string): void {
+  const setups = [...offerSdp.matchAll(/^a=setup:(\w+)/gm)].map((m) => m[1]);
+  if (setups.length === 0 || setups.some((s) => s === 'passive')) return;
+  for (const transport of pc.dtlsTransports) {
+    if (transport.state === 'new' && transport.role === 'auto') transport.role = 'server';
+  }
+}
+
 /** Sockets {@link verifyIceRequests} already guards. */
 const guardedSockets = new WeakSet<object>();
 

@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RTCPeerConnection } from 'werift';
+import { startTestNode, type TestNode } from '../helpers/node.ts';
+
+const setupsOf = (sdp: string) => [...sdp.matchAll(/^a=setup:(\w+)/gm)].map((m) => m[1]);
+
+/** Which side of the DTLS handshake the node takes (see `answerAsDtlsServer`). */
+describe('DTLS role in the node answers', () => {
+  let tn: TestNode;
+  let caseId: string;
+  let token: string;
+  const peers: RTCPeerConnection[] = [];
+
+  beforeAll(async () => {
+    tn = await startTestNode();
+    const c = tn.node.cases.create({ orderId: 'ORD-ROLE', sku: 'SKU-ROLE', reason: 'damaged' });
+    caseId = c.case.id;
+    token = c.links.staff.token;
+  });
+
+  afterAll(async () => {
+    await Promise.all(peers.map((pc) => pc.close()));
+    await tn?.close();
+  });
+
+  async function offer() {
+    const pc = new RTCPeerConnection({ iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'] });
+    peers.push(pc);
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    return pc;
+  }
+
+  const post = (sdp: string) =>
+    fetch(`${tn.url}/whep/${caseId}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/sdp' },
+      body: sdp,
+    });
+
+  it('is the server when the offer lets it choose, and the handshake completes', async () => {
+    const pc = await offer();
+    expect(setupsOf(pc.localDescription!.sdp)).toEqual(['actpass']);
+    const res = await post(pc.localDescription!.sdp);
+    const answer = await res.text();
+    expect(res.status, answer).toBe(201);
+    expect(setupsOf(answer)).toEqual(['passive']);
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    const deadline = performance.now() + 10_000;
+    while (pc.connectionState !== 'connected' && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(pc.connectionState).toBe('connected');
+    expect(pc.dtlsTransports[0]!.role).toBe('client');
+  });
+
+  it('is the client when the offer insists on being the server', async () => {
+    const pc = await offer();
+    const res = await post(pc.localDescription!.sdp.replace('a=setup:actpass', 'a=setup:passive'));
+    const answer = await res.text();
+    expect(res.status, answer).toBe(201);
+    expect(setupsOf(answer)).toEqual(['active']);
+  });
+});
