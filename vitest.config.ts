@@ -1,4 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
+import { LongRunningFirst } from './tests/sequencer.ts';
 
 /**
  * Files that drive real browsers or measure media timing through the node: recovery times,
@@ -19,6 +20,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    sequence: { sequencer: LongRunningFirst },
     projects: [
       {
         extends: true,
