@@ -123,7 +123,7 @@ export const nodeConfigSchema = z.strictObject({
        * that uplink needs repairs, and only what its typical repair takes beyond what a viewer
        * shows without a freeze. Every millisecond of it is latency, so it is off by default: on
        * 3g-cross-border, 250 ms cut the median freeze ratio from 1.78 to 1.51 % and added 73 ms
-       * to the p95 camera to screen (docs/performance.md).
+       * to the p95 camera to screen (DEVELOPERS.md).
        */
       maxPlayoutDelayMs: z
         .number()

@@ -34,7 +34,7 @@ export const PLAYOUT_DELAY_MAX_MS = 10_000;
 /**
  * Default cap of the minimum asked for, ms (`media.maxPlayoutDelayMs`): none. On
  * `3g-cross-border` a cap of 250 ms took the median freeze ratio from 1.78 to 1.51 % and the
- * p95 camera to screen from 525 to 598 ms; 400 ms, 1.15 % and 630 ms (docs/performance.md).
+ * p95 camera to screen from 525 to 598 ms; 400 ms, 1.15 % and 630 ms (DEVELOPERS.md).
  */
 export const DEFAULT_MAX_PLAYOUT_DELAY_MS = 0;
 
