@@ -288,6 +288,21 @@ describe('werift hot-path patches', () => {
       expect(typeof padded !== 'string' && padded.header.paddingSize).toBe(3);
     });
 
+    it('leaves the header bytes in front of the payload, as werift does (the FEC path reads them)', () => {
+      const sender = srtpSession(SRTP_KEYS);
+      const ours = srtpSession(MIRRORED_KEYS);
+      for (const { wire, note } of wirePackets(sender)) {
+        const packet = decryptRtpPacket(contextOf(ours), wire);
+        const offset = packet.header.payloadOffset;
+        const before = Buffer.from(
+          packet.payload.buffer,
+          packet.payload.byteOffset - offset,
+          offset,
+        );
+        expect(before.equals(wire.subarray(0, offset)), note).toBe(true);
+      }
+    });
+
     it('keeps the rollover state when a packet fails to authenticate', () => {
       const sender = srtpSession(SRTP_KEYS);
       const ours = srtpSession(MIRRORED_KEYS);

@@ -509,7 +509,13 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
       highestIndex: s.highestIndex,
     };
   }
-  return new RtpPacket(header, plain.subarray(0, plain.length - padding));
+  // The plaintext behind a copy of the header, as werift's decrypt leaves it: the publisher FEC
+  // path (`rawPacket` in fecReceivePath.ts) reads the packet's header bytes in front of its
+  // payload, and without them it gave up on every RED packet's FEC.
+  const packet = Buffer.allocUnsafe(offset + plain.length);
+  data.copy(packet, 0, 0, offset);
+  plain.copy(packet, offset);
+  return new RtpPacket(header, packet.subarray(offset, packet.length - padding));
 }
 
 /** What of `RTCDtlsTransport` the receive listener touches. */
