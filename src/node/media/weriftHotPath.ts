@@ -511,8 +511,9 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
   }
   // The plaintext behind a copy of the header, as werift's decrypt leaves it: the publisher FEC
   // path (`rawPacket` in fecReceivePath.ts) reads the packet's header bytes in front of its
-  // payload, and without them it gave up on every RED packet's FEC.
-  const packet = Buffer.allocUnsafe(offset + plain.length);
+  // payload, and without them it gave up on every RED packet's FEC. Not from Buffer's shared
+  // pool: a packet kept in a retransmit history would keep its neighbours' 8 KB slab alive.
+  const packet = Buffer.allocUnsafeSlow(offset + plain.length);
   data.copy(packet, 0, 0, offset);
   plain.copy(packet, offset);
   return new RtpPacket(header, packet.subarray(offset, packet.length - padding));
