@@ -289,8 +289,46 @@ export function answerAsDtlsServer(pc: RTCPeerConnection, offerSdp: string): voi
   const setups = [...offerSdp.matchAll(/^a=setup:(\w+)/gm)].map((m) => m[1]);
   if (setups.length === 0 || setups.some((s) => s === 'passive')) return;
   for (const transport of pc.dtlsTransports) {
-    if (transport.state === 'new' && transport.role === 'auto') transport.role = 'server';
+    if (transport.state !== 'new' || transport.role !== 'auto') continue;
+    transport.role = 'server';
+    holdEarlyHandshake(transport);
   }
+}
+
+/** DTLS datagrams kept for a server that does not listen yet: a ClientHello and a resend of it. */
+const MAX_EARLY_DTLS = 16;
+
+/**
+ * werift's DTLS server listens only once its own side of ICE counts as connected, and the
+ * browser (controlling ICE) may send its ClientHello before that. Such a datagram was dropped,
+ * and the handshake waited for the client to resend it: 1 s for libdatachannel (OpenSSL), so
+ * every connect took a second longer. The DTLS datagrams that come before the server listens
+ * are kept and handed to it once it does.
+ */
+function holdEarlyHandshake(transport: RTCPeerConnection['dtlsTransports'][number]): void {
+  const connection = transport.iceTransport.connection;
+  const held: Buffer[] = [];
+  const hold = connection.onData.subscribe((data) => {
+    // RFC 7983: a first byte of 20-63 is DTLS
+    if (
+      transport.state === 'new' &&
+      held.length < MAX_EARLY_DTLS &&
+      data[0]! >= 20 &&
+      data[0]! <= 63
+    ) {
+      held.push(data);
+    }
+  });
+  const watch = transport.onStateChange.subscribe((state) => {
+    if (state === 'new') return;
+    // werift creates its server right after this event, in the same turn: hand over after it
+    queueMicrotask(() => {
+      hold.unSubscribe();
+      watch.unSubscribe();
+      if (state !== 'connecting') return;
+      for (const data of held.splice(0)) connection.onData.execute(data);
+    });
+  });
 }
 
 /** Sockets {@link verifyIceRequests} already guards. */
