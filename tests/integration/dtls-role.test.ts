@@ -4,6 +4,7 @@ import { RTCPeerConnection } from 'werift';
 import { ensureTestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
@@ -51,11 +52,7 @@ describe('DTLS role in the node answers', () => {
     expect(res.status, answer).toBe(201);
     expect(setupsOf(answer)).toEqual(['passive']);
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-    const deadline = performance.now() + 10_000;
-    while (pc.connectionState !== 'connected' && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(pc.connectionState).toBe('connected');
+    await waitFor('the viewer to connect', () => pc.connectionState === 'connected');
     expect(pc.dtlsTransports[0]!.role).toBe('client');
   });
 

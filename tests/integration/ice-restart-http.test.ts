@@ -5,6 +5,7 @@ import { classes, Message, methods, parseMessage, RTCPeerConnection } from 'weri
 import { ensureTestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
@@ -14,15 +15,6 @@ const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 't
  */
 
 const FRAG = 'application/trickle-ice-sdpfrag';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The ICE part of a full SDP as a PATCH body: first m-section's mid, credentials, candidates. */
 function fragmentOf(sdp: string): string {

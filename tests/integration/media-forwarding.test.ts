@@ -8,18 +8,13 @@ import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import type { SessionEndedInfo, SessionInfo } from '../../src/node/media/types.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+import { sleep, waitFor as waitUntil } from '../helpers/wait.ts';
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+/** This file's waits give up after 5 s. */
+const waitFor = (what: string, check: () => boolean, timeoutMs = 5000) =>
+  waitUntil(what, check, timeoutMs);
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;

@@ -10,6 +10,7 @@ import type { RecordingRecord } from '../../src/node/store/Store.ts';
 import { MediaWorkerPool } from '../../src/node/workers/MediaWorkerPool.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { decode } from '../helpers/recordingMedia.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
 
 /**
  * `media.workers: 2`: rooms spread over two worker threads, behind the same WHIP/WHEP routes.
@@ -17,17 +18,8 @@ import { decode } from '../helpers/recordingMedia.ts';
  */
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const DISK_OK = { minFreeBytes: 1, stopFreeBytes: 0 };
 const FRAG = 'application/trickle-ice-sdpfrag';
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 

@@ -16,16 +16,7 @@ import {
 } from 'werift';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { decodeFeedback, isTransportFeedback, splitCompound } from '../helpers/twcc.ts';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { sleep, waitFor } from '../helpers/wait.ts';
 
 /** A werift peer that offers what Chrome offers for congestion control: transport-cc everywhere. */
 function chromeLikePeer(): RTCPeerConnection {
