@@ -11,7 +11,9 @@ const LONG_RUNNING = [
   'tests/integration/fleet-deploy.test.ts',
   'tests/integration/media-forwarding.test.ts',
   'tests/e2e/compiled.test.ts',
+  'tests/integration/capacity.test.ts',
   'tests/integration/evidence.test.ts',
+  'tests/integration/soak.test.ts',
 ];
 
 /** vitest's order (groups, then timings or size), with the long-running files first in each project. */

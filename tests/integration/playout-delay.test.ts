@@ -123,7 +123,7 @@ describe('playout delay: the node asks viewers to hide repairs on the publisher 
     const publisher = await publish(n, caseId, buyer, { dropRate: 0.06, repairDelayMs: 300 });
     await waitFor('video at the viewer', () => viewer.seen.length > 0);
     const start = viewer.seen[0]!.at;
-    await sleep(4000);
+    await sleep(3000);
     publisher.stopSending();
     const sent = publisher.results();
     expect(sent.retransmitsSent).toBeGreaterThanOrEqual(5);
@@ -154,7 +154,7 @@ describe('playout delay: the node asks viewers to hide repairs on the publisher 
     const viewer = await view(clean.n, clean.caseId, clean.staff);
     const publisher = await publish(clean.n, clean.caseId, clean.buyer, undefined);
     await waitFor('video at the viewer', () => viewer.seen.length > 0);
-    await sleep(2500);
+    await sleep(2000);
     publisher.stopSending();
     expect(viewer.seen.length).toBeGreaterThan(100);
     expect(viewer.seen.filter((s) => s.delay !== undefined)).toEqual([]);
@@ -166,7 +166,7 @@ describe('playout delay: the node asks viewers to hide repairs on the publisher 
       repairDelayMs: 300,
     });
     await waitFor('video at the viewer', () => offViewer.seen.length > 0);
-    await sleep(3000);
+    await sleep(2000);
     lossy.stopSending();
     expect(lossy.results().retransmitsSent).toBeGreaterThanOrEqual(5);
     expect(offViewer.seen.filter((s) => s.delay !== undefined)).toEqual([]);
