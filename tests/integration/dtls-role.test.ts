@@ -1,12 +1,9 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RTCPeerConnection } from 'werift';
-import { ensureTestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
+import { standardTestMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
 const setupsOf = (sdp: string) => [...sdp.matchAll(/^a=setup:(\w+)/gm)].map((m) => m[1]);
 
@@ -60,13 +57,7 @@ describe('DTLS role in the node answers', () => {
     // libdatachannel (OpenSSL) as the client sends its ClientHello as soon as its ICE has
     // nominated, often before werift's side counts as connected; a lost ClientHello waits for
     // OpenSSL's resend timer, a second
-    const media = await ensureTestMedia(MEDIA_CACHE, {
-      seconds: 6,
-      fps: 30,
-      width: 640,
-      height: 360,
-      bitrateKbps: 600,
-    });
+    const media = await standardTestMedia();
     const c = tn.node.cases.create({ orderId: 'ORD-HELLO', sku: 'SKU-ROLE', reason: 'damaged' });
     const handshakes: number[] = [];
     for (let i = 0; i < 3; i++) {

@@ -1,13 +1,10 @@
 import { createSocket } from 'node:dgram';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { classes, Message, methods, parseMessage, RTCPeerConnection } from 'werift';
-import { ensureTestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
+import { standardTestMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
-
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
 /**
  * WHIP/WHEP PATCH (RFC 9725 section 4.3) against a real node: a werift peer subscribes over WHEP
@@ -217,13 +214,7 @@ describe('WHIP/WHEP PATCH: ICE restart and its errors', () => {
   });
 
   it('keeps sending the viewer its video while a restart finds its new pair', async () => {
-    const media = await ensureTestMedia(MEDIA_CACHE, {
-      seconds: 6,
-      fps: 30,
-      width: 640,
-      height: 360,
-      bitrateKbps: 600,
-    });
+    const media = await standardTestMedia();
     const publisher = new WhipPublisher({
       baseUrl: tn.url,
       caseId,

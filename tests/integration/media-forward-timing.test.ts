@@ -2,17 +2,16 @@
  * Through a real node with werift's hot path patched (weriftHotPath.ts): real peers still get
  * every frame, and `/metrics` shows how long the node took to forward their packets.
  */
-import { join } from 'node:path';
 import nodeDataChannel from 'node-datachannel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
+import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { SAMPLE_EVERY } from '../../src/node/media/forwardTiming.ts';
 import { hotPathStatus } from '../../src/node/media/weriftHotPath.ts';
+import { standardTestMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
@@ -21,13 +20,7 @@ describe('forwarding time through a real node (returncam_forward_seconds)', () =
   let server: TestNode;
 
   beforeAll(async () => {
-    media = await ensureTestMedia(MEDIA_CACHE, {
-      seconds: 6,
-      fps: 30,
-      width: 640,
-      height: 360,
-      bitrateKbps: 600,
-    });
+    media = await standardTestMedia();
     server = await startTestNode();
   });
 

@@ -1,16 +1,14 @@
-import { join } from 'node:path';
 import nodeDataChannel from 'node-datachannel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { collectResults } from '../../src/bench/clients/index.ts';
-import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
+import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { deleteSession } from '../../src/bench/clients/signalling.ts';
 import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import type { SessionEndedInfo, SessionInfo } from '../../src/node/media/types.ts';
+import { standardTestMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { sleep, waitFor as waitUntil } from '../helpers/wait.ts';
-
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
 /** This file's waits give up after 5 s. */
 const waitFor = (what: string, check: () => boolean, timeoutMs = 5000) =>
@@ -56,13 +54,7 @@ describe('media forwarding through a real node: node-datachannel clients over WH
   });
 
   beforeAll(async () => {
-    media = await ensureTestMedia(MEDIA_CACHE, {
-      seconds: 6,
-      fps: 30,
-      width: 640,
-      height: 360,
-      bitrateKbps: 600,
-    });
+    media = await standardTestMedia();
     server = await startTestNode();
     server.node.rooms.onSessionEnded.subscribe((info) => ended.push(info));
     server.node.rooms.onIceConnected.subscribe((info) => iceConnected.push(info));

@@ -1,14 +1,12 @@
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RTCPeerConnection, RTCRtpHeaderExtensionParameters } from 'werift';
-import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
+import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { PLAYOUT_DELAY_URI, parsePlayoutDelay } from '../../src/node/media/playoutDelay.ts';
 import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
+import { standardTestMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { sleep, waitFor as waitUntil } from '../helpers/wait.ts';
-
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 
 /** This file's waits give up after 5 s. */
 const waitFor = (what: string, check: () => boolean, timeoutMs = 5000) =>
@@ -27,13 +25,7 @@ describe('playout delay: the node asks viewers to hide repairs on the publisher 
   const publishers: WhipPublisher[] = [];
 
   beforeAll(async () => {
-    media = await ensureTestMedia(MEDIA_CACHE, {
-      seconds: 6,
-      fps: 30,
-      width: 640,
-      height: 360,
-      bitrateKbps: 600,
-    });
+    media = await standardTestMedia();
   });
 
   afterEach(async () => {

@@ -34,7 +34,7 @@ export interface PublishedTrackOptions {
   allocation?: SimulcastAllocation;
   /**
    * Video: where the repair times of the publisher's uplink go (shared by its simulcast layers),
-   * for the viewers' playout delay.
+   * for the viewers' playout delay. Only video NACKs, so nothing goes in for audio.
    */
   repairs?: RepairDelays;
   /** Minimum spacing of keyframe requests sent to the publisher. */
@@ -110,7 +110,7 @@ export class PublishedTrack implements ForwardSource {
     this.track = options.track;
     this.rid = options.layer?.rid;
     this.layerIndex = options.layer?.index ?? 0;
-    this.repairs = options.kind === 'video' ? options.repairs : undefined;
+    this.repairs = options.repairs;
     this.counters = options.counters;
     this.outageMs = options.outageMs ?? DEFAULT_OUTAGE_MS;
     this.throttle = new KeyframeThrottle({
