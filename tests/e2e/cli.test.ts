@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningNode, runCli, startNodeProcess } from '../helpers/cli.ts';
+import { testDir } from '../helpers/tmp.ts';
 
 let node: RunningNode;
 const cli = (args: string[]) => runCli([...args, '--node', node.url, '--data', node.dataDir]);
@@ -168,7 +168,7 @@ describe('returncam case (CLI as a process)', () => {
 
 describe('returncam node start (as a process)', () => {
   it('refuses a bad config with the key path, and a busy port clearly', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'returncam-badcfg-'));
+    const dir = testDir('returncam-badcfg-');
     const cfg = join(dir, 'node.yaml');
     writeFileSync(cfg, 'http:\n  prot: 80\n');
     const bad = await runCli(['node', 'start', '--config', cfg]);
@@ -186,7 +186,7 @@ describe('returncam node start (as a process)', () => {
   });
 
   it('shuts down cleanly on SIGINT: exit 0, sessions closed, data kept', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'returncam-stop-'));
+    const dir = testDir('returncam-stop-');
     const n = await startNodeProcess(['--demo'], { dataDir: dir });
     expect(n.output().stdout).toMatch(
       /buyer \(phone\):\s+http:\/\/127\.0\.0\.1:\d+\/b\/c_\S+#t=v1\./,

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffmpegPath } from '../../src/core/ffmpeg.ts';
 import { verifyChain } from '../../src/node/store/eventChain.ts';
 import { readSse, startTestNode, type TestNode } from '../helpers/node.ts';
+import { testDir } from '../helpers/tmp.ts';
 
 let t: TestNode;
 
@@ -274,7 +274,7 @@ describe('chat and events', () => {
 
   it('stores a snapshot with its hash and lists it in the timeline', async () => {
     const c = await createCase();
-    const dir = mkdtempSync(join(tmpdir(), 'returncam-snap-'));
+    const dir = testDir('returncam-snap-');
     const jpg = join(dir, 'frame.jpg');
     execFileSync(ffmpegPath(), [
       '-v',

@@ -1,5 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,8 +10,9 @@ import {
   resolveProfile,
 } from '../../src/bench/profiles.ts';
 import { UserError } from '../../src/core/errors.ts';
+import { fileDir } from '../helpers/tmp.ts';
 
-const tmp = mkdtempSync(join(tmpdir(), 'returncam-profiles-'));
+const tmp = fileDir('returncam-profiles-');
 function file(name: string, text: string): string {
   const p = join(tmp, name);
   writeFileSync(p, text);

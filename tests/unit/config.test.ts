@@ -1,11 +1,11 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { envName, loadNodeConfig } from '../../src/core/config.ts';
 import { UserError } from '../../src/core/errors.ts';
+import { fileDir } from '../helpers/tmp.ts';
 
-const tmp = mkdtempSync(join(tmpdir(), 'returncam-config-'));
+const tmp = fileDir('returncam-config-');
 function file(name: string, text: string): string {
   const p = join(tmp, name);
   writeFileSync(p, text);

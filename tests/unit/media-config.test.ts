@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadNodeConfig } from '../../src/core/config.ts';
 import { UserError } from '../../src/core/errors.ts';
+import { fileDir } from '../helpers/tmp.ts';
 
-const tmp = mkdtempSync(join(tmpdir(), 'returncam-media-config-'));
+const tmp = fileDir('returncam-media-config-');
 function file(name: string, text: string): string {
   const p = join(tmp, name);
   writeFileSync(p, text);

@@ -1,13 +1,12 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/core/errors.ts';
 import { verifyChain } from '../../src/node/store/eventChain.ts';
 import { loadMigrations, Store } from '../../src/node/store/Store.ts';
+import { testDir } from '../helpers/tmp.ts';
 
-const dbFile = () => join(mkdtempSync(join(tmpdir(), 'returncam-store-')), 'returncam.db');
+const dbFile = () => join(testDir('returncam-store-'), 'returncam.db');
 
 function withCase(store: Store, id = 'c_1'): void {
   store.insertCase({
