@@ -14,6 +14,7 @@ import type { RecordingRecord } from '../../src/node/store/Store.ts';
 import { startNodeProcess } from '../helpers/cli.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { decode } from '../helpers/recordingMedia.ts';
+import { testDir } from '../helpers/tmp.ts';
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -273,7 +274,7 @@ describe('recording across kill -9', () => {
       RETURNCAM_RECORDING_MIN_FREE_BYTES: '1',
       RETURNCAM_RECORDING_STOP_FREE_BYTES: '0',
     };
-    const node = await startNodeProcess([], { env });
+    const node = await startNodeProcess([], { env, dataDir: testDir('returncam-kill-') });
     const token = readFileSync(join(node.dataDir, 'admin.token'), 'utf8').trim();
     const admin =
       (url: string) =>
