@@ -1,8 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ffmpegPath } from '../../src/core/ffmpeg.ts';
 import type { PublisherSession } from '../../src/node/media/PublisherSession.ts';
 import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
@@ -14,6 +12,7 @@ import {
   warnIfNoChromium,
 } from '../helpers/browser.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+import { fileDir } from '../helpers/tmp.ts';
 
 warnIfNoChromium();
 
@@ -22,7 +21,7 @@ interface PageIds {
   simulcast?: boolean;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'returncam-camera-'));
+const dir = fileDir('returncam-camera-');
 
 /** A moving test picture of `width` x `height` as a Y4M file, for Chromium's file camera. */
 function cameraFile(width: number, height: number): string {
@@ -54,7 +53,6 @@ describe.skipIf(!hasChromium)('simulcast layers follow the buyer camera size', (
     await tn?.close();
     tn = undefined;
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it.each([
     [640, 360, ['h', 'f']],

@@ -1,14 +1,13 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, runCli } from '../helpers/cli.ts';
 import { freePort, waitFor } from '../helpers/fleet.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+import { fileDir } from '../helpers/tmp.ts';
 
-const tmp = mkdtempSync(join(tmpdir(), 'returncam-fleet-cli-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = fileDir('returncam-fleet-cli-');
 const cli = (args: string[], cwd = tmp) => runCli(args, { cwd, env: { RETURNCAM_FLEET: '' } });
 
 describe('returncam fleet init and node provision (as a process)', () => {

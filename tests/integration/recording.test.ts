@@ -15,9 +15,9 @@ import { startNodeProcess } from '../helpers/cli.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { decode } from '../helpers/recordingMedia.ts';
 import { testDir } from '../helpers/tmp.ts';
+import { sleep } from '../helpers/wait.ts';
 
 const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Recording on, whatever the free space of the test machine. */
 const DISK_OK = { minFreeBytes: 1, stopFreeBytes: 0 };
 
