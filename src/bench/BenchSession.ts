@@ -57,6 +57,12 @@ export interface ViewerSample {
   freezeCount: number;
   /** Seconds. */
   totalFreezesDuration: number;
+  /** Seconds, summed over the frames the jitter buffer let go (`jitterBufferEmittedCount`). */
+  jitterBufferDelay?: number;
+  jitterBufferEmittedCount?: number;
+  keyFramesDecoded?: number;
+  /** Width of the last decoded frame (the simulcast layer it came from), pixels. */
+  frameWidth?: number;
 }
 
 /** What a browser session sampled about once a second. */

@@ -3,7 +3,7 @@
  * from what the run recorded: per-frame times, relay counters, client and node counters.
  */
 import type { NodeCounters } from './BenchNode.ts';
-import type { BrowserSeries, FrameTimes, RepairCounters } from './BenchSession.ts';
+import type { BrowserSeries, FrameTimes, RepairCounters, ViewerSample } from './BenchSession.ts';
 import { DROP_CAUSES, type DropCause, droppedTotal, histogramPercentile } from './impairment.ts';
 import type { DirectionSpec, NetworkProfile } from './profiles.ts';
 import { pathPropagationMs } from './profiles.ts';
@@ -181,8 +181,20 @@ export interface BenchResult {
     latency: { t: number; p50: number; max: number; count: number }[];
     /** Per second: kbit/s delivered to the viewers. */
     bitrate: { t: number; kbps: number }[];
-    /** Browser: per second and session, frames the staff page presented and its freezes. */
-    viewer?: { session: number; t: number; fps: number; freezes: number; frozenMs: number }[];
+    /**
+     * Browser: per second and session, frames the staff page presented, its freezes, the mean time
+     * its frames spent in the jitter buffer, the keyframes it decoded and the width it showed.
+     */
+    viewer?: {
+      session: number;
+      t: number;
+      fps: number;
+      freezes: number;
+      frozenMs: number;
+      jitterBufferMs?: number;
+      keyframes?: number;
+      width?: number;
+    }[];
   };
   /** Browser runs: the buyer's send rate (the ramp and settle proofs). */
   sendRate?: SendRateResult;
@@ -572,10 +584,28 @@ function viewerSeries(
         fps: Math.max(0, frames) / dt,
         freezes: Math.max(0, v.freezeCount - a.freezeCount),
         frozenMs: Math.max(0, 1000 * (v.totalFreezesDuration - a.totalFreezesDuration)),
+        ...viewerBuffering(a, v),
       });
     }
   }
   return out;
+}
+
+/** Between two staff-page readings: jitter buffer time per frame, keyframes decoded, width shown. */
+function viewerBuffering(
+  a: ViewerSample,
+  v: ViewerSample,
+): { jitterBufferMs?: number; keyframes?: number; width?: number } {
+  const emitted = (v.jitterBufferEmittedCount ?? 0) - (a.jitterBufferEmittedCount ?? 0);
+  const delay = (v.jitterBufferDelay ?? 0) - (a.jitterBufferDelay ?? 0);
+  return {
+    jitterBufferMs: emitted > 0 ? (1000 * delay) / emitted : undefined,
+    keyframes:
+      v.keyFramesDecoded !== undefined && a.keyFramesDecoded !== undefined
+        ? Math.max(0, v.keyFramesDecoded - a.keyFramesDecoded)
+        : undefined,
+    width: v.frameWidth || undefined,
+  };
 }
 
 /** Browser: ramp and settle of the buyer's send rate, per session and worst of all. */

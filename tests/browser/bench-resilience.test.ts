@@ -65,6 +65,13 @@ describe.skipIf(!hasChromium)('bench run --browser: send rate, freezes and recov
     const viewer = r.series.viewer!.filter((v) => v.t > 2 && v.t <= 12);
     expect(viewer.length).toBeGreaterThanOrEqual(8);
     expect(viewer.reduce((s, v) => s + v.fps, 0) / viewer.length).toBeGreaterThan(10);
+    // ...with the time its frames spent in the jitter buffer, the keyframes it decoded (at
+    // least the first one) and the width it showed, per second
+    expect(viewer.every((v) => v.jitterBufferMs !== undefined && v.jitterBufferMs >= 0)).toBe(true);
+    const keyframes = r.series.viewer!.reduce((s, v) => s + (v.keyframes ?? 0), 0);
+    expect(keyframes).toBeGreaterThanOrEqual(1);
+    expect(keyframes).toBeLessThan(r.series.viewer!.reduce((s, v) => s + v.fps, 0));
+    expect(viewer.every((v) => v.width === 320 || v.width === 640)).toBe(true);
     expect(renderRunText(r)).toMatch(/send rate ceiling 400 kbit\/s/);
   });
 

@@ -301,6 +301,10 @@ function readViewer(report) {
     framesDecoded: (inbound && inbound.framesDecoded) || 0,
     freezeCount: (inbound && inbound.freezeCount) || 0,
     totalFreezesDuration: (inbound && inbound.totalFreezesDuration) || 0,
+    jitterBufferDelay: (inbound && inbound.jitterBufferDelay) || 0,
+    jitterBufferEmittedCount: (inbound && inbound.jitterBufferEmittedCount) || 0,
+    keyFramesDecoded: (inbound && inbound.keyFramesDecoded) || 0,
+    frameWidth: (inbound && inbound.frameWidth) || 0,
   };
 }
 pc.addTransceiver('video', { direction: 'recvonly' });
