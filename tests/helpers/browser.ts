@@ -170,9 +170,7 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return path;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep } from './wait.ts';
 
 /**
  * A fake camera that looks like a buyer showing a returned parcel (portrait, as a phone held

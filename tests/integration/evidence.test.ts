@@ -7,7 +7,6 @@ import nodeDataChannel from 'node-datachannel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
-import { ensureTestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { sha256Hex } from '../../src/core/canonical.ts';
 import { ffmpegPath } from '../../src/core/ffmpeg.ts';
@@ -30,13 +29,13 @@ import { StillMaker } from '../../src/node/evidence/StillMaker.ts';
 import { buildSummary, type SummaryStill } from '../../src/node/evidence/summary.ts';
 import { verifyChain } from '../../src/node/store/eventChain.ts';
 import type { RecordingRecord } from '../../src/node/store/Store.ts';
+import { testMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { decode } from '../helpers/recordingMedia.ts';
+import { sleep } from '../helpers/wait.ts';
 
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 /** Rendered pages and stills land here, to be looked at. */
 const OUTPUT = join(import.meta.dirname, '..', 'output', 'evidence');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every entry of a zip, in full. */
 function unzip(file: string): Promise<Map<string, Buffer>> {
@@ -96,13 +95,7 @@ describe('evidence bundle of a real inspection (node-datachannel publisher throu
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'returncam-evidence-test-'));
     mkdirSync(OUTPUT, { recursive: true });
-    const media = await ensureTestMedia(MEDIA_CACHE, {
-      seconds: 5,
-      fps: 30,
-      width: 640,
-      height: 360,
-      bitrateKbps: 600,
-    });
+    const media = await testMedia({ seconds: 5 });
     t = await startTestNode({ recording: { minFreeBytes: 1, stopFreeBytes: 0 } });
     const res = await t.admin('/api/admin/cases', {
       method: 'POST',

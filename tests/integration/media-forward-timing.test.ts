@@ -11,8 +11,8 @@ import { SAMPLE_EVERY } from '../../src/node/media/forwardTiming.ts';
 import { hotPathStatus } from '../../src/node/media/weriftHotPath.ts';
 import { standardTestMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+import { sleep } from '../helpers/wait.ts';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 describe('forwarding time through a real node (returncam_forward_seconds)', () => {

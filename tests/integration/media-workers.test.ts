@@ -3,11 +3,12 @@ import nodeDataChannel from 'node-datachannel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RTCPeerConnection } from 'werift';
 import { collectResults } from '../../src/bench/clients/index.ts';
-import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
+import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import type { RecordingRecord } from '../../src/node/store/Store.ts';
 import { MediaWorkerPool } from '../../src/node/workers/MediaWorkerPool.ts';
+import { testMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { decode } from '../helpers/recordingMedia.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
@@ -17,7 +18,6 @@ import { sleep, waitFor } from '../helpers/wait.ts';
  * Real node-datachannel publishers and viewers, real recordings, a worker killed mid-call.
  */
 
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 const DISK_OK = { minFreeBytes: 1, stopFreeBytes: 0 };
 const FRAG = 'application/trickle-ice-sdpfrag';
 
@@ -65,13 +65,7 @@ describe('media rooms in worker threads (media.workers: 2)', () => {
   };
 
   beforeAll(async () => {
-    media = await ensureTestMedia(MEDIA_CACHE, {
-      seconds: 5,
-      fps: 30,
-      width: 640,
-      height: 360,
-      bitrateKbps: 600,
-    });
+    media = await testMedia({ seconds: 5 });
     t = await startTestNode({ media: { workers: 2 }, recording: DISK_OK });
     expect(t.node.media).toBeInstanceOf(MediaWorkerPool);
     pool = t.node.media as MediaWorkerPool;

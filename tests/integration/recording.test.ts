@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import nodeDataChannel from 'node-datachannel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
+import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { directionSchema } from '../../src/bench/profiles.ts';
 import { RelayHub, type UdpRelay } from '../../src/bench/relay/index.ts';
@@ -12,12 +12,12 @@ import { sha256Hex } from '../../src/core/canonical.ts';
 import { requestKeyframe } from '../../src/node/recording/mediaBridge.ts';
 import type { RecordingRecord } from '../../src/node/store/Store.ts';
 import { startNodeProcess } from '../helpers/cli.ts';
+import { testMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
 import { decode } from '../helpers/recordingMedia.ts';
 import { testDir } from '../helpers/tmp.ts';
 import { sleep } from '../helpers/wait.ts';
 
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
 /** Recording on, whatever the free space of the test machine. */
 const DISK_OK = { minFreeBytes: 1, stopFreeBytes: 0 };
 
@@ -96,13 +96,7 @@ async function whipProxy(
 
 let media: TestMedia;
 beforeAll(async () => {
-  media = await ensureTestMedia(MEDIA_CACHE, {
-    seconds: 5,
-    fps: 30,
-    width: 640,
-    height: 360,
-    bitrateKbps: 600,
-  });
+  media = await testMedia({ seconds: 5 });
 });
 afterAll(() => nodeDataChannel.cleanup());
 

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import nodeDataChannel from 'node-datachannel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RTCPeerConnection } from 'werift';
-import { ensureTestMedia, type TestMedia } from '../../src/bench/clients/media.ts';
+import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { type ReceivedFrame, WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { directionSchema } from '../../src/bench/profiles.ts';
@@ -10,10 +9,10 @@ import { RelayHub, type UdpRelay } from '../../src/bench/relay/index.ts';
 import type { PublisherSession } from '../../src/node/media/PublisherSession.ts';
 import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
 import { LAYER_STALL_MS } from '../../src/node/media/TrackForwarder.ts';
+import { testMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
+import { sleep } from '../helpers/wait.ts';
 
-const MEDIA_CACHE = join(import.meta.dirname, '..', '..', '.returncam-cache', 'test-media');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 /** The node's session object of a WHEP client, by the session id at the end of its Location. */
@@ -140,7 +139,7 @@ describe('simulcast through a real node: a node-datachannel publisher sends thre
 
   beforeAll(async () => {
     const make = (width: number, height: number, bitrateKbps: number) =>
-      ensureTestMedia(MEDIA_CACHE, { seconds: 6, fps: 30, width, height, bitrateKbps });
+      testMedia({ width, height, bitrateKbps });
     const [q, h, f] = await Promise.all([
       make(160, 90, 100),
       make(320, 180, 300),

@@ -11,6 +11,7 @@ import {
   type UdpRelay,
   videoPayloadTypes,
 } from '../../src/bench/relay/index.ts';
+import { sleep } from '../helpers/wait.ts';
 
 const NODE_ANSWER = [
   'v=0',
@@ -132,7 +133,6 @@ async function startEcho(): Promise<Echo> {
   return echo;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Medians and percentiles, not maxima: the machine is shared, a busy moment may delay one packet. */
 const pct = (v: number[], p: number) =>
   [...v].sort((a, b) => a - b)[Math.floor((p / 100) * (v.length - 1))]!;
