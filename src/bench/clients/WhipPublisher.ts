@@ -85,6 +85,8 @@ interface VideoLayer {
   keyframeStartDelayMs: number;
   /** The next this many packets of this layer are lost on the way: see `loseVideo`. */
   loseNext: number;
+  /** The next frame of this layer is left out, its PictureID used: see `skipPicture`. */
+  skipNext: boolean;
   /** The file's mean bitrate, kbit/s: the target its layer allocation announces. */
   kbps: number;
   /** Its next frame carries the layer allocation (`layersAllocation`). */
@@ -443,6 +445,16 @@ export class WhipPublisher {
     for (const layer of this.layers) layer.loseNext = Math.max(0, Math.floor(packets));
   }
 
+  /**
+   * Leaves the next video frame of every layer out altogether (no packet, no sequence number
+   * used) while its PictureID is used up: the frames after it refer to a picture that never
+   * comes, and no NACK can show it. A viewer's decoder then waits for a keyframe, as it does
+   * after any break in the reference chain.
+   */
+  skipPicture(): void {
+    for (const layer of this.layers) layer.skipNext = true;
+  }
+
   /** The sequence number the next video packet of the top layer (or the only one) gets. */
   get nextVideoSequenceNumber(): number {
     const top = this.layers.at(-1);
@@ -513,6 +525,7 @@ export class WhipPublisher {
         pausedUntil: Number.NEGATIVE_INFINITY,
         keyframeStartDelayMs: 0,
         loseNext: 0,
+        skipNext: false,
         kbps: ivfKbps(file),
         announce: false,
         lateBeforeKeyframe: undefined,
@@ -601,6 +614,11 @@ export class WhipPublisher {
       const frame = layer.video.frames[index]!;
       if (frame.keyframe) layer.lastKeyframeIndex = index;
       if (layer === top) topKeyframe = frame.keyframe;
+      if (layer.skipNext && !frame.keyframe) {
+        layer.skipNext = false;
+        layer.packetizer.skipPicture();
+        continue;
+      }
       let allocation: Buffer | undefined;
       if (this.options.layersAllocation && (layer.announce || frame.keyframe)) {
         layer.announce = false;

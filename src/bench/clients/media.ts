@@ -14,10 +14,12 @@ export interface TestMediaOptions {
   width: number;
   height: number;
   bitrateKbps: number;
+  /** Seconds between keyframes (default 2). */
+  keyframeSeconds?: number;
 }
 
 export interface TestMedia {
-  /** VP8 in IVF: testsrc pattern, a keyframe every ~2 s, realtime encoder settings. */
+  /** VP8 in IVF: testsrc pattern, a keyframe every `keyframeSeconds`, realtime encoder settings. */
   videoPath: string;
   /** Opus in Ogg: a 440 Hz sine, 20 ms frames. */
   audioPath: string;
@@ -58,7 +60,7 @@ async function makeOnce(path: string, make: (tmp: string) => Promise<void>): Pro
 
 /** Makes (or reuses from `dir`) the VP8 and Opus test files for these parameters. */
 export async function ensureTestMedia(dir: string, options: TestMediaOptions): Promise<TestMedia> {
-  const { seconds, fps, width, height, bitrateKbps } = options;
+  const { seconds, fps, width, height, bitrateKbps, keyframeSeconds = 2 } = options;
   for (const [name, value] of Object.entries(options)) {
     if (!Number.isFinite(value) || value <= 0) {
       throw new Error(`test media: ${name} must be a positive number, got ${value}`);
@@ -67,10 +69,10 @@ export async function ensureTestMedia(dir: string, options: TestMediaOptions): P
   await mkdir(dir, { recursive: true });
   const videoPath = join(
     dir,
-    `testsrc-vp8-${width}x${height}-${fps}fps-${bitrateKbps}k-${seconds}s.ivf`,
+    `testsrc-vp8-${width}x${height}-${fps}fps-${bitrateKbps}k-${seconds}s${keyframeSeconds === 2 ? '' : `-key${keyframeSeconds}s`}.ivf`,
   );
   const audioPath = join(dir, `sine-opus-20ms-${seconds}s.ogg`);
-  const gop = Math.max(1, Math.round(fps * 2));
+  const gop = Math.max(1, Math.round(fps * keyframeSeconds));
   await makeOnce(videoPath, (tmp) =>
     runFfmpeg([
       '-hide_banner',

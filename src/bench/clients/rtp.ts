@@ -162,6 +162,11 @@ export class Vp8Packetizer {
     this.pictureId = (this.pictureId + 1) & 0x7fff;
     return out;
   }
+
+  /** Uses up one PictureID without a frame: the next frame refers to a picture never sent. */
+  skipPicture(): void {
+    this.pictureId = (this.pictureId + 1) & 0x7fff;
+  }
 }
 
 export interface Vp8Descriptor {
