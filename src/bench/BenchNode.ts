@@ -80,6 +80,7 @@ const METRIC_NAMES: Record<keyof NodeCounters, string> = {
   nacksFromSubscribers: 'returncam_nacks_received_total',
   nacksToPublishers: 'returncam_nacks_sent_total',
   plisFromSubscribers: 'returncam_plis_received_total',
+  stallReportsFromViewers: 'returncam_viewer_stall_reports_total',
   plisToPublishers: 'returncam_plis_sent_total',
   retransmits: 'returncam_rtp_retransmits_total',
   layerSwitches: 'returncam_layer_switches_total',
@@ -90,7 +91,10 @@ const METRIC_NAMES: Record<keyof NodeCounters, string> = {
 };
 
 /** Counters a node of an earlier version does not report: read as 0 there. */
-const LATER_COUNTERS: ReadonlySet<keyof NodeCounters> = new Set(['duplicatesDropped']);
+const LATER_COUNTERS: ReadonlySet<keyof NodeCounters> = new Set([
+  'duplicatesDropped',
+  'stallReportsFromViewers',
+]);
 
 /**
  * Reads the node counters out of Prometheus text; undefined when they are not there (not a

@@ -74,6 +74,12 @@ export function createMetrics(src: MetricsSources): Registry {
   );
   sourcedCounter(
     registry,
+    'returncam_viewer_stall_reports_total',
+    'Keyframe requests from viewer pages whose video stood still while packets arrived',
+    () => m().stallReportsFromViewers,
+  );
+  sourcedCounter(
+    registry,
     'returncam_plis_sent_total',
     'PLIs sent to publishers',
     () => m().plisToPublishers,

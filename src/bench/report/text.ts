@@ -165,7 +165,7 @@ export function renderRunText(r: BenchResult): string {
   );
   if (rep.node) {
     lines.push(
-      `          node: ${rep.node.nacksToPublishers} NACKs to the buyer, ${rep.node.retransmits} resends to viewers, ${rep.node.plisToPublishers} keyframe requests to the buyer; buyer saw ${rep.nacksAtPublishers} NACKs, ${rep.keyframeRequestsAtPublishers} keyframe requests`,
+      `          node: ${rep.node.nacksToPublishers} NACKs to the buyer, ${rep.node.retransmits} resends to viewers, ${rep.node.plisToPublishers} keyframe requests to the buyer (${rep.node.stallReportsFromViewers ?? 0} asked by staff pages whose picture stood still); buyer saw ${rep.nacksAtPublishers} NACKs, ${rep.keyframeRequestsAtPublishers} keyframe requests`,
     );
   }
   lines.push(

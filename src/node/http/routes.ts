@@ -374,6 +374,29 @@ export function registerRoutes(router: Router, deps: AppDeps): void {
       ctx.res.writeHead(200, CORS);
       ctx.res.end();
     });
+    if (kind === 'whep') {
+      // A viewer page's keyframe request: its video stands still while packets arrive
+      // (src/node/web/js/stall.js), about 2 s before the browser would ask on its own.
+      router.on('OPTIONS', `/whep/:caseId/:sessionId/keyframe`, ({ res }) => {
+        res.writeHead(204, CORS);
+        res.end();
+      });
+      router.on('POST', `/whep/:caseId/:sessionId/keyframe`, async (ctx) => {
+        const caseId = ctx.params.caseId!;
+        const sessionId = ctx.params.sessionId!;
+        const who = cases.authorize(caseId, bearerToken(ctx.req), { write: true });
+        if (!(await media.viewerStalled(caseId, sessionId, who.role))) {
+          throw new HttpError(
+            404,
+            'session_not_found',
+            `no live WHEP session ${sessionId} with video in case ${caseId} for this link; start a new one with POST /whep/${caseId}`,
+            CORS,
+          );
+        }
+        ctx.res.writeHead(204, CORS);
+        ctx.res.end();
+      });
+    }
     // trickle ICE and ICE restart (RFC 9725 section 4.3)
     router.on('PATCH', `/${kind}/:caseId/:sessionId`, async (ctx) => {
       const caseId = ctx.params.caseId!;

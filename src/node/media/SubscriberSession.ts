@@ -44,6 +44,17 @@ export class SubscriberSession extends MediaSession {
     return this.forwarders.video?.quality();
   }
 
+  /**
+   * The viewer's page says its video stands still while packets arrive (`stall.js`): ask for a
+   * keyframe for it. False when this session forwards no video.
+   */
+  viewerStalled(): boolean {
+    const video = this.forwarders.video;
+    if (this.closed || !video) return false;
+    video.viewerStalled();
+    return true;
+  }
+
   protected override beforeOffer(): void {
     // One stream id for both tracks, so a browser puts them in one MediaStream.
     const stream = new MediaStream({ id: `returncam-${this.role}-view` });

@@ -246,7 +246,10 @@ export class TrackForwarder {
       this.playoutId === undefined ? undefined : new PlayoutDelayPlan(maxPlayoutDelayMs);
     interceptNacks(this.sender, (nack) => this.onNack(nack.lost));
     this.unsubscribe.push(
-      this.sender.onPictureLossIndication.subscribe(() => this.keyframeRequested()).unSubscribe,
+      this.sender.onPictureLossIndication.subscribe(() => {
+        this.counters.plisFromSubscribers++;
+        this.keyframeRequested();
+      }).unSubscribe,
       this.sender.onRtcp.subscribe((packet) => this.onRtcp(packet)).unSubscribe,
     );
   }
@@ -670,9 +673,19 @@ export class TrackForwarder {
     this.codecUsable = true;
   }
 
+  /**
+   * The viewer's page says its picture stands still while video packets keep arriving (its
+   * decoder waits for a frame that will not come): a keyframe request, made ~2 s before the
+   * browser's own. The keyframe throttle of the publisher's stream spaces these as any other.
+   */
+  viewerStalled(): void {
+    if (this.closed) return;
+    this.counters.stallReportsFromViewers++;
+    this.keyframeRequested();
+  }
+
   private keyframeRequested(): void {
     if (this.closed) return;
-    this.counters.plisFromSubscribers++;
     if (this.still) {
       // Still-frame mode sends keyframes on its own schedule; a viewer that has none yet gets one.
       if (this.stillTimestamp < 0) {
@@ -692,6 +705,7 @@ export class TrackForwarder {
       const feedback = (packet as { feedback?: { count?: number; bitrate?: bigint } }).feedback;
       if (feedback?.count === FIR_FORMAT) {
         // PLI arrives through onPictureLossIndication; FIR only here.
+        this.counters.plisFromSubscribers++;
         this.keyframeRequested();
       } else if (feedback?.count === REMB_FORMAT && feedback.bitrate !== undefined) {
         const now = performance.now();

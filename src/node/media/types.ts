@@ -78,6 +78,11 @@ export interface MediaCounters {
   nacksFromSubscribers: number;
   nacksToPublishers: number;
   plisFromSubscribers: number;
+  /**
+   * Viewer pages that said their video stood still while packets arrived, each a keyframe
+   * request (`POST /whep/{caseId}/{sessionId}/keyframe`).
+   */
+  stallReportsFromViewers: number;
   plisToPublishers: number;
   retransmits: number;
   /** Subscribers moved from one simulcast layer to another. */
@@ -105,6 +110,7 @@ export function createMediaCounters(): MediaCounters {
     nacksFromSubscribers: 0,
     nacksToPublishers: 0,
     plisFromSubscribers: 0,
+    stallReportsFromViewers: 0,
     plisToPublishers: 0,
     retransmits: 0,
     layerSwitches: 0,

@@ -3,6 +3,7 @@ import type { Logger } from '../../core/log.ts';
 import type { LocalIce, RemoteIceFragment } from '../media/iceRestart.ts';
 import type { MediaStats, RoomManager, SessionAnswer } from '../media/RoomManager.ts';
 import { SafeEvent } from '../media/SafeEvent.ts';
+import type { SubscriberSession } from '../media/SubscriberSession.ts';
 import type {
   MediaCounters,
   Role,
@@ -76,6 +77,11 @@ export interface MediaBackend {
   session(caseId: string, sessionId: string): Promise<SessionView | undefined>;
   /** Applies a PATCH fragment to a live session (throws 404 when it has ended). */
   patchIce(caseId: string, sessionId: string, fragment: RemoteIceFragment): Promise<IcePatchResult>;
+  /**
+   * A viewer's page says its video stands still while packets arrive: a keyframe request for
+   * that viewer. False when the case has no such live WHEP session of `role`.
+   */
+  viewerStalled(caseId: string, sessionId: string, role: Role): Promise<boolean>;
   /** Asks a publisher for a keyframe if it is still its room's publisher (the recorder's call). */
   requestKeyframe(ref: PublishedSessionRef): void;
   closeRoom(caseId: string): Promise<void>;
@@ -138,6 +144,10 @@ export class InProcessMedia implements MediaBackend {
     return patchSession(this.rooms, caseId, sessionId, fragment);
   }
 
+  async viewerStalled(caseId: string, sessionId: string, role: Role): Promise<boolean> {
+    return viewerStalled(this.rooms, caseId, sessionId, role);
+  }
+
   requestKeyframe(ref: PublishedSessionRef): void {
     requestKeyframe(this.rooms, ref);
   }
@@ -170,4 +180,16 @@ export async function patchSession(
   if (!s) throw new HttpError(404, 'session_not_found', `session ${sessionId} has ended`);
   const local = await s.patchIce(fragment);
   return { local, iceEntityTag: s.iceEntityTag };
+}
+
+/** A viewer's stall report on a RoomManager's session (in process and in the workers). */
+export function viewerStalled(
+  rooms: RoomManager,
+  caseId: string,
+  sessionId: string,
+  role: Role,
+): boolean {
+  const s = rooms.session(caseId, sessionId);
+  if (s?.direction !== 'subscribe' || s.role !== role) return false;
+  return (s as SubscriberSession).viewerStalled();
 }

@@ -251,6 +251,12 @@ export class MediaWorkerPool implements MediaBackend {
     return this.call(this.slots[worker]!, { op: 'patch', caseId, sessionId, fragment });
   }
 
+  async viewerStalled(caseId: string, sessionId: string, role: Role): Promise<boolean> {
+    const worker = this.assignment.workerOf(caseId);
+    if (worker === undefined) return false;
+    return this.call(this.slots[worker]!, { op: 'stalled', caseId, sessionId, role });
+  }
+
   requestKeyframe(ref: PublishedSessionRef): void {
     const live = this.sessions.get(ref.sessionId);
     const worker = live && this.slots[live.worker]?.worker;

@@ -5,7 +5,7 @@ import { errorMessage, HttpError } from '../../core/errors.ts';
 import { Logger } from '../../core/log.ts';
 import { forwardTiming } from '../media/forwardTiming.ts';
 import { RoomManager, type TrackPublishedInfo } from '../media/RoomManager.ts';
-import { patchSession } from './MediaBackend.ts';
+import { patchSession, viewerStalled } from './MediaBackend.ts';
 import { PacketBatchWriter } from './packetBatch.ts';
 import type {
   FromWorker,
@@ -178,6 +178,8 @@ async function run(call: WorkerCall): Promise<unknown> {
     }
     case 'patch':
       return patchSession(rooms, call.caseId, call.sessionId, call.fragment);
+    case 'stalled':
+      return viewerStalled(rooms, call.caseId, call.sessionId, call.role);
     case 'closeRoom':
       await rooms.closeRoom(call.caseId);
       return null;

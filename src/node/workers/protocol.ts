@@ -31,6 +31,7 @@ export type WorkerCall =
   | { op: 'end'; caseId: string; sessionId: string }
   | { op: 'session'; caseId: string; sessionId: string }
   | { op: 'patch'; caseId: string; sessionId: string; fragment: RemoteIceFragment }
+  | { op: 'stalled'; caseId: string; sessionId: string; role: Role }
   | { op: 'closeRoom'; caseId: string }
   | { op: 'close' }
   | { op: 'stats' };
@@ -41,6 +42,7 @@ export interface CallResults {
   end: boolean;
   session: SessionView | null;
   patch: { local: LocalIce | undefined; iceEntityTag: string };
+  stalled: boolean;
   closeRoom: null;
   close: null;
   stats: WorkerSnapshot;
