@@ -133,6 +133,8 @@ export interface ReturncamHook {
     videoHeight?: number;
     snapshots?: number;
     resubscribes?: number;
+    /** Staff: keyframes asked of the node because the buyer's video stood still. */
+    keyframeRequests?: number;
     /** Staff: the microphone is on. */
     micOn?: boolean;
     /** Staff: the buyer's audio plays muted until a click (the browser's autoplay rule). */

@@ -5,6 +5,9 @@
  * Both talk to the node's WHIP/WHEP endpoints; the harness rewrites the SDP on the way so the
  * media goes through the impairment relays.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SOURCE_DIR } from '../../core/paths.ts';
 import {
   CODE_LAYOUT,
   crc16,
@@ -97,6 +100,20 @@ function codeScript(): string {
   ].join('\n');
 }
 
+let stallWatch: string | undefined;
+
+/**
+ * The product pages' `DecodeStallWatch` (src/node/web/js/stall.js) as page script, so the bench
+ * viewer asks for a keyframe exactly when the staff page would.
+ */
+export function stallWatchSource(): string {
+  stallWatch ??= readFileSync(join(SOURCE_DIR, 'node', 'web', 'js', 'stall.js'), 'utf8').replace(
+    /^export class /m,
+    'class ',
+  );
+  return stallWatch;
+}
+
 function page(title: string, body: string, script: string, config: PageConfig): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title>
 <style>body{margin:0;background:#111}video,canvas{display:block}</style></head><body>${body}
@@ -143,6 +160,7 @@ async function whip(kind, pc) {
   const text = await res.text();
   if (res.status !== 201) throw new Error(kind + ' ' + res.status + ': ' + text);
   await pc.setRemoteDescription({ type: 'answer', sdp: text });
+  return new URL(res.headers.get('Location'), CONFIG.nodeUrl).href;
 }
 async function summary(pc, want) {
   const out = {};
@@ -332,12 +350,37 @@ function onFrame(now, md) {
   videoEl.requestVideoFrameCallback(onFrame);
 }
 videoEl.requestVideoFrameCallback(onFrame);
+// As the product's staff page: video that stands still while its packets arrive asks the node
+// for a keyframe (DecodeStallWatch, read four times a second).
+${stallWatchSource()}
+const stall = new DecodeStallWatch();
+let keyframeRequests = 0;
+function watchStall(location) {
+  setInterval(async () => {
+    let inbound;
+    try {
+      (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+    } catch {
+      return;
+    }
+    if (!inbound) return;
+    const ask = stall.update({
+      at: performance.now(),
+      framesDecoded: inbound.framesDecoded || 0,
+      videoPackets: inbound.packetsReceived || 0,
+    });
+    if (!ask) return;
+    keyframeRequests++;
+    fetch(location + '/keyframe', { method: 'POST', headers: { Authorization: 'Bearer ' + CONFIG.token } }).catch(() => {});
+  }, 250);
+}
 window.bench = {
   async start() {
     await pc.setLocalDescription(await pc.createOffer());
-    await whip('whep', pc);
+    watchStall(await whip('whep', pc));
     startSampling(readViewer);
   },
+  keyframeRequests() { return keyframeRequests; },
   take() { return { frames: shown.splice(0), unreadable }; },
   takeSamples() { return { samples: samples.splice(0) }; },
   state() { return pc.connectionState; },

@@ -7,6 +7,7 @@
  */
 import { ApiError, classifyError, FATAL_KINDS } from './api.js';
 import { answerWithIce, parseFragment, restartFragment, SDPFRAG_TYPE } from './ice.js';
+import { DecodeStallWatch } from './stall.js';
 
 const ICE_GATHER_TIMEOUT_MS = 3000;
 /** A session that has not connected this long after the answer is replaced. */
@@ -25,8 +26,11 @@ const RESTART_GRACE_MS = 6000;
 const SILENT_PATH_MS = 2000;
 /** Packets a second that count as receiving (the node's feedback alone is 20 a second). */
 const RECEIVING_PACKETS_PER_S = 10;
-/** How often the connection's receive counter is read. */
-const RECEIVE_READ_MS = 500;
+/**
+ * How often the connection's receive counters are read: often enough that a WHEP video that
+ * stands still is noticed within ~1.25 s (`DecodeStallWatch`).
+ */
+const RECEIVE_READ_MS = 250;
 /** Network changes closer together than this share one ICE restart. */
 const NETWORK_CHANGE_MIN_GAP_MS = 1000;
 /** A WHIP/WHEP POST that takes longer is abandoned and retried. */
@@ -120,6 +124,10 @@ export class MediaSession {
     /** The node answered PATCH with 405/501 (an older node): reconnect with POST only. */
     this.patchUnsupported = false;
     this.receive = newReceiveWatch();
+    /** WHEP: the received video stands still while its packets arrive (`stall.js`). */
+    this.stall = new DecodeStallWatch();
+    /** WHEP: keyframes asked of the node because the video stood still. */
+    this.keyframeRequests = 0;
   }
 
   /** The node's id for the current session (last segment of its Location). */
@@ -169,6 +177,7 @@ export class MediaSession {
     this.iceRestartTried = false;
     this.etag = undefined;
     this.receive = newReceiveWatch();
+    this.stall.reset();
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
       this.onConnection(pc.connectionState);
@@ -281,20 +290,23 @@ export class MediaSession {
   }
 
   /**
-   * Reads what the connection has received, twice a second. Once it has received steadily, a
-   * silence of {@link SILENT_PATH_MS} restarts ICE; the watch is armed again only by packets
+   * Reads what the connection has received, four times a second. Once it has received steadily,
+   * a silence of {@link SILENT_PATH_MS} restarts ICE; the watch is armed again only by packets
    * arriving (so a silence that lasts, or a peer that stopped sending, costs one restart).
+   * WHEP: video that stands still while its packets arrive asks the node for a keyframe.
    */
   async watchReceive(pc, now) {
     const watch = this.receive;
     if (watch.reading || now - watch.readAt < RECEIVE_READ_MS) return;
     watch.reading = true;
     let packets;
+    let video;
     try {
       (await pc.getStats()).forEach((s) => {
         if (s.type === 'transport' && typeof s.packetsReceived === 'number') {
           packets = s.packetsReceived;
         }
+        if (s.type === 'inbound-rtp' && s.kind === 'video') video = s;
       });
     } catch {
       // a closed connection has no stats: nothing to watch
@@ -303,6 +315,17 @@ export class MediaSession {
     }
     if (packets === undefined || pc !== this.pc || watch !== this.receive) return;
     const at = performance.now();
+    if (
+      this.kind === 'whep' &&
+      video &&
+      this.stall.update({
+        at,
+        framesDecoded: video.framesDecoded ?? 0,
+        videoPackets: video.packetsReceived ?? 0,
+      })
+    ) {
+      this.requestKeyframe();
+    }
     if (watch.readAt > 0 && packets > watch.packets) {
       const rate = ((packets - watch.packets) * 1000) / (at - watch.readAt);
       if (rate >= RECEIVING_PACKETS_PER_S) watch.armed = true;
@@ -459,6 +482,19 @@ export class MediaSession {
     this.location = undefined;
     if (loc) this.deleteSession(loc);
     this.fail(err);
+  }
+
+  /**
+   * Asks the node for a keyframe for this WHEP session's video (its picture stands still while
+   * packets arrive). Best effort: a session that has just been replaced is simply not found.
+   */
+  requestKeyframe() {
+    if (!this.location) return;
+    this.keyframeRequests += 1;
+    fetch(`${this.location}/keyframe`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${this.token}` },
+    }).catch(() => {});
   }
 
   deleteSession(path) {

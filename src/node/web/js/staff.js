@@ -66,6 +66,8 @@ const state = {
   iceRestarts: { publish: 0, subscribe: 0 },
   /** ICE restarts taken back because the node could not be reached while the path still worked. */
   iceRestartsRolledBack: { publish: 0, subscribe: 0 },
+  /** Keyframes asked of the node because the buyer's video stood still while packets came. */
+  keyframeRequests: 0,
   sessionIds: { publish: undefined, subscribe: undefined },
   lang: 'en',
 };
@@ -685,6 +687,7 @@ function noteSessions() {
     publish: publisher?.iceRestartsRolledBack ?? 0,
     subscribe: subscriber?.iceRestartsRolledBack ?? 0,
   };
+  state.keyframeRequests = subscriber?.keyframeRequests ?? 0;
 }
 
 async function sampleStats() {
