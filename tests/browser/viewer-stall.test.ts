@@ -91,6 +91,7 @@ describe.skipIf(!hasChromium)('a staff viewer stuck on a broken picture', () => 
       longest = Math.max(longest, t - last);
       last = t;
     }
+    console.info(`viewer stall: picture stood still ${Math.round(longest)} ms`);
     expect(longest, 'the video never stood still: the broken picture did not show').toBeGreaterThan(
       500,
     );

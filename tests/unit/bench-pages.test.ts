@@ -5,7 +5,12 @@ import {
   type Shown,
   signalledVideoKbps,
 } from '../../src/bench/browser/BrowserSession.ts';
-import { benchLayers, PRODUCT_SIMULCAST, productLayers } from '../../src/bench/browser/pages.ts';
+import {
+  benchLayers,
+  PRODUCT_SIMULCAST,
+  productLayers,
+  staffPage,
+} from '../../src/bench/browser/pages.ts';
 
 describe('bench buyer page', () => {
   it("sends the product buyer page's simulcast layers", () => {
@@ -122,5 +127,29 @@ describe('matching shown frames to their stamps', () => {
     const short = run(10_000, 4, 1_000, [320, 180], [1]);
     const bare = { ts: 20_000, shown: 20_400, width: 640, height: 360 };
     expect(matchedStamps([...short, bare])).toEqual({ kept: [...short, bare], mismatched: 0 });
+  });
+});
+
+describe('bench staff page', () => {
+  it("embeds the product pages' stall watch as page script", () => {
+    const html = staffPage({
+      nodeUrl: 'http://127.0.0.1:1',
+      caseId: 'c',
+      token: 't',
+      bitrateKbps: 400,
+      fps: 30,
+      audio: true,
+    });
+    const product = readFileSync(
+      new URL('../../src/node/web/js/stall.js', import.meta.url),
+      'utf8',
+    );
+    const body = product.slice(product.indexOf('export class DecodeStallWatch') + 'export '.length);
+    expect(html).toContain(body);
+    expect(html).not.toContain('export class');
+    const script = html.slice(html.indexOf('<script>') + 8, html.lastIndexOf('</script>'));
+    // it parses (a syntax error would leave the page without its bench hooks)
+    expect(() => new Function(script)).not.toThrow();
+    expect(script).toContain("location + '/keyframe'");
   });
 });

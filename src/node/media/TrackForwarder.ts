@@ -468,7 +468,20 @@ export class TrackForwarder {
       this.estimate.probe(1.5 * layerBps[change.to]! + audioBps);
       this.lastEstimateBps = this.estimate.value(now, sent);
     }
-    if (change) this.apply(change, now);
+    if (change) {
+      // What the decision was made from, for the debug log: a switch down that the link did not
+      // call for (a REMB or loss figure that misread it) shows here.
+      this.log.debug('subscriber layer decision', {
+        budgetKbps: Math.round(budget / 1000),
+        rembKbps:
+          this.estimate.rembBps === undefined ? 'none' : Math.round(this.estimate.rembBps / 1000),
+        lossBasedKbps: Math.round(this.estimate.lossBased / 1000),
+        loss: this.estimate.lossFraction.toFixed(3),
+        sentKbps: Math.round(sent / 1000),
+        layersKbps: layerBps.map((bps) => Math.round(bps / 1000)).join(','),
+      });
+      this.apply(change, now);
+    }
     const lowest = layers[0]!;
     if (this.still && now - this.lastStillRequestAt >= this.stillIntervalMs) {
       this.lastStillRequestAt = now;
@@ -681,6 +694,12 @@ export class TrackForwarder {
   viewerStalled(): void {
     if (this.closed) return;
     this.counters.stallReportsFromViewers++;
+    this.log.debug('viewer reports its video standing still', {
+      kind: this.kind,
+      layer: this.source ? this.layers.indexOf(this.source) : 'none',
+      switching: this.target !== undefined,
+      still: this.still,
+    });
     this.keyframeRequested();
   }
 
