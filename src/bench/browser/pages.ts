@@ -354,7 +354,6 @@ videoEl.requestVideoFrameCallback(onFrame);
 // for a keyframe (DecodeStallWatch, read four times a second).
 ${stallWatchSource()}
 const stall = new DecodeStallWatch();
-let keyframeRequests = 0;
 function watchStall(location) {
   setInterval(async () => {
     let inbound;
@@ -370,7 +369,6 @@ function watchStall(location) {
       videoPackets: inbound.packetsReceived || 0,
     });
     if (!ask) return;
-    keyframeRequests++;
     fetch(location + '/keyframe', { method: 'POST', headers: { Authorization: 'Bearer ' + CONFIG.token } }).catch(() => {});
   }, 250);
 }
@@ -380,7 +378,6 @@ window.bench = {
     watchStall(await whip('whep', pc));
     startSampling(readViewer);
   },
-  keyframeRequests() { return keyframeRequests; },
   take() { return { frames: shown.splice(0), unreadable }; },
   takeSamples() { return { samples: samples.splice(0) }; },
   state() { return pc.connectionState; },

@@ -5,9 +5,9 @@
  * the page ask the node after `stallMs`, so the picture comes back about two seconds sooner.
  *
  * Fed with receive-side getStats counters every few hundred ms. It says "ask" once per stall,
- * then again every `repeatMs` while the stall lasts. A stream that is only starting, one that
- * brings no packets (camera off, link down, a weak link's still frames between two of them)
- * and a stream already handled elsewhere never ask.
+ * then again every `repeatMs` while the stall lasts. It never asks for a stream that has not
+ * decoded its first frame yet (the node sends new viewers a keyframe anyway), nor for one that
+ * brings no packets (camera off, link down, a weak link between two of its still frames).
  *
  * The bench's staff page embeds this class's source (`stallWatchSource` in
  * src/bench/browser/pages.ts), so it must stay one self-contained class.
