@@ -43,16 +43,18 @@ export class DecodeStallWatch {
    *   (performance.now()); the others are the video inbound-rtp counters.
    */
   update(s) {
-    const last = this.last;
+    const before = this.last;
     if (
-      last &&
-      (s.at <= last.at ||
-        s.framesDecoded < last.framesDecoded ||
-        s.videoPackets < last.videoPackets)
+      before &&
+      (s.at <= before.at ||
+        s.framesDecoded < before.framesDecoded ||
+        s.videoPackets < before.videoPackets)
     ) {
       // counters went back: a new connection; start over
       this.reset();
     }
+    // the previous sample of this connection (none right after a reset)
+    const last = this.last;
     if (last && s.videoPackets > last.videoPackets) this.packetsAt = s.at;
     this.last = s;
     if (!this.lastDecode || s.framesDecoded > this.lastDecode.framesDecoded) {
