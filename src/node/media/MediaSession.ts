@@ -168,7 +168,7 @@ export abstract class MediaSession {
    */
   async answer(offerSdp: string): Promise<string> {
     try {
-      this.beforeOffer();
+      this.beforeOffer(offerSdp);
       try {
         await this.pc.setRemoteDescription({
           type: 'offer',
@@ -234,7 +234,7 @@ export abstract class MediaSession {
   }
 
   /** Called before the offer is applied (add transceivers here). */
-  protected beforeOffer(): void {}
+  protected beforeOffer(_offerSdp: string): void {}
   /** Called after the offer is applied, before the answer is created. */
   protected afterOffer(): void {}
   /** Called once when the session closes, before the peer connection is closed. */

@@ -101,8 +101,7 @@ export class Room {
     const out: TrackForwarder[] = [];
     for (const subscriber of this.subscribers.values()) {
       if (subscriber.role !== subscriberRole || subscriber.closed) continue;
-      const forwarder = subscriber.forwarders[kind];
-      if (forwarder) out.push(forwarder);
+      out.push(...subscriber.forwardersOf(kind));
     }
     return out;
   }

@@ -2,6 +2,7 @@ import { MediaStream, type RTCRtpTransceiver } from 'werift';
 import type { LayerSelectorOptions } from './LayerSelector.ts';
 import { LinkEstimate, type LinkEstimateOptions } from './LinkEstimate.ts';
 import { MediaSession, type MediaSessionOptions } from './MediaSession.ts';
+import { parseOffer, receives } from './sdp.ts';
 import { type ForwarderQuality, TrackForwarder } from './TrackForwarder.ts';
 import type { MediaKind } from './types.ts';
 
@@ -30,7 +31,13 @@ const DEFAULT_LAYER_INTERVAL_MS = 250;
 export class SubscriberSession extends MediaSession {
   readonly direction = 'subscribe' as const;
   readonly forwarders: Partial<Record<MediaKind, TrackForwarder>> = {};
-  private readonly slots: { kind: MediaKind; transceiver: RTCRtpTransceiver }[] = [];
+  /**
+   * A second video the viewer asked for (a second receiving video m-line): the publisher's lowest
+   * simulcast layer, for the page to show while the main picture waits.
+   */
+  backup: TrackForwarder | undefined;
+  private readonly slots: { kind: MediaKind; transceiver: RTCRtpTransceiver; backup: boolean }[] =
+    [];
   private readonly estimate: LinkEstimate;
   private layerTimer: NodeJS.Timeout | undefined;
 
@@ -55,7 +62,16 @@ export class SubscriberSession extends MediaSession {
     return true;
   }
 
-  protected override beforeOffer(): void {
+  /** Every forwarder of `kind`: the main one, and for video the backup. */
+  forwardersOf(kind: MediaKind): TrackForwarder[] {
+    const out: TrackForwarder[] = [];
+    const main = this.forwarders[kind];
+    if (main) out.push(main);
+    if (kind === 'video' && this.backup) out.push(this.backup);
+    return out;
+  }
+
+  protected override beforeOffer(offerSdp: string): void {
     // One stream id for both tracks, so a browser puts them in one MediaStream.
     const stream = new MediaStream({ id: `returncam-${this.role}-view` });
     for (const kind of ['audio', 'video'] as const) {
@@ -63,15 +79,31 @@ export class SubscriberSession extends MediaSession {
         direction: 'sendonly',
         streams: [stream],
       });
-      this.slots.push({ kind, transceiver });
+      this.slots.push({ kind, transceiver, backup: false });
+    }
+    let videos = 0;
+    try {
+      for (const m of parseOffer(offerSdp)) {
+        if (m.kind === 'video' && m.port !== 0 && receives(m.direction)) videos++;
+      }
+    } catch {
+      return; // the offer is refused when applied, with the reason
+    }
+    if (videos >= 2) {
+      // its own stream: the page shows it apart from the main picture
+      const transceiver = this.pc.addTransceiver('video', {
+        direction: 'sendonly',
+        streams: [new MediaStream({ id: `returncam-${this.role}-view-backup` })],
+      });
+      this.slots.push({ kind: 'video', transceiver, backup: true });
     }
   }
 
   protected override afterOffer(): void {
-    for (const { kind, transceiver } of this.slots) {
+    for (const { kind, transceiver, backup } of this.slots) {
       // A slot the offer did not match (e.g. a video-only offer) has no mid: nothing to forward.
       if (transceiver.mid == null) continue;
-      this.forwarders[kind] = new TrackForwarder({
+      const forwarder = new TrackForwarder({
         kind,
         transceiver,
         counters: this.counters,
@@ -80,16 +112,21 @@ export class SubscriberSession extends MediaSession {
         estimate: this.estimate,
         selector: this.subscriberOptions.selector,
         maxPlayoutDelayMs: this.options.media.maxPlayoutDelayMs,
+        backup,
       });
+      if (backup) this.backup = forwarder;
+      else this.forwarders[kind] = forwarder;
     }
   }
 
   protected override iceRestartHook(): void {
     this.forwarders.video?.pathRestarting();
+    this.backup?.pathRestarting();
   }
 
   protected override connectedHook(): void {
     this.forwarders.video?.pathRestored(performance.now());
+    this.backup?.pathRestored(performance.now());
     this.subscriberOptions.onKeyframeRequest();
     if (this.forwarders.video && !this.layerTimer) {
       this.layerTimer = setInterval(
@@ -105,12 +142,23 @@ export class SubscriberSession extends MediaSession {
     this.layerTimer = undefined;
     this.forwarders.audio?.close();
     this.forwarders.video?.close();
+    this.backup?.close();
   }
 
   private readonly selectLayer = (): void => {
     if (this.closed) return;
     const now = performance.now();
     const audioBps = this.forwarders.audio?.sentBitrate(now) ?? 0;
-    this.forwarders.video?.selectLayer(now, audioBps);
+    const main = this.forwarders.video;
+    const backup = this.backup;
+    if (!backup || !main) {
+      main?.selectLayer(now, audioBps);
+      return;
+    }
+    const wantBps = main.lowestLayerBitrate(now);
+    main.selectLayer(now, audioBps, { sentBps: backup.sentBitrate(now), wantBps });
+    // the backup picture only where the main one leaves room for it
+    backup.setBackupOn(main.roomForBackup(now, audioBps, wantBps, backup.backupSending));
+    backup.selectLayer(now, audioBps);
   };
 }

@@ -83,6 +83,13 @@ export interface TrackForwarderOptions {
    * uplink, ms (0: never ask). Needs the playout-delay extension negotiated.
    */
   maxPlayoutDelayMs?: number;
+  /**
+   * Video: the viewer's second, backup picture. It gets the publisher's lowest simulcast layer
+   * and nothing else (no layer choice, nothing from a single-layer publisher), for the page to
+   * show while its main picture waits for a repair or a keyframe. Its feedback does not move the
+   * shared estimate: the main forwarder reads the REMB and reports against all that is sent.
+   */
+  backup?: boolean;
 }
 
 /** What one subscriber's video currently gets. */
@@ -217,6 +224,14 @@ export class TrackForwarder {
   private earlyFrom: ForwardSource | undefined;
   /** What the subscriber's audio took at the last layer decision: a REMB covers audio too. */
   private audioBps = 0;
+  /**
+   * Video with a backup picture: what the backup sent at the last decision (a REMB covers it
+   * too), and what it would take (the lowest layer), so the estimate may grow to carry both.
+   */
+  private backupSentBps = 0;
+  private backupWantBps = 0;
+  /** Backup forwarder: sending (the main picture's link has room for it), or paused. */
+  private backupOn = true;
   /** The subscriber's loss on its own leg, from its reports against what was actually sent. */
   /** Video only: its receiver reports choose the layer. */
   private readonly legLoss: LegLoss | undefined;
@@ -225,9 +240,12 @@ export class TrackForwarder {
   private readonly playout: PlayoutDelayPlan | undefined;
   /** What every forwarded packet carries: nothing, or the playout delay in force. */
   private extensions: Extensions = NO_EXTENSIONS;
+  /** See {@link TrackForwarderOptions.backup}. */
+  private readonly backup: boolean;
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;
+    this.backup = options.kind === 'video' && options.backup === true;
     this.legLoss = options.kind === 'video' ? new LegLoss() : undefined;
     this.sender = options.transceiver.sender;
     this.internals = senderInternals(this.sender);
@@ -260,6 +278,9 @@ export class TrackForwarder {
    */
   forward(packet: RtpPacket, source: ForwardSource, arrivedAt?: number): void {
     if (this.closed) return;
+    // a backup picture is the lowest layer of a simulcast publisher, or nothing
+    if (this.backup && (!this.backupOn || this.layers.length <= 1 || source !== this.layers[0]))
+      return;
     if (arrivedAt !== undefined) this.lastArrivalAt = arrivedAt;
     let admitted = false;
     if (source !== this.source) {
@@ -363,7 +384,7 @@ export class TrackForwarder {
       this.target = undefined;
       return;
     }
-    const chosen = this.selector.layer;
+    const chosen = this.backup ? 0 : this.selector.layer;
     const index =
       chosen === undefined ? layers.length - 1 : Math.min(Math.max(chosen, 0), layers.length - 1);
     this.targetReason = undefined;
@@ -416,27 +437,82 @@ export class TrackForwarder {
     return this.sentMeter.bitsPerSecond(now);
   }
 
+  /** The publisher's lowest layer's bitrate (what a backup picture takes), bit/s; 0 without simulcast. */
+  lowestLayerBitrate(now: number): number {
+    return this.layers.length > 1 ? layerBitrates(this.layers, now)[0]! : 0;
+  }
+
+  /**
+   * Main video: whether the viewer's link has room for its backup picture (`wantBps`) beside
+   * what this track and `audioBps` take, by the estimate of the last decision; never while the
+   * viewer is on still frames. On the lowest layer itself (the publisher's upper layers are off)
+   * it stays on when there is room: pausing and resuming it would cost the publisher a keyframe.
+   * `sending`: the backup is on now (it stays on down to 1× its rate; it comes on only at 1.3×,
+   * so it does not flap at the edge).
+   */
+  roomForBackup(now: number, audioBps: number, wantBps: number, sending: boolean): boolean {
+    if (this.closed || this.kind !== 'video' || this.layers.length <= 1) return false;
+    if (this.selector.layer === STILL || this.still) return false;
+    const spare = (this.lastEstimateBps ?? 0) - audioBps - this.sentBitrate(now);
+    return spare >= wantBps * (sending ? 1 : 1.3);
+  }
+
+  /**
+   * Backup forwarder: send, or pause. Back on, it starts at the lowest layer's next keyframe
+   * (asked for now), numbered on from the last packet the viewer got.
+   */
+  setBackupOn(on: boolean): void {
+    if (!this.backup || on === this.backupOn || this.closed) return;
+    this.backupOn = on;
+    this.log.debug(on ? 'backup picture on' : 'backup picture paused', {});
+    if (!on || this.source === undefined) return;
+    this.awaitKeyframe = true;
+    this.source.requestKeyframe();
+  }
+
+  /** Backup forwarder: whether it sends now. */
+  get backupSending(): boolean {
+    return this.backup && this.backupOn;
+  }
+
   /**
    * Video: re-decides the layer from the subscriber's feedback and the layers' measured
    * bitrates. `audioBps` is what the subscriber's audio takes: video gets the rest, audio is
-   * never cut to make room.
+   * never cut to make room. `backup`: the viewer's backup picture, which comes after the main
+   * one: what it sends now is counted against the REMB but not taken from the main picture's
+   * budget (it is paused when there is no room: {@link roomForBackup}).
    */
-  selectLayer(now: number, audioBps: number): void {
+  selectLayer(now: number, audioBps: number, backup?: { sentBps: number; wantBps: number }): void {
     if (this.closed || this.kind !== 'video') return;
     const layers = this.layers;
     if (layers.length === 0) return;
     this.audioBps = audioBps;
+    if (backup) {
+      this.backupSentBps = backup.sentBps;
+      this.backupWantBps = backup.wantBps;
+    }
     if (this.earlyFrom !== undefined && this.earlyFrom !== this.target) {
       this.early = []; // that switch is over
       this.earlyFrom = undefined;
     }
     const rttMs = this.legRttMs();
     if (rttMs !== undefined) this.history.setRtt(rttMs);
+    if (this.backup) {
+      // a switch to the lowest layer still waiting for its keyframe asks again
+      if (this.target && now - this.targetSince >= SWITCH_RETRY_MS) {
+        this.targetSince = now;
+        this.target.requestKeyframe();
+      }
+      // held as long as the main picture, so the two show the same moment
+      this.updatePlayoutDelay(now);
+      return;
+    }
     const layerBps = layerBitrates(layers, now);
     let topBps = 0;
     for (const bps of layerBps) topBps = Math.max(topBps, bps);
-    // The estimate need not grow past what the best layer takes, with room to spare.
-    this.estimate.setCeiling(Math.max(300_000, 1.5 * (topBps + audioBps)));
+    // The estimate need not grow past what the best layer takes (and the backup picture), with
+    // room to spare.
+    this.estimate.setCeiling(Math.max(300_000, 1.5 * (topBps + audioBps + this.backupWantBps)));
     const publisherSilent = now - this.lastArrivalAt > PUBLISHER_SILENCE_MS;
     if (publisherSilent) {
       this.estimate.upstreamSilent();
@@ -450,7 +526,7 @@ export class TrackForwarder {
         this.log.debug('subscriber layer switch up abandoned: publisher silent', { layer: from });
       }
     }
-    const sent = this.sentBitrate(now) + audioBps;
+    const sent = this.sentBitrate(now) + audioBps + this.backupSentBps;
     const estimate = this.estimate.value(now, sent);
     this.lastEstimateBps = estimate;
     const budget = estimate - audioBps;
@@ -515,7 +591,7 @@ export class TrackForwarder {
    * keyframe arrives, it sees nothing new.
    */
   publisherLayersChanged(now: number): void {
-    if (this.closed || this.kind !== 'video' || this.layers.length <= 1) return;
+    if (this.closed || this.backup || this.kind !== 'video' || this.layers.length <= 1) return;
     const source = this.source;
     const target = this.target;
     if (source?.pausedByPublisher || target?.pausedByPublisher) {
@@ -726,12 +802,20 @@ export class TrackForwarder {
         // PLI arrives through onPictureLossIndication; FIR only here.
         this.counters.plisFromSubscribers++;
         this.keyframeRequested();
-      } else if (feedback?.count === REMB_FORMAT && feedback.bitrate !== undefined) {
+      } else if (
+        feedback?.count === REMB_FORMAT &&
+        feedback.bitrate !== undefined &&
+        !this.backup
+      ) {
         const now = performance.now();
         // The REMB covers everything the subscriber receives, audio included.
-        this.estimate.onRemb(Number(feedback.bitrate), now, this.sentBitrate(now) + this.audioBps);
+        this.estimate.onRemb(
+          Number(feedback.bitrate),
+          now,
+          this.sentBitrate(now) + this.audioBps + this.backupSentBps,
+        );
       }
-    } else if ((type === RR || type === SR) && this.kind === 'video') {
+    } else if ((type === RR || type === SR) && this.kind === 'video' && !this.backup) {
       const reports = (packet as { reports?: ReceiverReportBlock[] }).reports;
       if (!reports) return;
       for (const report of reports) {

@@ -188,7 +188,7 @@ function sends(direction: SdpDirection): boolean {
   return direction === 'sendrecv' || direction === 'sendonly';
 }
 
-function receives(direction: SdpDirection): boolean {
+export function receives(direction: SdpDirection): boolean {
   return direction === 'sendrecv' || direction === 'recvonly';
 }
 
