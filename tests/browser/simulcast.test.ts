@@ -109,6 +109,19 @@ describe.skipIf(!hasChromium)('simulcast from the buyer page to a staff viewer',
         .join(', ')}; staff ${JSON.stringify(quality)}`,
     );
     expect(quality).toMatchObject({ rid: 'f', layer: 2, weak: false });
+    // Beside it, the backup picture: the lowest layer, in its own video under the main one,
+    // which stays on screen while it plays.
+    expect(viewer?.backup?.backupSending).toBe(true);
+    await expect
+      .poll(
+        () =>
+          staff.page.evaluate(
+            () => (document.getElementById('remote-backup') as HTMLVideoElement).videoWidth,
+          ),
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBe(camera.width! / 4);
+    expect(await staff.page.evaluate(() => window.returncam!.state.picture)).toBe('main');
     // And stays there: a clean link never steps the viewer down. (Chrome may pause its upper
     // layers for a moment when its CPU is short, as on a busy test machine; the viewer then
     // follows the layer back once it has been back for the return hold, 4 s and twice that

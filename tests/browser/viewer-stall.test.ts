@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
+import { type Picture, PictureFallback } from '../../src/node/web/js/fallback.js';
 import {
   DESKTOP,
   hasChromium,
@@ -18,23 +19,32 @@ declare global {
   interface Window {
     /** performance.now() of every frame the staff page's video presented (this test's hook). */
     presentedAt?: number[];
+    /** Every frame either video of the staff page presented (this test's hook). */
+    framesSeen?: { at: number; which: 'main' | 'backup' }[];
   }
 }
 
 /**
- * A staff viewer whose picture stops while its packets keep coming (a frame its decoder needs
- * never came, and no NACK can bring it) gets a keyframe within about a second: its page asks
- * the node for one. Chrome on its own asks only after 3 s without a decodable frame.
+ * The staff page when the buyer's video stops: a picture whose packets keep coming while it
+ * stands still asks the node for a keyframe; a picture that waits for the buyer's uplink shows
+ * the backup (the buyer's lowest layer) meanwhile.
  */
-describe.skipIf(!hasChromium)('a staff viewer stuck on a broken picture', () => {
+describe.skipIf(!hasChromium)('a staff viewer whose picture stops', () => {
   let tn: TestNode;
   let staff: TestBrowser;
   let media: TestMedia;
-  let publisher: WhipPublisher;
+  let layers: { h: TestMedia; f: TestMedia };
+  let publisher: WhipPublisher | undefined;
 
   beforeAll(async () => {
     // one keyframe in 20 s: the picture does not come back on its own before the test ends
-    media = await testMedia({ seconds: 20, keyframeSeconds: 20 });
+    const [stallMedia, h, f] = await Promise.all([
+      testMedia({ seconds: 20, keyframeSeconds: 20 }),
+      testMedia({ width: 320, height: 180, bitrateKbps: 300 }),
+      testMedia({ width: 640, height: 360, bitrateKbps: 800 }),
+    ]);
+    media = stallMedia;
+    layers = { h, f };
     [tn, staff] = await Promise.all([startTestNode(), launchBrowser({ viewport: DESKTOP })]);
   });
 
@@ -44,6 +54,11 @@ describe.skipIf(!hasChromium)('a staff viewer stuck on a broken picture', () => 
     await tn?.close();
   });
 
+  /**
+   * A staff viewer whose picture stops while its packets keep coming (a frame its decoder needs
+   * never came, and no NACK can bring it) gets a keyframe within about a second: its page asks
+   * the node for one. Chrome on its own asks only after 3 s without a decodable frame.
+   */
   it('asks the node for a keyframe as soon as its video stands still while packets arrive', async () => {
     const created = tn.node.cases.create({ orderId: 'ORD-STALL', sku: 'SKU-1', reason: 'damaged' });
     await staff.page.goto(created.links.staff.url);
@@ -108,5 +123,92 @@ describe.skipIf(!hasChromium)('a staff viewer stuck on a broken picture', () => 
     expect(counters.plisFromSubscribers).toBe(plisBefore);
     const state = await staff.page.evaluate(() => window.returncam!.state);
     expect(state.keyframeRequests).toBe(counters.stallReportsFromViewers);
+  });
+
+  /**
+   * When the buyer's browser switches its top layer off, the main picture waits for the lower
+   * layer's keyframe (a round trip over the buyer's uplink); the viewer sees the backup meanwhile.
+   */
+  it('shows the backup picture while the top layer is switched off: the picture on screen goes on', async () => {
+    await publisher?.close();
+    const created = tn.node.cases.create({ orderId: 'ORD-BAK', sku: 'SKU-1', reason: 'damaged' });
+    await staff.page.goto(created.links.staff.url);
+    publisher = new WhipPublisher({
+      baseUrl: tn.url,
+      caseId: created.case.id,
+      headers: { Authorization: `Bearer ${created.links.buyer.token}` },
+      media: layers.f,
+      simulcast: [
+        { rid: 'h', videoPath: layers.h.videoPath },
+        { rid: 'f', videoPath: layers.f.videoPath },
+      ],
+    });
+    await publisher.start();
+    await expect
+      .poll(() => staff.page.evaluate(() => window.returncam?.state.videoWidth), {
+        timeout: 30_000,
+        interval: 250,
+      })
+      .toBe(640);
+    await expect
+      .poll(
+        () =>
+          staff.page.evaluate(
+            () => (document.getElementById('remote-backup') as HTMLVideoElement).videoWidth,
+          ),
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBe(320);
+    await staff.page.evaluate(() => {
+      const seen: { at: number; which: 'main' | 'backup' }[] = [];
+      window.framesSeen = seen;
+      for (const [which, id] of [
+        ['main', 'remote'],
+        ['backup', 'remote-backup'],
+      ] as const) {
+        const video = document.getElementById(id) as HTMLVideoElement;
+        const onFrame = (now: number) => {
+          seen.push({ at: now, which });
+          video.requestVideoFrameCallback(onFrame);
+        };
+        video.requestVideoFrameCallback(onFrame);
+      }
+    });
+    await sleep(1_000);
+    const fallbacksBefore = await staff.page.evaluate(() => window.returncam!.state.fallbacks!);
+    const droppedAt = await staff.page.evaluate(() => performance.now());
+    // the buyer's encoder switches the top layer off for 2 s: the node moves the viewer's main
+    // picture to the lower layer at its next keyframe
+    publisher.pauseLayer('f', 2_000);
+    const pictures: Picture[] = [];
+    for (let i = 0; i < 8; i++) {
+      await sleep(250);
+      pictures.push(await staff.page.evaluate(() => window.returncam!.state.picture!));
+    }
+    const seen = (await staff.page.evaluate(() => window.framesSeen ?? [])).filter(
+      (f) => f.at >= droppedAt - 500,
+    );
+    const state = await staff.page.evaluate(() => window.returncam!.state);
+    const longestGap = (times: number[]) =>
+      times.slice(1).reduce((m, t, i) => Math.max(m, t - times[i]!), 0);
+    const main = longestGap(seen.filter((f) => f.which === 'main').map((f) => f.at));
+    // what the viewer saw: the same rule the page applies, over the frames it presented
+    const rule = new PictureFallback();
+    const onScreen = longestGap(
+      seen.filter((f) => rule.frame(f.which, f.at) === f.which).map((f) => f.at),
+    );
+    console.info(
+      `backup picture: main picture stood still ${Math.round(main)} ms at the top layer's drop, ` +
+        `the picture on screen ${Math.round(onScreen)} ms; page showed ${pictures.join(',')}; ` +
+        `fallbacks ${fallbacksBefore} -> ${state.fallbacks}`,
+    );
+    // without the backup the viewer would have seen a freeze (Chrome counts one at ~180 ms)
+    expect(main).toBeGreaterThan(300);
+    // the page went over to the backup picture, and what was on screen never froze
+    expect(state.fallbacks!).toBeGreaterThan(fallbacksBefore);
+    expect(pictures).toContain('backup');
+    expect(onScreen).toBeLessThan(180);
+    // and back to the main picture once it moved again
+    expect(pictures.at(-1)).toBe('main');
   });
 });

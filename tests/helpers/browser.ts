@@ -135,6 +135,10 @@ export interface ReturncamHook {
     resubscribes?: number;
     /** Staff: keyframes asked of the node because the buyer's video stood still. */
     keyframeRequests?: number;
+    /** Staff: the picture on screen, the main one or the backup (the buyer's lowest layer). */
+    picture?: 'main' | 'backup';
+    /** Staff: times the page went over to the backup picture. */
+    fallbacks?: number;
     /** Staff: the microphone is on. */
     micOn?: boolean;
     /** Staff: the buyer's audio plays muted until a click (the browser's autoplay rule). */

@@ -3,7 +3,7 @@
  * on the session for the case-data export: every ~10 s while connected, and once more when the
  * session ends or is replaced (from the last sample, so it also works while the page unloads).
  */
-import { selectedPair } from './rtc.js';
+import { isMainVideo, mainVideoTrackId, selectedPair } from './rtc.js';
 
 const SAMPLE_EVERY_MS = 2000;
 const REPORT_EVERY_MS = 10_000;
@@ -28,11 +28,12 @@ export async function viewerQuality(pc, memo) {
   let received = 0;
   let frozenS = 0;
   let decoded = 0;
+  const main = mainVideoTrackId(pc);
   for (const s of report.values()) {
     if (s.type !== 'inbound-rtp') continue;
     lost += Math.max(s.packetsLost ?? 0, 0);
     received += s.packetsReceived ?? 0;
-    if (s.kind === 'video') {
+    if (isMainVideo(s, main)) {
       frozenS += s.totalFreezesDuration ?? 0;
       decoded += s.framesDecoded ?? 0;
     }

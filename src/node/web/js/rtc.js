@@ -302,11 +302,12 @@ export class MediaSession {
     let packets;
     let video;
     try {
+      const main = mainVideoTrackId(pc);
       (await pc.getStats()).forEach((s) => {
         if (s.type === 'transport' && typeof s.packetsReceived === 'number') {
           packets = s.packetsReceived;
         }
-        if (s.type === 'inbound-rtp' && s.kind === 'video') video = s;
+        if (isMainVideo(s, main)) video = s;
       });
     } catch {
       // a closed connection has no stats: nothing to watch
@@ -533,6 +534,27 @@ export function selectedPair(report) {
   return undefined;
 }
 
+/**
+ * The track id of a WHEP connection's main video: its first video transceiver's. The staff page
+ * also receives a backup picture (a second video), so figures about "the" video are this one's.
+ */
+export function mainVideoTrackId(pc) {
+  for (const t of pc.getTransceivers()) {
+    const track = t.receiver.track;
+    if (track?.kind === 'video') return track.id;
+  }
+  return undefined;
+}
+
+/** A stats entry that is the connection's main inbound video (see {@link mainVideoTrackId}). */
+export function isMainVideo(s, mainId) {
+  return (
+    s.type === 'inbound-rtp' &&
+    s.kind === 'video' &&
+    (mainId === undefined || s.trackIdentifier === mainId)
+  );
+}
+
 const round = (v, d = 0) =>
   v === undefined || Number.isNaN(v) ? undefined : Math.round(v * 10 ** d) / 10 ** d;
 
@@ -543,9 +565,11 @@ export async function inboundStats(pc, prev) {
   const report = await pc.getStats();
   const now = performance.now();
   const out = { at: now, video: undefined, audio: undefined, rttMs: undefined };
+  const main = mainVideoTrackId(pc);
   for (const s of report.values()) {
     if (s.type !== 'inbound-rtp') continue;
     if (s.kind === 'video') {
+      if (!isMainVideo(s, main)) continue; // the backup picture
       const p = prev?.video;
       const dt = p ? (now - prev.at) / 1000 : 0;
       const lostDelta = p ? s.packetsLost - p.packetsLost : s.packetsLost;

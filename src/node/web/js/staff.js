@@ -11,6 +11,7 @@ import {
   tokenFromHash,
 } from './api.js';
 import { Chat } from './chat.js';
+import { PictureFallback } from './fallback.js';
 import { english, formatTime, initI18n, onLanguageChange, t, timeZoneName } from './i18n.js';
 import { QualityReporter, viewerQuality } from './quality.js';
 import { exposeTestHook, formatBitrate, inboundStats, MediaSession, outboundStats } from './rtc.js';
@@ -68,6 +69,13 @@ const state = {
   iceRestartsRolledBack: { publish: 0, subscribe: 0 },
   /** Keyframes asked of the node because the buyer's video stood still while packets came. */
   keyframeRequests: 0,
+  /**
+   * The picture on screen: 'main', or 'backup' (the buyer's lowest layer, shown while the main
+   * picture stands still; `fallback.js`).
+   */
+  picture: 'main',
+  /** Times the page went over to the backup picture. */
+  fallbacks: 0,
   sessionIds: { publish: undefined, subscribe: undefined },
   lang: 'en',
 };
@@ -94,6 +102,9 @@ let lastFrameAt = 0;
 let lastResubscribeAt = 0;
 let toastTimer;
 const weakVideo = new WeakVideoDetector();
+const pictures = new PictureFallback();
+/** Browsers with frame callbacks receive the backup picture too (without them it cannot be timed). */
+const BACKUP_PICTURE = 'requestVideoFrameCallback' in HTMLVideoElement.prototype;
 /** The subscription's measured network quality goes to the node (case-data export). */
 const quality = new QualityReporter({
   caseId,
@@ -393,8 +404,31 @@ function updateOrientation() {
   $('video-area').classList.toggle('is-portrait', portrait);
 }
 
+/** Shows the main picture, or the backup beneath it while the main one stands still. */
+function showPicture(which) {
+  $('remote').classList.toggle('is-behind', which === 'backup');
+  state.picture = which;
+  state.fallbacks = pictures.fallbacks;
+}
+
+/** Feeds every frame either picture presents to the fallback rule. */
+function watchPictures() {
+  if (!BACKUP_PICTURE) return;
+  for (const [which, el] of [
+    ['main', $('remote')],
+    ['backup', $('remote-backup')],
+  ]) {
+    const onFrame = (now) => {
+      showPicture(pictures.frame(which, now));
+      el.requestVideoFrameCallback(onFrame);
+    };
+    el.requestVideoFrameCallback(onFrame);
+  }
+}
+
 function startSubscriber() {
   const video = $('remote');
+  const backupVideo = $('remote-backup');
   const stream = new MediaStream();
   video.srcObject = stream;
   subscriber = new MediaSession({
@@ -405,7 +439,17 @@ function startSubscriber() {
     setup: (pc) => {
       pc.addTransceiver('video', { direction: 'recvonly' });
       pc.addTransceiver('audio', { direction: 'recvonly' });
+      // the buyer's lowest layer as well, shown while the main picture stands still
+      const backup = BACKUP_PICTURE
+        ? pc.addTransceiver('video', { direction: 'recvonly' })
+        : undefined;
+      pictures.reset();
       pc.ontrack = (ev) => {
+        if (ev.transceiver === backup) {
+          backupVideo.srcObject = new MediaStream([ev.track]);
+          backupVideo.play().catch(() => {});
+          return;
+        }
         for (const old of stream.getTracks())
           if (old.kind === ev.track.kind) stream.removeTrack(old);
         stream.addTrack(ev.track);
@@ -808,6 +852,7 @@ async function main() {
   $('sound').addEventListener('click', playRemote);
   $('remote').addEventListener('resize', updateOrientation);
   $('remote').addEventListener('loadedmetadata', updateOrientation);
+  watchPictures();
   window.addEventListener('offline', () => {
     state.online = false;
     showNotice('error.network');

@@ -1,0 +1,51 @@
+/**
+ * Which of two pictures of the same camera a viewer sees: the main one (the best layer the
+ * viewer's link carries) or the backup (the publisher's lowest layer, sent alongside). When the
+ * main picture stops (a lost packet waiting for its repair across the buyer's uplink, or a layer
+ * the buyer's browser switched off until the next keyframe) the backup usually goes on: its
+ * packets are others, and it never needs a keyframe to follow a switch. So the page shows it
+ * until the main picture moves again, and the viewer sees a softer picture instead of a frozen
+ * one.
+ *
+ * Fed with every frame each picture presents (requestVideoFrameCallback); `frame` says which
+ * picture to show from then on. Before the main picture's first frame, the backup shows.
+ *
+ * The bench's staff page embeds this class's source (`fallbackSource` in
+ * src/bench/browser/pages.ts), so it must stay one self-contained class.
+ */
+export class PictureFallback {
+  /**
+   * @param {{ holdMs?: number }} [options] holdMs: the main picture counts as stopped after this
+   *   long without a new frame (under Chrome's freeze threshold at 30 fps, about 180 ms).
+   */
+  constructor({ holdMs = 100 } = {}) {
+    this.holdMs = holdMs;
+    this.reset();
+  }
+
+  reset() {
+    this.lastMainAt = -Infinity;
+    /** 'main' or 'backup'. */
+    this.showing = 'backup';
+    /** Times the page went over to the backup picture after the main one had shown. */
+    this.fallbacks = 0;
+  }
+
+  /**
+   * One frame presented by one of the pictures, at `at` ms (the frame callback's `now`);
+   * returns the picture to show now.
+   * @param {'main' | 'backup'} which
+   * @param {number} at
+   * @returns {'main' | 'backup'}
+   */
+  frame(which, at) {
+    if (which === 'main') {
+      this.lastMainAt = at;
+      this.showing = 'main';
+    } else if (this.showing === 'main' && at - this.lastMainAt > this.holdMs) {
+      this.showing = 'backup';
+      this.fallbacks++;
+    }
+    return this.showing;
+  }
+}
