@@ -63,6 +63,10 @@ export interface ViewerSample {
   keyFramesDecoded?: number;
   /** Width of the last decoded frame (the simulcast layer it came from), pixels. */
   frameWidth?: number;
+  /** Times the page showed its backup picture instead of the main one, so far. */
+  fallbacks?: number;
+  /** How long the backup picture was on screen so far (after the main one's first frame), ms. */
+  backupMs?: number;
 }
 
 /** What a browser session sampled about once a second. */
@@ -73,6 +77,8 @@ export interface BrowserSeries {
   signalledKbps?: number;
   sender: SenderSample[];
   viewer: ViewerSample[];
+  /** Every picture the staff page presented (main or backup, as shown), wall clock ms. */
+  presented?: number[];
 }
 
 /** One call in a benchmark (synthetic clients or two browser pages), as the runner drives it. */

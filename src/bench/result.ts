@@ -138,6 +138,8 @@ export interface BenchResult {
     seed: number;
     /** Browser: the buyer sent simulcast layers. */
     simulcast?: boolean;
+    /** Browser: the staff page showed the backup picture while the main one stood still. */
+    backupPicture?: boolean;
     node: { kind: string; url?: string };
   };
   /** Per-frame transit: buyer sends the frame's first packet -> staff has all of it (after repair). */
@@ -159,6 +161,19 @@ export interface BenchResult {
     measuredMs: number;
     /** Browser: Chrome's own freeze counters; synthetic: gaps between decodable frames. */
     freezeSource: 'chrome' | 'frame gaps';
+    /**
+     * Browser: freezes of the picture the staff page showed, from the gaps between the frames it
+     * presented (with a backup picture, the only figure of what the viewer saw; the freeze
+     * figures above are then these).
+     */
+    picture?: {
+      freezeCount: number;
+      freezeMs: number;
+      freezeRatio: number;
+      measuredMs: number;
+      /** Each freeze: when it ended (s since the run's start) and how long it lasted (ms). */
+      freezes: { session: number; t: number; ms: number }[];
+    };
   };
   network: Record<'buyer.up' | 'buyer.down' | 'staff.up' | 'staff.down', LegDirectionResult>;
   /** Round trips of ICE checks through each leg's relay, ms. */
@@ -194,6 +209,10 @@ export interface BenchResult {
       jitterBufferMs?: number;
       keyframes?: number;
       width?: number;
+      /** Times the page went over to the backup picture in this interval. */
+      fallbacks?: number;
+      /** How long the backup picture was on screen in this interval, ms. */
+      backupMs?: number;
     }[];
   };
   /** Browser runs: the buyer's send rate (the ramp and settle proofs). */
@@ -378,6 +397,7 @@ export function buildResult(input: BuildResultInput): BenchResult {
   let freezeCount = 0;
   let freezeMs = 0;
   let measuredMs = 0;
+  let picture: BenchResult['frames']['picture'];
   const seriesBySession = new Map((input.browserSeries ?? []).map((b) => [b.session, b]));
   const outages: OutageRecovery[] = [];
   const windows = outageWindows(profile, input.epoch, windowEnd);
@@ -401,13 +421,40 @@ export function buildResult(input: BuildResultInput): BenchResult {
         )
       : 0;
     const viewer = seriesBySession.get(index)?.viewer;
-    const frozen = viewer
-      ? chromeFrozenTime(viewer, times, windowStart, windowEnd + lag)
-      : frozenTime(
-          timeline.map((r) => r.renderedAt),
-          windowStart + lag,
-          windowEnd + lag,
-        );
+    const presented = seriesBySession.get(index)?.presented;
+    // as Chrome counts a freeze, when it ends: one that ends in the window counts whole
+    const seenFrom = windowStart + lag;
+    const firstIn = presented?.findIndex((t) => t >= seenFrom) ?? -1;
+    const seen = presented?.length
+      ? frozenTime(presented, firstIn > 0 ? presented[firstIn - 1]! : seenFrom, windowEnd + lag)
+      : undefined;
+    if (seen && presented) {
+      picture ??= { freezeCount: 0, freezeMs: 0, freezeRatio: 0, measuredMs: 0, freezes: [] };
+      picture.freezeCount += seen.count;
+      picture.freezeMs += seen.frozenMs;
+      picture.measuredMs += seen.measuredMs;
+      const inWindow =
+        firstIn < 0
+          ? []
+          : presented.slice(Math.max(0, firstIn - 1)).filter((t) => t <= windowEnd + lag);
+      for (const f of detectFreezes(inWindow).events) {
+        picture.freezes.push({
+          session: index,
+          t: Math.round((f.at - input.epoch) / 100) / 10,
+          ms: Math.round(f.durationMs),
+        });
+      }
+    }
+    const frozen =
+      seen && input.settings.backupPicture
+        ? seen
+        : viewer
+          ? chromeFrozenTime(viewer, times, windowStart, windowEnd + lag)
+          : frozenTime(
+              timeline.map((r) => r.renderedAt),
+              windowStart + lag,
+              windowEnd + lag,
+            );
     freezeCount += frozen.count;
     freezeMs += frozen.frozenMs;
     measuredMs += frozen.measuredMs;
@@ -494,7 +541,15 @@ export function buildResult(input: BuildResultInput): BenchResult {
       freezeMs,
       freezeRatio,
       measuredMs,
-      freezeSource: seriesBySession.size ? 'chrome' : 'frame gaps',
+      freezeSource: seriesBySession.size && !input.settings.backupPicture ? 'chrome' : 'frame gaps',
+      ...(picture
+        ? {
+            picture: {
+              ...picture,
+              freezeRatio: picture.measuredMs > 0 ? picture.freezeMs / picture.measuredMs : 0,
+            },
+          }
+        : {}),
     },
     network: {
       'buyer.up': direction(profile.buyer.up, r.buyer.up),
@@ -585,6 +640,12 @@ function viewerSeries(
         freezes: Math.max(0, v.freezeCount - a.freezeCount),
         frozenMs: Math.max(0, 1000 * (v.totalFreezesDuration - a.totalFreezesDuration)),
         ...viewerBuffering(a, v),
+        ...(v.fallbacks !== undefined && a.fallbacks !== undefined
+          ? { fallbacks: Math.max(0, v.fallbacks - a.fallbacks) }
+          : {}),
+        ...(v.backupMs !== undefined && a.backupMs !== undefined
+          ? { backupMs: Math.round(Math.max(0, v.backupMs - a.backupMs)) }
+          : {}),
       });
     }
   }

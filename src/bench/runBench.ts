@@ -55,6 +55,11 @@ export interface RunOptions {
   browserAudio?: boolean;
   /** Browser mode: the buyer sends the product page's simulcast layers (default true); false: one layer. */
   browserSimulcast?: boolean;
+  /**
+   * Browser mode: the staff page also receives the backup picture and shows it while the main
+   * one stands still, as the product's staff page does (default true).
+   */
+  browserBackup?: boolean;
   seed?: number;
   /** The latency target (p95), ms. */
   targetMs?: number;
@@ -296,6 +301,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
           bitrateKbps,
           audio: options.browserAudio,
           simulcast: options.browserSimulcast,
+          backup: options.browserBackup,
         })
       : (options.createSession ?? ((o) => new SyntheticSession(o)))({
           index: i + 1,
@@ -427,6 +433,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
         bitrateKbps,
         seed,
         simulcast: harness ? (options.browserSimulcast ?? true) : undefined,
+        backupPicture: harness ? (options.browserBackup ?? true) : undefined,
         node: node
           ? { kind: node.kind, url: node.kind === 'remote' ? node.url : undefined }
           : { kind: 'none' },

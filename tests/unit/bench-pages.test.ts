@@ -152,4 +152,27 @@ describe('bench staff page', () => {
     expect(() => new Function(script)).not.toThrow();
     expect(script).toContain("location + '/keyframe'");
   });
+
+  it("embeds the product staff page's backup-picture rule, and asks for the backup only when told", () => {
+    const config = {
+      nodeUrl: 'http://127.0.0.1:1',
+      caseId: 'c',
+      token: 't',
+      bitrateKbps: 400,
+      fps: 30,
+      audio: true,
+    };
+    const product = readFileSync(
+      new URL('../../src/node/web/js/fallback.js', import.meta.url),
+      'utf8',
+    );
+    const body = product.slice(product.indexOf('export class PictureFallback') + 'export '.length);
+    for (const backup of [false, true]) {
+      const html = staffPage({ ...config, backup });
+      expect(html).toContain(body);
+      const script = html.slice(html.indexOf('<script>') + 8, html.lastIndexOf('</script>'));
+      expect(() => new Function(script)).not.toThrow();
+      expect(html).toContain(`"backup":${backup}`);
+    }
+  });
 });

@@ -80,6 +80,11 @@ export interface BrowserSessionOptions {
   audio?: boolean;
   /** The buyer sends the product page's simulcast layers, the top one held to `bitrateKbps` (default true). */
   simulcast?: boolean;
+  /**
+   * The staff page also receives the backup picture and shows it while the main one stands
+   * still, as the product's staff page does (default true).
+   */
+  backup?: boolean;
 }
 
 const PAGE_PATH = '/__returncam_bench';
@@ -105,7 +110,7 @@ export class BrowserSession implements BenchSession {
   private unreadable = 0;
   private mismatched = 0;
   private lastStats: { buyer?: Stats; staff?: Stats } = {};
-  private readonly series: BrowserSeries = { sender: [], viewer: [] };
+  private readonly series: BrowserSeries = { sender: [], viewer: [], presented: [] };
   private closed = false;
 
   constructor(private readonly options: BrowserSessionOptions) {
@@ -144,7 +149,7 @@ export class BrowserSession implements BenchSession {
     };
     this.staff = await this.openPage(
       'staff',
-      staffPage({ ...base, token: bench.staffToken }),
+      staffPage({ ...base, token: bench.staffToken, backup: this.options.backup ?? true }),
       staffRelay,
     );
     this.buyer = await this.openPage(
@@ -185,6 +190,7 @@ export class BrowserSession implements BenchSession {
       );
       this.drawn.push(...drawn);
       this.shown.push(...taken.frames);
+      this.series.presented!.push(...taken.presented);
       this.unreadable = taken.unreadable;
       const [sent, viewed] = await Promise.all([
         this.buyer.evaluate(() => (window as unknown as BenchWindow).bench.takeSamples()),
@@ -254,6 +260,7 @@ export class BrowserSession implements BenchSession {
       ...this.series,
       sender: [...this.series.sender],
       viewer: [...this.series.viewer],
+      presented: [...(this.series.presented ?? [])],
     };
   }
 
@@ -446,7 +453,7 @@ interface BenchWindow {
     start(): Promise<void>;
     stop(): void;
     takeDrawn(): number[];
-    take(): { frames: Shown[]; unreadable: number };
+    take(): { frames: Shown[]; presented: number[]; unreadable: number };
     takeSamples(): { connectedAt?: number; samples: unknown[] };
     state(): string;
     stats(): Promise<Stats>;

@@ -26,6 +26,11 @@ export interface PageConfig {
   audio: boolean;
   /** Buyer: send these simulcast layers (as the product's buyer page does); absent: one layer. */
   layers?: SimulcastLayer[];
+  /**
+   * Staff: also receive the backup picture (the lowest layer) and show it while the main one
+   * stands still, as the product's staff page does (`PictureFallback`).
+   */
+  backup?: boolean;
 }
 
 export interface SimulcastLayer {
@@ -101,17 +106,32 @@ function codeScript(): string {
 }
 
 let stallWatch: string | undefined;
+let fallback: string | undefined;
+
+/** A product page module's one exported class, as page script. */
+function pageClassSource(file: string): string {
+  return readFileSync(join(SOURCE_DIR, 'node', 'web', 'js', file), 'utf8').replace(
+    /^export class /m,
+    'class ',
+  );
+}
 
 /**
  * The product pages' `DecodeStallWatch` (src/node/web/js/stall.js) as page script, so the bench
  * viewer asks for a keyframe exactly when the staff page would.
  */
 export function stallWatchSource(): string {
-  stallWatch ??= readFileSync(join(SOURCE_DIR, 'node', 'web', 'js', 'stall.js'), 'utf8').replace(
-    /^export class /m,
-    'class ',
-  );
+  stallWatch ??= pageClassSource('stall.js');
   return stallWatch;
+}
+
+/**
+ * The product staff page's `PictureFallback` (src/node/web/js/fallback.js) as page script, so the
+ * bench viewer shows the backup picture exactly when the staff page would.
+ */
+export function fallbackSource(): string {
+  fallback ??= pageClassSource('fallback.js');
+  return fallback;
 }
 
 function page(title: string, body: string, script: string, config: PageConfig): string {
@@ -300,20 +320,33 @@ window.bench = {
 }
 
 export function staffPage(config: PageConfig): string {
+  const size = `width="${CODE_LAYOUT.width}" height="${CODE_LAYOUT.height}"`;
   return page(
     'bench staff',
-    `<video id="v" autoplay muted playsinline width="${CODE_LAYOUT.width}" height="${CODE_LAYOUT.height}"></video>
-<canvas id="c" width="${CODE_LAYOUT.width}" height="${CODE_LAYOUT.height}" style="display:none"></canvas>`,
+    `<div style="position:relative">
+<video id="b" autoplay muted playsinline ${size} style="position:absolute;left:0;top:0"></video>
+<video id="v" autoplay muted playsinline ${size} style="position:relative"></video></div>
+<canvas id="c" ${size} style="display:none"></canvas>`,
     `
 const videoEl = document.getElementById('v');
+const backupEl = document.getElementById('b');
 const ctx = document.getElementById('c').getContext('2d', { willReadFrequently: true });
 const shown = [];
+// every picture the viewer saw (main or backup), wall clock ms: the freezes of what was shown
+const presented = [];
 let unreadable = 0;
 let presentedFrames;
+let mainTrackId;
 const pc = new RTCPeerConnection({ iceServers: [] });
-function readViewer(report) {
+function mainInbound(report) {
   let inbound;
-  report.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+  report.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && (!mainTrackId || s.trackIdentifier === mainTrackId)) inbound = s;
+  });
+  return inbound;
+}
+function readViewer(report) {
+  const inbound = mainInbound(report);
   return {
     framesPresented: presentedFrames,
     framesDecoded: (inbound && inbound.framesDecoded) || 0,
@@ -323,18 +356,41 @@ function readViewer(report) {
     jitterBufferEmittedCount: (inbound && inbound.jitterBufferEmittedCount) || 0,
     keyFramesDecoded: (inbound && inbound.keyFramesDecoded) || 0,
     frameWidth: (inbound && inbound.frameWidth) || 0,
+    fallbacks: fallback ? fallback.fallbacks : 0,
+    backupMs: backupMs + (backupSince === undefined ? 0 : performance.now() - backupSince),
   };
 }
 pc.addTransceiver('video', { direction: 'recvonly' });
 pc.addTransceiver('audio', { direction: 'recvonly' });
+const backupTransceiver = CONFIG.backup ? pc.addTransceiver('video', { direction: 'recvonly' }) : undefined;
 pc.ontrack = (e) => {
   if (e.track.kind !== 'video') return;
-  videoEl.srcObject = e.streams[0] || new MediaStream([e.track]);
-  videoEl.play().catch(() => {});
+  const el = e.transceiver === backupTransceiver ? backupEl : videoEl;
+  if (el === videoEl) mainTrackId = e.track.id;
+  el.srcObject = new MediaStream([e.track]);
+  el.play().catch(() => {});
 };
-function onFrame(now, md) {
-  presentedFrames = md.presentedFrames;
-  ctx.drawImage(videoEl, 0, 0, CODE.width, CODE.height);
+// As the product's staff page: the backup picture shows while the main one stands still.
+${fallbackSource()}
+const fallback = CONFIG.backup ? new PictureFallback() : undefined;
+// how long the backup was on screen after the main picture's first frame, ms
+let backupMs = 0;
+let backupSince;
+let mainStarted = false;
+function onFrame(which, el, now, md) {
+  const showing = fallback ? fallback.frame(which, now) : 'main';
+  if (fallback) videoEl.style.opacity = showing === 'main' ? '1' : '0';
+  if (which === 'main') mainStarted = true;
+  if (showing === 'backup' && mainStarted && backupSince === undefined) backupSince = now;
+  if (showing === 'main' && backupSince !== undefined) {
+    backupMs += now - backupSince;
+    backupSince = undefined;
+  }
+  el.requestVideoFrameCallback((n, m) => onFrame(which, el, n, m));
+  if (showing !== which) return;
+  if (which === 'main') presentedFrames = md.presentedFrames;
+  presented.push(EPOCH_OFFSET + md.expectedDisplayTime);
+  ctx.drawImage(el, 0, 0, CODE.width, CODE.height);
   const w = CODE.cols * CODE.cell, h = CODE.rows * CODE.cell;
   const img = ctx.getImageData(CODE.x, CODE.y, w, h);
   const ts = decodeTimestamp(readCodeBits(img.data, w, CODE.cell, CODE.cols, CODE.rows));
@@ -346,10 +402,11 @@ function onFrame(now, md) {
     shown: EPOCH_OFFSET + md.expectedDisplayTime,
     width: md.width,
     height: md.height,
+    picture: which,
   });
-  videoEl.requestVideoFrameCallback(onFrame);
 }
-videoEl.requestVideoFrameCallback(onFrame);
+videoEl.requestVideoFrameCallback((n, m) => onFrame('main', videoEl, n, m));
+if (CONFIG.backup) backupEl.requestVideoFrameCallback((n, m) => onFrame('backup', backupEl, n, m));
 // As the product's staff page: video that stands still while its packets arrive asks the node
 // for a keyframe (DecodeStallWatch, read four times a second).
 ${stallWatchSource()}
@@ -358,7 +415,7 @@ function watchStall(location) {
   setInterval(async () => {
     let inbound;
     try {
-      (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
+      inbound = mainInbound(await pc.getStats());
     } catch {
       return;
     }
@@ -378,7 +435,7 @@ window.bench = {
     watchStall(await whip('whep', pc));
     startSampling(readViewer);
   },
-  take() { return { frames: shown.splice(0), unreadable }; },
+  take() { return { frames: shown.splice(0), presented: presented.splice(0), unreadable }; },
   takeSamples() { return { samples: samples.splice(0) }; },
   state() { return pc.connectionState; },
   async stats() { return summary(pc, ['inbound-rtp:video', 'inbound-rtp:audio']); },

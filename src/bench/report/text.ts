@@ -156,8 +156,9 @@ export function renderRunText(r: BenchResult): string {
 
   const f = r.frames;
   lines.push(
-    `frames    ${f.sent} sent, ${f.received} complete at the viewer (${pct(f.lossRatio)} lost), ${f.shown} decodable; ${f.freezeCount} freeze${f.freezeCount === 1 ? '' : 's'}, ${(f.freezeMs / 1000).toFixed(1)} s frozen of ${((f.measuredMs ?? 0) / 1000).toFixed(1)} s (${pct(f.freezeRatio)}${f.freezeSource === 'chrome' ? ", Chrome's count" : ''})`,
+    `frames    ${f.sent} sent, ${f.received} complete at the viewer (${pct(f.lossRatio)} lost), ${f.shown} decodable; ${f.freezeCount} freeze${f.freezeCount === 1 ? '' : 's'}, ${(f.freezeMs / 1000).toFixed(1)} s frozen of ${((f.measuredMs ?? 0) / 1000).toFixed(1)} s (${pct(f.freezeRatio)}${freezeSourceNote(r)})`,
   );
+  if (r.settings.backupPicture) lines.push(backupLine(r));
   lines.push(...sendRateLines(r));
   const rep = r.repair;
   lines.push(
@@ -290,4 +291,20 @@ export function renderSummaryTable(results: readonly BenchResult[]): string {
     ]);
   }
   return columns(rows);
+}
+
+/** How the frozen time was counted, when it matters to the reader. */
+function freezeSourceNote(r: BenchResult): string {
+  if (r.settings.backupPicture) return ', the picture on screen, main or backup';
+  return r.frames.freezeSource === 'chrome' ? ", Chrome's count" : '';
+}
+
+/** Browser runs with the backup picture: how often, and how long, the staff page showed it. */
+function backupLine(r: BenchResult): string {
+  const viewer = r.series.viewer ?? [];
+  const fallbacks = viewer.reduce((sum, v) => sum + (v.fallbacks ?? 0), 0);
+  const ms = viewer.reduce((sum, v) => sum + (v.backupMs ?? 0), 0);
+  const measured = r.frames.measuredMs ?? 0;
+  const share = measured > 0 ? ` (${pct(ms / measured)})` : '';
+  return `backup    the staff page showed the lowest layer ${fallbacks} time${fallbacks === 1 ? '' : 's'}, ${(ms / 1000).toFixed(1)} s in all${share}, while its main picture stood still`;
 }

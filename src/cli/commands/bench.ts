@@ -218,6 +218,7 @@ interface RunFlags {
   browser?: boolean;
   audio: boolean;
   simulcast: boolean;
+  backupPicture: boolean;
   node?: string;
   token?: string;
   spawn?: string;
@@ -332,6 +333,10 @@ export function registerBenchCommands(program: Command): void {
       '--no-simulcast',
       "browser mode: the buyer sends one video layer (default: the buyer page's simulcast layers)",
     )
+    .option(
+      '--no-backup-picture',
+      "browser mode: the staff page receives one picture (default: as the product's staff page, also the buyer's lowest layer, shown while the main picture stands still)",
+    )
     .option('--node <url>', 'measure a running node (default: start one in this process)')
     .option(
       '--token <token>',
@@ -398,6 +403,7 @@ measures camera to screen, and Chrome chooses its own send rate up to the node's
         browser: f.browser ?? false,
         browserAudio: f.audio,
         browserSimulcast: f.simulcast,
+        browserBackup: f.backupPicture,
         seed: intFlag('--seed', f.seed, 1, 0, 2 ** 31),
         targetMs: durationFlag('--target', f.target, DEFAULT_TARGET_MS),
         allowanceMs: f.browser ? 0 : durationFlag('--allowance', f.allowance, DEFAULT_ALLOWANCE_MS),
