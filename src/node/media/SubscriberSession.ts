@@ -113,6 +113,8 @@ export class SubscriberSession extends MediaSession {
         selector: this.subscriberOptions.selector,
         maxPlayoutDelayMs: this.options.media.maxPlayoutDelayMs,
         backup,
+        // a REMB that werift hands to the backup's sender is the main video's to read
+        onRemb: backup ? (bps, now) => this.forwarders.video?.receivedRemb(bps, now) : undefined,
       });
       if (backup) this.backup = forwarder;
       else this.forwarders[kind] = forwarder;

@@ -87,9 +87,15 @@ export interface TrackForwarderOptions {
    * Video: the viewer's second, backup picture. It gets the publisher's lowest simulcast layer
    * and nothing else (no layer choice, nothing from a single-layer publisher), for the page to
    * show while its main picture waits for a repair or a keyframe. Its feedback does not move the
-   * shared estimate: the main forwarder reads the REMB and reports against all that is sent.
+   * shared estimate: the main forwarder reads the reports against all that is sent.
    */
   backup?: boolean;
+  /**
+   * Where this forwarder's REMBs go instead of its own estimate. The viewer's REMB covers all it
+   * receives, and werift hands it to the sender of the first SSRC it lists, which may be the
+   * backup picture's: the backup passes it on to the main video's {@link TrackForwarder.receivedRemb}.
+   */
+  onRemb?: (bps: number, now: number) => void;
 }
 
 /** What one subscriber's video currently gets. */
@@ -104,6 +110,8 @@ export interface ForwarderQuality {
   weak: boolean;
   /** The subscriber's estimated bandwidth (audio included), bit/s. */
   estimateBps: number;
+  /** The subscriber's latest REMB, bit/s; undefined before any. */
+  rembBps: number | undefined;
   /** What the node sends it on this track, bit/s. */
   sentBps: number;
   /** Loss on its own leg in its last report (0..1): numbers the node never sent are not counted. */
@@ -423,6 +431,7 @@ export class TrackForwarder {
       estimateBps: Math.round(
         this.lastEstimateBps ?? this.estimate.value(now, this.sentBitrate(now) + this.audioBps),
       ),
+      rembBps: this.estimate.rembBps,
       sentBps: Math.round(this.sentBitrate(now)),
       lossFraction: this.estimate.lossFraction,
       rttMs: this.legRttMs(),
@@ -802,18 +811,11 @@ export class TrackForwarder {
         // PLI arrives through onPictureLossIndication; FIR only here.
         this.counters.plisFromSubscribers++;
         this.keyframeRequested();
-      } else if (
-        feedback?.count === REMB_FORMAT &&
-        feedback.bitrate !== undefined &&
-        !this.backup
-      ) {
+      } else if (feedback?.count === REMB_FORMAT && feedback.bitrate !== undefined) {
         const now = performance.now();
-        // The REMB covers everything the subscriber receives, audio included.
-        this.estimate.onRemb(
-          Number(feedback.bitrate),
-          now,
-          this.sentBitrate(now) + this.audioBps + this.backupSentBps,
-        );
+        const bps = Number(feedback.bitrate);
+        if (this.options.onRemb) this.options.onRemb(bps, now);
+        else this.receivedRemb(bps, now);
       }
     } else if ((type === RR || type === SR) && this.kind === 'video' && !this.backup) {
       const reports = (packet as { reports?: ReceiverReportBlock[] }).reports;
@@ -834,6 +836,12 @@ export class TrackForwarder {
         if (this.estimate.onReceiverReport(loss, now) && loss >= HEAVY_LOSS) this.heavyLoss = true;
       }
     }
+  }
+
+  /** A REMB from the subscriber: it covers everything the subscriber receives, audio included. */
+  receivedRemb(bps: number, now: number): void {
+    if (this.closed) return;
+    this.estimate.onRemb(bps, now, this.sentBitrate(now) + this.audioBps + this.backupSentBps);
   }
 
   /** Resends what the subscriber lost from this leg's own history (RTX when negotiated). */
