@@ -36,21 +36,51 @@ describe('PictureFallback: which picture the staff page shows', () => {
     expect(fallback.fallbacks).toBe(0);
   });
 
-  it('goes over to the backup once the main picture has stood still for 100 ms, and back at its next frame', () => {
+  it('goes over to the backup once the main picture has stood still for 100 ms, and back once it has played 200 ms', () => {
     const fallback = new PictureFallback();
     // a 400 ms wait for a repair on the buyer's uplink
     const shown = play(fallback, 3_000, [[1_000, 1_400]]);
-    const backupShown = shown.filter((e) => e.showing === 'backup' && e.at > 100);
+    const backupShown = shown.filter((e) => e.showing === 'backup' && e.at > 300);
     expect(backupShown.length).toBeGreaterThan(0);
     // not before the main picture had stood still for holdMs
     expect(backupShown[0]!.at - 1_000).toBeGreaterThan(100 - 33);
-    expect(backupShown.at(-1)!.at).toBeLessThan(1_400);
-    const back = shown.find((e) => e.at >= 1_400 && e.which === 'main');
-    expect(back?.showing).toBe('main');
+    // the main picture's first frames back (held for the repair, older) stay behind the backup
+    const mainBack = shown.find((e) => e.at >= 1_400 && e.which === 'main')!;
+    expect(mainBack.showing).toBe('backup');
+    const returned = shown.find(
+      (e) => e.at > mainBack.at && e.which === 'main' && e.showing === 'main',
+    )!;
+    expect(returned.at - mainBack.at).toBeGreaterThanOrEqual(200);
+    expect(returned.at - mainBack.at).toBeLessThan(200 + 34);
     expect(fallback.fallbacks).toBe(1);
     // what the viewer saw never stood still long enough to count as a freeze (Chrome's rule:
     // at 30 fps, about 180 ms)
     expect(longestFreeze(shown)).toBeLessThanOrEqual(100 + 33 + 5);
+  });
+
+  it('stays on the backup while the main picture runs at a fraction of its frame rate', () => {
+    const fallback = new PictureFallback();
+    const events: { at: number; which: Picture }[] = [];
+    for (let at = 0; at < 3_000; at += 33) {
+      // 30 fps, then 7.5 fps (the base temporal layer alone) from 1 s to 2 s
+      if (at < 1_000 || at >= 2_000 || Math.round(at / 33) % 4 === 0)
+        events.push({ at, which: 'main' });
+      events.push({ at: at + 5, which: 'backup' });
+    }
+    const shown = events.map((e) => ({ ...e, showing: fallback.frame(e.which, e.at) }));
+    const during = shown.filter((e) => e.at >= 1_200 && e.at < 2_000);
+    expect(during.every((e) => e.showing === 'backup')).toBe(true);
+    expect(fallback.fallbacks).toBe(1);
+    expect(shown.at(-1)!.showing).toBe('main');
+  });
+
+  it('shows the main picture at once when the backup has stopped too', () => {
+    const fallback = new PictureFallback();
+    fallback.frame('main', 0);
+    fallback.frame('backup', 150);
+    expect(fallback.showing).toBe('backup');
+    // the backup's last frame was 150: at 400 the main picture is all there is
+    expect(fallback.frame('main', 400)).toBe('main');
   });
 
   it('leaves a short hiccup of the main picture alone', () => {
@@ -59,11 +89,16 @@ describe('PictureFallback: which picture the staff page shows', () => {
     expect(fallback.fallbacks).toBe(0);
   });
 
-  it('shows the backup until the main picture has its first frame, and after a reset', () => {
+  it('shows the backup until the main picture has played 200 ms, and after a reset', () => {
     const fallback = new PictureFallback();
-    expect(fallback.frame('backup', 10)).toBe('backup');
-    expect(fallback.frame('backup', 300)).toBe('backup');
-    expect(fallback.frame('main', 320)).toBe('main');
+    let at = 0;
+    for (; at < 300; at += 33) expect(fallback.frame('backup', at)).toBe('backup');
+    const firstMain = at;
+    for (; fallback.showing === 'backup'; at += 33) {
+      fallback.frame('main', at);
+      fallback.frame('backup', at + 5);
+    }
+    expect(at - 33 - firstMain).toBeGreaterThanOrEqual(200);
     // a first frame is not a fallback
     expect(fallback.fallbacks).toBe(0);
     fallback.reset();
@@ -71,9 +106,10 @@ describe('PictureFallback: which picture the staff page shows', () => {
     expect(fallback.frame('backup', 400)).toBe('backup');
   });
 
-  it('takes its hold from the options', () => {
-    const fallback = new PictureFallback({ holdMs: 300 });
+  it('takes its hold and return times from the options', () => {
+    const fallback = new PictureFallback({ holdMs: 300, returnMs: 50 });
     expect(fallback.holdMs).toBe(300);
+    expect(fallback.returnMs).toBe(50);
     play(fallback, 2_000, [[500, 750]]);
     expect(fallback.fallbacks).toBe(0);
     play(fallback, 2_000, [[500, 900]]);

@@ -3,8 +3,9 @@
 export type Picture = 'main' | 'backup';
 
 export declare class PictureFallback {
-  constructor(options?: { holdMs?: number });
+  constructor(options?: { holdMs?: number; returnMs?: number });
   readonly holdMs: number;
+  readonly returnMs: number;
   /** The picture shown now. */
   readonly showing: Picture;
   /** Times the page went over to the backup picture after the main one had shown. */

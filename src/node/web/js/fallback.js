@@ -7,24 +7,35 @@
  * until the main picture moves again, and the viewer sees a softer picture instead of a frozen
  * one.
  *
+ * It goes back to the main picture once that has played for `returnMs` with no gap over
+ * `holdMs`. The first frames after a repair are the ones held back for it, older than the
+ * backup's, and come in a burst; they, and a main picture at a fraction of its frame rate (an
+ * upper temporal layer lost), stay behind the backup rather than make the picture jump back in
+ * time or flicker between the two. When the backup stops too, the main picture shows at once.
+ *
  * Fed with every frame each picture presents (requestVideoFrameCallback); `frame` says which
- * picture to show from then on. Before the main picture's first frame, the backup shows.
+ * picture to show from then on. Before the main picture's first frames, the backup shows.
  *
  * The bench's staff page embeds this class's source (`fallbackSource` in
  * src/bench/browser/pages.ts), so it must stay one self-contained class.
  */
 export class PictureFallback {
   /**
-   * @param {{ holdMs?: number }} [options] holdMs: the main picture counts as stopped after this
-   *   long without a new frame (under Chrome's freeze threshold at 30 fps, about 180 ms).
+   * @param {{ holdMs?: number, returnMs?: number }} [options] holdMs: the main picture counts as
+   *   stopped after this long without a new frame (under Chrome's freeze threshold at 30 fps,
+   *   about 180 ms); returnMs: how long it must play again before it is shown again.
    */
-  constructor({ holdMs = 100 } = {}) {
+  constructor({ holdMs = 100, returnMs = 200 } = {}) {
     this.holdMs = holdMs;
+    this.returnMs = returnMs;
     this.reset();
   }
 
   reset() {
     this.lastMainAt = -Infinity;
+    this.lastBackupAt = -Infinity;
+    /** Since when the main picture has played with no gap over holdMs. */
+    this.mainSince = -Infinity;
     /** 'main' or 'backup'. */
     this.showing = 'backup';
     /** Times the page went over to the backup picture after the main one had shown. */
@@ -40,11 +51,20 @@ export class PictureFallback {
    */
   frame(which, at) {
     if (which === 'main') {
+      if (at - this.lastMainAt > this.holdMs) this.mainSince = at;
       this.lastMainAt = at;
-      this.showing = 'main';
-    } else if (this.showing === 'main' && at - this.lastMainAt > this.holdMs) {
-      this.showing = 'backup';
-      this.fallbacks++;
+      if (
+        this.showing === 'backup' &&
+        (at - this.mainSince >= this.returnMs || at - this.lastBackupAt > this.holdMs)
+      ) {
+        this.showing = 'main';
+      }
+    } else {
+      this.lastBackupAt = at;
+      if (this.showing === 'main' && at - this.lastMainAt > this.holdMs) {
+        this.showing = 'backup';
+        this.fallbacks++;
+      }
     }
     return this.showing;
   }
