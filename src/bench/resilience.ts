@@ -135,6 +135,44 @@ export function frozenTime(
   return { count, frozenMs, measuredMs, ratio: measuredMs > 0 ? frozenMs / measuredMs : 0 };
 }
 
+/** One freeze of the picture a viewer saw: when it ended and how long it lasted, ms. */
+export interface PictureFreeze {
+  at: number;
+  durationMs: number;
+}
+
+/**
+ * Frozen time of the picture a viewer saw, from the times its page presented frames (ascending,
+ * ms; with a backup picture, the frames of whichever was on screen), over [from, to]. As Chrome
+ * counts a freeze, by when it ends: a gap that ends in the window counts whole, even when it
+ * began before. Also lists each freeze (one still going at `to` ends there).
+ */
+export function pictureFrozenTime(
+  presented: readonly number[],
+  from: number,
+  to: number,
+): FrozenTime & { freezes: PictureFreeze[] } {
+  // the frames before the window set the mean gap a freeze is judged against, as in Chrome
+  const times = presented.filter((t) => t <= to);
+  const freezes: PictureFreeze[] = detectFreezes(times)
+    .events.filter((e) => e.at >= from)
+    .map((e) => ({ at: e.at, durationMs: e.durationMs }));
+  const last = times.at(-1);
+  const tail = to - Math.max(last ?? from, from);
+  if (tail > 0 && (last === undefined || last < from || tail >= freezeThresholdMs(times))) {
+    freezes.push({ at: to, durationMs: tail });
+  }
+  const measuredMs = Math.max(0, to - from);
+  const frozenMs = freezes.reduce((sum, f) => sum + f.durationMs, 0);
+  return {
+    count: freezes.length,
+    frozenMs,
+    measuredMs,
+    ratio: measuredMs > 0 ? Math.min(1, frozenMs / measuredMs) : 0,
+    freezes,
+  };
+}
+
 /** The gap that would count as a freeze after these frames (Chrome's rule; 150 ms with no history). */
 export function freezeThresholdMs(shownTimes: readonly number[]): number {
   const gaps: number[] = [];

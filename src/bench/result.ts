@@ -14,6 +14,7 @@ import {
   freezeThresholdMs,
   frozenTime,
   mergeWindows,
+  pictureFrozenTime,
   rampSeconds,
   type SettleStats,
   settleStats,
@@ -422,22 +423,15 @@ export function buildResult(input: BuildResultInput): BenchResult {
       : 0;
     const viewer = seriesBySession.get(index)?.viewer;
     const presented = seriesBySession.get(index)?.presented;
-    // as Chrome counts a freeze, when it ends: one that ends in the window counts whole
-    const seenFrom = windowStart + lag;
-    const firstIn = presented?.findIndex((t) => t >= seenFrom) ?? -1;
     const seen = presented?.length
-      ? frozenTime(presented, firstIn > 0 ? presented[firstIn - 1]! : seenFrom, windowEnd + lag)
+      ? pictureFrozenTime(presented, windowStart + lag, windowEnd + lag)
       : undefined;
-    if (seen && presented) {
+    if (seen) {
       picture ??= { freezeCount: 0, freezeMs: 0, freezeRatio: 0, measuredMs: 0, freezes: [] };
       picture.freezeCount += seen.count;
       picture.freezeMs += seen.frozenMs;
       picture.measuredMs += seen.measuredMs;
-      const inWindow =
-        firstIn < 0
-          ? []
-          : presented.slice(Math.max(0, firstIn - 1)).filter((t) => t <= windowEnd + lag);
-      for (const f of detectFreezes(inWindow).events) {
+      for (const f of seen.freezes) {
         picture.freezes.push({
           session: index,
           t: Math.round((f.at - input.epoch) / 100) / 10,

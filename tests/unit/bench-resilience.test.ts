@@ -5,6 +5,7 @@ import {
   counterRates,
   frozenTime,
   mergeWindows,
+  pictureFrozenTime,
   type RatePoint,
   rampSeconds,
   recoveryMs,
@@ -97,6 +98,36 @@ describe('where the send rate settles after the ramp', () => {
     expect(s.inBandFraction).toBeCloseTo(0.8, 9);
     expect(s.longestCollapseSeconds).toBe(0.5);
     expect(settleStats(points, cap, 10)).toBeUndefined();
+  });
+});
+
+describe('frozen time of the picture on screen (presented frames, main or backup)', () => {
+  it('counts a freeze that ends in the window whole, as Chrome does, and lists each', () => {
+    // a 600 ms gap from 1700 to 2300; the window starts at 2000
+    const times = [...steady(0, 1700), ...steady(2300, 6000), ...steady(6400, 10_000)];
+    const f = pictureFrozenTime(times, 2000, 10_000);
+    expect(f.count).toBe(2);
+    expect(f.freezes.map((e) => Math.round(e.at))).toEqual([2300, 6400]);
+    expect(f.freezes[0]!.durationMs).toBeGreaterThan(590);
+    expect(f.measuredMs).toBe(8000);
+    expect(f.ratio).toBeCloseTo(f.frozenMs / 8000, 9);
+    // frozenTime alone would miss the first: its window starts after the gap's first frame
+    expect(frozenTime(times, 2000, 10_000).count).toBe(1);
+  });
+
+  it('smooth video has none; video that stops is frozen to the end of the window', () => {
+    expect(pictureFrozenTime(steady(0, 10_000), 2000, 10_000)).toMatchObject({
+      count: 0,
+      frozenMs: 0,
+      freezes: [],
+    });
+    const stopped = pictureFrozenTime(steady(0, 6000), 2000, 10_000);
+    expect(stopped.count).toBe(1);
+    expect(stopped.freezes).toHaveLength(1);
+    expect(stopped.freezes[0]!.at).toBe(10_000);
+    expect(stopped.ratio).toBeCloseTo(0.5, 1);
+    // nothing shown in the window at all
+    expect(pictureFrozenTime(steady(0, 1000), 2000, 10_000).ratio).toBe(1);
   });
 });
 
