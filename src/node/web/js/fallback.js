@@ -7,8 +7,10 @@
  * until the main picture moves again, and the viewer sees a softer picture instead of a frozen
  * one.
  *
- * It goes back to the main picture once that has played for `returnMs` with no gap over
- * `holdMs`. The first frames after a repair are the ones held back for it, older than the
+ * A main picture that runs slow by itself (a dim camera, a busy encoder: 10 fps) is not standing
+ * still: the time that counts as stopped is `holdMs`, or twice its mean frame interval if
+ * longer. It goes back to the main picture once that has played for `returnMs` with no gap over
+ * that time. The first frames after a repair are the ones held back for it, older than the
  * backup's, and come in a burst; they, and a main picture at a fraction of its frame rate (an
  * upper temporal layer lost), stay behind the backup rather than make the picture jump back in
  * time or flicker between the two. When the backup stops too, the main picture shows at once.
@@ -33,13 +35,22 @@ export class PictureFallback {
 
   reset() {
     this.lastMainAt = -Infinity;
+    /** The main picture's last 30 frame intervals (each at most 250 ms), for its mean. */
+    this.gaps = [];
+    this.gapSum = 0;
     this.lastBackupAt = -Infinity;
-    /** Since when the main picture has played with no gap over holdMs. */
+    /** Since when the main picture has played with no gap over `stoppedAfterMs`. */
     this.mainSince = -Infinity;
     /** 'main' or 'backup'. */
     this.showing = 'backup';
     /** Times the page went over to the backup picture after the main one had shown. */
     this.fallbacks = 0;
+  }
+
+  /** How long the main picture may present nothing before it counts as stopped, ms. */
+  get stoppedAfterMs() {
+    const n = this.gaps.length;
+    return n < 5 ? this.holdMs : Math.max(this.holdMs, (2 * this.gapSum) / n);
   }
 
   /**
@@ -51,17 +62,25 @@ export class PictureFallback {
    */
   frame(which, at) {
     if (which === 'main') {
-      if (at - this.lastMainAt > this.holdMs) this.mainSince = at;
+      const gap = at - this.lastMainAt;
+      if (gap > this.stoppedAfterMs) this.mainSince = at;
+      if (Number.isFinite(gap)) {
+        // a stall counts as one long interval, not as the picture's pace
+        const g = Math.min(gap, 250);
+        this.gaps.push(g);
+        this.gapSum += g;
+        if (this.gaps.length > 30) this.gapSum -= this.gaps.shift();
+      }
       this.lastMainAt = at;
       if (
         this.showing === 'backup' &&
-        (at - this.mainSince >= this.returnMs || at - this.lastBackupAt > this.holdMs)
+        (at - this.mainSince >= this.returnMs || at - this.lastBackupAt > this.stoppedAfterMs)
       ) {
         this.showing = 'main';
       }
     } else {
       this.lastBackupAt = at;
-      if (this.showing === 'main' && at - this.lastMainAt > this.holdMs) {
+      if (this.showing === 'main' && at - this.lastMainAt > this.stoppedAfterMs) {
         this.showing = 'backup';
         this.fallbacks++;
       }
