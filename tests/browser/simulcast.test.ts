@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PublisherSession } from '../../src/node/media/PublisherSession.ts';
 import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
 import {
+  backupVideoWidth,
   DESKTOP,
   hasChromium,
   launchBrowser,
@@ -113,13 +114,7 @@ describe.skipIf(!hasChromium)('simulcast from the buyer page to a staff viewer',
     // which stays on screen while it plays.
     expect(viewer?.backup?.backupSending).toBe(true);
     await expect
-      .poll(
-        () =>
-          staff.page.evaluate(
-            () => (document.getElementById('remote-backup') as HTMLVideoElement).videoWidth,
-          ),
-        { timeout: 10_000, interval: 250 },
-      )
+      .poll(() => backupVideoWidth(staff.page), { timeout: 10_000, interval: 250 })
       .toBe(camera.width! / 4);
     const pictures: string[] = [];
     for (let i = 0; i < 20; i++) {

@@ -3,6 +3,7 @@ import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
 import { type Picture, PictureFallback } from '../../src/node/web/js/fallback.js';
 import {
+  backupVideoWidth,
   DESKTOP,
   hasChromium,
   launchBrowser,
@@ -151,13 +152,7 @@ describe.skipIf(!hasChromium)('a staff viewer whose picture stops', () => {
       })
       .toBe(640);
     await expect
-      .poll(
-        () =>
-          staff.page.evaluate(
-            () => (document.getElementById('remote-backup') as HTMLVideoElement).videoWidth,
-          ),
-        { timeout: 10_000, interval: 250 },
-      )
+      .poll(() => backupVideoWidth(staff.page), { timeout: 10_000, interval: 250 })
       .toBe(320);
     await staff.page.evaluate(() => {
       const seen: { at: number; which: 'main' | 'backup' }[] = [];

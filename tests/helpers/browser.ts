@@ -154,6 +154,13 @@ declare global {
   }
 }
 
+/** Width of the staff page's backup picture (the buyer's lowest layer), 0 before it plays. */
+export function backupVideoWidth(page: Page): Promise<number> {
+  return page.evaluate(
+    () => (document.getElementById('remote-backup') as HTMLVideoElement).videoWidth,
+  );
+}
+
 /** Packets received so far on the page's WHEP connection, for one kind (from getStats). */
 export function inboundPackets(page: Page, kind: 'audio' | 'video'): Promise<number> {
   return page.evaluate(async (k) => {

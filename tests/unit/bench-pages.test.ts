@@ -131,15 +131,17 @@ describe('matching shown frames to their stamps', () => {
 });
 
 describe('bench staff page', () => {
+  const config = {
+    nodeUrl: 'http://127.0.0.1:1',
+    caseId: 'c',
+    token: 't',
+    bitrateKbps: 400,
+    fps: 30,
+    audio: true,
+  };
+
   it("embeds the product pages' stall watch as page script", () => {
-    const html = staffPage({
-      nodeUrl: 'http://127.0.0.1:1',
-      caseId: 'c',
-      token: 't',
-      bitrateKbps: 400,
-      fps: 30,
-      audio: true,
-    });
+    const html = staffPage(config);
     const product = readFileSync(
       new URL('../../src/node/web/js/stall.js', import.meta.url),
       'utf8',
@@ -154,14 +156,6 @@ describe('bench staff page', () => {
   });
 
   it("embeds the product staff page's backup-picture rule, and asks for the backup only when told", () => {
-    const config = {
-      nodeUrl: 'http://127.0.0.1:1',
-      caseId: 'c',
-      token: 't',
-      bitrateKbps: 400,
-      fps: 30,
-      audio: true,
-    };
     const product = readFileSync(
       new URL('../../src/node/web/js/fallback.js', import.meta.url),
       'utf8',
