@@ -402,7 +402,6 @@ function onFrame(which, el, now, md) {
     shown: EPOCH_OFFSET + md.expectedDisplayTime,
     width: md.width,
     height: md.height,
-    picture: which,
   });
 }
 videoEl.requestVideoFrameCallback((n, m) => onFrame('main', videoEl, n, m));

@@ -473,7 +473,7 @@ export class TrackForwarder {
   setBackupOn(on: boolean): void {
     if (!this.backup || on === this.backupOn || this.closed) return;
     this.backupOn = on;
-    this.log.debug(on ? 'backup picture on' : 'backup picture paused', {});
+    this.log.debug(on ? 'backup picture on' : 'backup picture paused');
     if (!on || this.source === undefined) return;
     this.awaitKeyframe = true;
     this.source.requestKeyframe();
