@@ -15,6 +15,7 @@ import { registerRecRoutes } from './http/recRoutes.ts';
 import { Router, sendError } from './http/router.ts';
 import { checkAdmin, registerRoutes } from './http/routes.ts';
 import { RoomManager } from './media/RoomManager.ts';
+import { hotPathStatus } from './media/weriftHotPath.ts';
 import { createMetrics } from './metrics.ts';
 import { Recorder } from './recording/Recorder.ts';
 import { RecordingLibrary } from './recording/RecordingLibrary.ts';
@@ -79,6 +80,16 @@ export class MediaNode {
     });
     const stale = this.cases.endOpenSessions('node stopped without closing them');
     if (stale) log.info('marked sessions left open by the last run as ended', { count: stale });
+    // A packet-path patch that could not be applied (a werift upgrade changed its shape, or the
+    // native addon was not built) leaves the node working but slower: say so once, at start.
+    for (const p of hotPathStatus()) {
+      if (!p.applied && !/^(turned off|left out) by /.test(p.reason ?? '')) {
+        log.warn('media packet path: a speed-up is not in effect', {
+          part: p.name,
+          reason: p.reason,
+        });
+      }
+    }
     const workers = mediaWorkerCount(config.media.workers);
     if (workers > 0) {
       this.media = new MediaWorkerPool({

@@ -861,6 +861,24 @@ function registerSoakAndStartup(bench: Command): void {
     });
 
   bench
+    .command('packet')
+    .description(
+      "what one packet's SRTP costs the node, in isolation: native addon against the JavaScript path",
+    )
+    .option('--packets <n>', 'packets per pass', '20000')
+    .option('--passes <n>', 'passes per path and size (the median is reported)', '7')
+    .option('--json', 'print a versioned JSON object')
+    .action(async (f: { packets: string; passes: string; json?: boolean }) => {
+      const { runPacketBench, renderPacketText } = await import('../../bench/packet.ts');
+      const result = runPacketBench({
+        packets: intFlag('--packets', f.packets, 20_000, 100, 10_000_000),
+        passes: intFlag('--passes', f.passes, 7, 1, 101),
+      });
+      if (f.json) printJson({ ...result });
+      else out(renderPacketText(result));
+    });
+
+  bench
     .command('startup')
     .description('time `returncam node start` from spawn to the first 200 on /healthz')
     .option('--repeat <n>', 'fresh node processes to time', '10')

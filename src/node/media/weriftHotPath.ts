@@ -28,6 +28,7 @@ import {
   StunProtocol,
   UdpTransport,
 } from 'werift';
+import { gcmHandle, nativeGcm, nativeGcmStatus } from './nativeGcm.ts';
 import type { SrtpSsrcState } from './srtpRollover.ts';
 
 /** Offset from the Unix epoch (1970) to the NTP epoch (1900), in milliseconds. */
@@ -106,6 +107,15 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
   patchRtpHeaderDeSerialize();
   patchRtpPacketClone();
   patchRunRtcp();
+  patch(
+    'native AES-GCM',
+    'createCipheriv/createDecipheriv per SRTP packet in the two patches below: one OpenSSL context per session key instead (nativeGcm.ts)',
+    () => nativeGcmStatus().reason,
+    () => {
+      nativeApplied = true;
+      useNative = true;
+    },
+  );
   patchGcmEncrypt();
   patchSrtpReceive();
   patchCodecName();
@@ -316,6 +326,19 @@ function patchRunRtcp(): void {
 
 const scratchIv = Buffer.alloc(12);
 
+/** Set when the native AES-GCM addon loaded and is not left out (`nativeGcm.ts`). */
+let nativeApplied = false;
+let useNative = false;
+
+/**
+ * Turns the native AES-GCM path off, or back on where it was applied; returns whether it is on.
+ * For comparing the two paths (tests, `bench srtp`): both give the same bytes.
+ */
+export function setNativeGcm(on: boolean): boolean {
+  useNative = on && nativeApplied;
+  return useNative;
+}
+
 /** Whether werift's IV still has the layout `rtpIv` writes. */
 function ivShapeChanged(proto: GcmCipher): string | undefined {
   return sourceHas(proto.rtpInitializationVector, [
@@ -395,6 +418,11 @@ function patchGcmEncrypt(): void {
         const headerSize = header.serializeSize;
         const dst = header.serialize(headerSize + payload.length + this.aeadAuthTagLen);
         const iv = rtpIv(this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber);
+        if (useNative && this.aeadAuthTagLen === GCM_TAG_LENGTH) {
+          const native = nativeGcm!;
+          native.seal(gcmHandle(native, this.srtpSessionKey), iv, dst, headerSize, payload);
+          return dst;
+        }
         const cipher = createCipheriv('aes-128-gcm', this.srtpSessionKey, iv);
         cipher.setAAD(dst.subarray(0, headerSize));
         const enc = cipher.update(payload);
@@ -478,19 +506,34 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
   s.highestIndex = existing?.highestIndex;
   context.updateRolloverCount(header.sequenceNumber, s);
   const iv = rtpIv(context.cipher.srtpSessionSalt, ssrc, s.rolloverCounter, header.sequenceNumber);
-  const decipher = createDecipheriv('aes-128-gcm', context.cipher.srtpSessionKey, iv);
-  decipher.setAAD(data.subarray(0, offset));
-  decipher.setAuthTag(data.subarray(authTagOffset));
-  const plain = decipher.update(data.subarray(offset, authTagOffset));
-  try {
-    decipher.final();
-  } catch {
-    throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+  // The plaintext behind a copy of the header, as werift's decrypt leaves it: the publisher FEC
+  // path (`rawPacket` in fecReceivePath.ts) reads the packet's header bytes in front of its
+  // payload, and without them it gave up on every RED packet's FEC. Not from Buffer's shared
+  // pool: a packet kept in a retransmit history would keep its neighbours' 8 KB slab alive.
+  const packet = Buffer.allocUnsafeSlow(authTagOffset);
+  if (useNative) {
+    const native = nativeGcm!;
+    if (!native.open(gcmHandle(native, context.cipher.srtpSessionKey), iv, data, offset, packet)) {
+      throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+    }
+  } else {
+    const decipher = createDecipheriv('aes-128-gcm', context.cipher.srtpSessionKey, iv);
+    decipher.setAAD(data.subarray(0, offset));
+    decipher.setAuthTag(data.subarray(authTagOffset));
+    const plain = decipher.update(data.subarray(offset, authTagOffset));
+    try {
+      decipher.final();
+    } catch {
+      throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
+    }
+    data.copy(packet, 0, 0, offset);
+    plain.copy(packet, offset);
   }
+  const plainLength = authTagOffset - offset;
   let padding = 0;
   if (header.padding) {
-    padding = plain.length > 0 ? plain[plain.length - 1]! : 0;
-    if (!(padding > 0 && padding <= plain.length)) {
+    padding = plainLength > 0 ? packet[authTagOffset - 1]! : 0;
+    if (!(padding > 0 && padding <= plainLength)) {
       throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
     }
   }
@@ -509,14 +552,7 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
       highestIndex: s.highestIndex,
     };
   }
-  // The plaintext behind a copy of the header, as werift's decrypt leaves it: the publisher FEC
-  // path (`rawPacket` in fecReceivePath.ts) reads the packet's header bytes in front of its
-  // payload, and without them it gave up on every RED packet's FEC. Not from Buffer's shared
-  // pool: a packet kept in a retransmit history would keep its neighbours' 8 KB slab alive.
-  const packet = Buffer.allocUnsafeSlow(offset + plain.length);
-  data.copy(packet, 0, 0, offset);
-  plain.copy(packet, offset);
-  return new RtpPacket(header, packet.subarray(offset, packet.length - padding));
+  return new RtpPacket(header, packet.subarray(offset, authTagOffset - padding));
 }
 
 /** What of `RTCDtlsTransport` the receive listener touches. */

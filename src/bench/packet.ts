@@ -1,0 +1,173 @@
+/**
+ * `bench packet`: what one RTP packet costs on the node's SRTP path, in isolation. Seals (the
+ * node → viewer direction: header serialised, payload encrypted, tag appended) and opens (viewer
+ * ← publisher: header parsed, rollover state, decryption, an `RtpPacket`) AES-128-GCM packets of
+ * a video and an audio size, once through the native addon (`nativeGcm.ts`) and once through the
+ * JavaScript path (a Node cipher per packet), in alternating passes in one process.
+ */
+import { ProtectionProfileAeadAes128Gcm, RtpHeader, type RtpPacket, SrtpSession } from 'werift';
+import { nativeGcmStatus } from '../node/media/nativeGcm.ts';
+import { applyHotPathPatches, decryptRtpPacket, setNativeGcm } from '../node/media/weriftHotPath.ts';
+import { percentile } from './stats.ts';
+
+export interface PacketBenchOptions {
+  /** Packets per pass (default 20 000). */
+  packets?: number;
+  /** Passes per path and size; the median pass is reported (default 7). */
+  passes?: number;
+}
+
+export interface PacketPathFigures {
+  /** µs per packet, median pass. */
+  sealUs: number;
+  openUs: number;
+}
+
+export interface PacketBenchRow {
+  payloadBytes: number;
+  javascript: PacketPathFigures;
+  /** Undefined when the addon is not built. */
+  native?: PacketPathFigures;
+}
+
+export interface PacketBenchResult {
+  version: 1;
+  kind: 'packet';
+  startedAt: string;
+  node: string;
+  packets: number;
+  passes: number;
+  native: { loaded: boolean; reason?: string };
+  rows: PacketBenchRow[];
+}
+
+const KEYS = {
+  localMasterKey: Buffer.alloc(16, 0x5a),
+  localMasterSalt: Buffer.alloc(12, 0x3c),
+  remoteMasterKey: Buffer.alloc(16, 0x5a),
+  remoteMasterSalt: Buffer.alloc(12, 0x3c),
+};
+
+interface Cipher {
+  encryptRtp(header: RtpHeader, payload: Buffer, roc: number): Buffer;
+}
+
+type RemoteContext = Parameters<typeof decryptRtpPacket>[0];
+
+function session(): SrtpSession {
+  return new SrtpSession({
+    keys: KEYS,
+    profile: ProtectionProfileAeadAes128Gcm,
+  } as ConstructorParameters<typeof SrtpSession>[0]);
+}
+
+/** µs per packet of one pass of `run` over `n` packets. */
+function pass(n: number, run: (i: number) => void): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) run(i);
+  return Number(process.hrtime.bigint() - t0) / 1000 / n;
+}
+
+export function runPacketBench(options: PacketBenchOptions = {}): PacketBenchResult {
+  applyHotPathPatches();
+  const packets = options.packets ?? 20_000;
+  const passes = options.passes ?? 7;
+  const status = nativeGcmStatus();
+  const nativeOn = setNativeGcm(true);
+  const rows: PacketBenchRow[] = [];
+  try {
+    for (const payloadBytes of [1100, 120]) {
+      const payload = Buffer.alloc(payloadBytes, 0xa5);
+      const sender = session();
+      const cipher = (sender as unknown as { localContext: { cipher: Cipher } }).localContext
+        .cipher;
+      const headers = Array.from(
+        { length: 256 },
+        (_, i) =>
+          new RtpHeader({
+            version: 2,
+            payloadType: 96,
+            sequenceNumber: i,
+            timestamp: i * 3000,
+            ssrc: 0x1234,
+            marker: i % 8 === 7,
+            extension: true,
+            extensions: [{ id: 4, payload: Buffer.from([i & 0xff]) }],
+          }),
+      );
+      const wire = headers.map((h) => sender.encrypt(payload, h));
+      const paths = nativeOn ? [false, true] : [false];
+      const times = new Map<boolean, { seal: number[]; open: number[] }>(
+        paths.map((p) => [p, { seal: [], open: [] }]),
+      );
+      const sink: (Buffer | RtpPacket)[] = [];
+      for (let p = 0; p < passes; p++) {
+        for (const native of paths) {
+          setNativeGcm(native);
+          const t = times.get(native)!;
+          t.seal.push(
+            pass(packets, (i) => {
+              sink[i & 7] = cipher.encryptRtp(headers[i & 255]!, payload, 0);
+            }),
+          );
+          // a fresh receiver per pass: its rollover state follows the 256 sequence numbers
+          const context = (session() as unknown as { remoteContext: RemoteContext })
+            .remoteContext;
+          t.open.push(
+            pass(packets, (i) => {
+              sink[i & 7] = decryptRtpPacket(context, wire[i & 255]!);
+            }),
+          );
+        }
+      }
+      const figures = (native: boolean): PacketPathFigures => {
+        const t = times.get(native)!;
+        return { sealUs: percentile(t.seal, 50), openUs: percentile(t.open, 50) };
+      };
+      rows.push({
+        payloadBytes,
+        javascript: figures(false),
+        ...(nativeOn ? { native: figures(true) } : {}),
+      });
+    }
+  } finally {
+    setNativeGcm(true);
+  }
+  return {
+    version: 1,
+    kind: 'packet',
+    startedAt: new Date().toISOString(),
+    node: process.version,
+    packets,
+    passes,
+    native: status,
+    rows,
+  };
+}
+
+export function renderPacketText(r: PacketBenchResult): string {
+  const lines = [
+    `SRTP AES-128-GCM per packet, µs (median of ${r.passes} passes of ${r.packets} packets, Node ${r.node})`,
+    '',
+    'payload   seal: JS   native   ratio   open: JS   native   ratio',
+  ];
+  const f = (n: number | undefined) => (n === undefined ? '—' : n.toFixed(2));
+  for (const row of r.rows) {
+    const n = row.native;
+    const ratio = (a: number, b: number | undefined) =>
+      b === undefined ? '—' : `${(a / b).toFixed(1)}×`;
+    lines.push(
+      [
+        `${row.payloadBytes} B`.padEnd(10),
+        f(row.javascript.sealUs).padStart(8),
+        f(n?.sealUs).padStart(8),
+        ratio(row.javascript.sealUs, n?.sealUs).padStart(7),
+        f(row.javascript.openUs).padStart(10),
+        f(n?.openUs).padStart(8),
+        ratio(row.javascript.openUs, n?.openUs).padStart(7),
+      ].join(' '),
+    );
+  }
+  if (!r.native.loaded) lines.push('', `native addon: ${r.native.reason}`);
+  return lines.join('\n');
+}
