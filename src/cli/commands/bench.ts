@@ -871,7 +871,7 @@ function registerSoakAndStartup(bench: Command): void {
     .action(async (f: { packets: string; passes: string; json?: boolean }) => {
       const { runPacketBench, renderPacketText } = await import('../../bench/packet.ts');
       const result = runPacketBench({
-        packets: intFlag('--packets', f.packets, 20_000, 100, 10_000_000),
+        packets: intFlag('--packets', f.packets, 20_000, 100, 200_000),
         passes: intFlag('--passes', f.passes, 7, 1, 101),
       });
       if (f.json) printJson({ ...result });
