@@ -53,7 +53,7 @@ if (!gyp) fail('node-gyp was not found (it ships with npm)');
 // Outside npm, point node-gyp at this Node's installed headers when they are there (npm passes
 // its own `nodedir` setting); otherwise node-gyp would try to download them.
 const prefix = join(dirname(process.execPath), '..');
-const args = [gyp, 'rebuild'];
+const args = [gyp, 'rebuild', '--loglevel=warn'];
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) {
   args.push(`--nodedir=${prefix}`);
 }

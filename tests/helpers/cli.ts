@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -84,8 +84,8 @@ export async function startNodeProcess(
 
 /**
  * A copy of this checkout as git has it (tracked files, and new ones git does not ignore), with
- * this checkout's node_modules linked in: what a fresh clone holds after `npm install`, without
- * anything built or written here.
+ * this checkout's node_modules and native addon (`build/`) linked in: what a fresh clone holds
+ * after `npm install`, without `dist/` or anything else built or written here.
  */
 export async function copyCheckout(prefix: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -94,5 +94,6 @@ export async function copyCheckout(prefix: string): Promise<string> {
     .filter(Boolean);
   for (const f of files) cpSync(f, join(dir, f));
   symlinkSync(resolve('node_modules'), join(dir, 'node_modules'));
+  if (existsSync('build')) symlinkSync(resolve('build'), join(dir, 'build'));
   return dir;
 }

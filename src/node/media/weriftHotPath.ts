@@ -322,7 +322,9 @@ function patchRunRtcp(): void {
 // the header into its own Buffer, then `Buffer.concat([hdr, enc, authTag])`, and writes the IV
 // through a generic writer (an array and a closure per packet). Here the header is serialised (by
 // werift's own `serialize`) into a Buffer sized for the whole SRTP packet, the ciphertext and tag
-// are copied behind it, and the IV goes into a reused Buffer: the same bytes, no concat.
+// are copied behind it, and the IV goes into a reused Buffer: the same bytes, no concat. With the
+// native addon (`nativeGcm.ts`) the ciphertext and tag are written straight into that Buffer by
+// the session key's one OpenSSL context, instead of a new Node cipher per packet.
 
 const scratchIv = Buffer.alloc(12);
 
@@ -332,7 +334,7 @@ let useNative = false;
 
 /**
  * Turns the native AES-GCM path off, or back on where it was applied; returns whether it is on.
- * For comparing the two paths (tests, `bench srtp`): both give the same bytes.
+ * For comparing the two paths (tests, `bench packet`): both give the same bytes.
  */
 export function setNativeGcm(on: boolean): boolean {
   useNative = on && nativeApplied;
@@ -444,10 +446,12 @@ function patchGcmEncrypt(): void {
 //
 // `decryptRtpPacket` parses once, runs the context's `updateRolloverCount` (the RFC 3711 one of
 // srtpRollover.ts) on a reused scratch state that is committed only when the packet
-// authenticates (as werift's copy is), writes the IV into a reused Buffer (OpenSSL copies it at
-// `createDecipheriv`), and makes the plaintext the packet's payload. The patched `startSrtp` puts
-// a listener in front of werift's: SRTP packets of a GCM session take this path, everything else
-// (SRTCP, the AES-CM profiles, the debug loss setting) goes to werift's listener unchanged.
+// authenticates (as werift's copy is), writes the IV into a reused Buffer (OpenSSL copies it),
+// and decrypts into the packet's own Buffer, through the native addon's context for the key
+// (`nativeGcm.ts`) or else a Node decipher, making the plaintext the payload. The patched
+// `startSrtp` puts a listener in front of werift's: SRTP packets of a GCM session take this path,
+// everything else (SRTCP, the AES-CM profiles, the debug loss setting) goes to werift's listener
+// unchanged.
 
 const SRTP_AUTH_FAILED = 'Failed to authenticate SRTP packet';
 const GCM_TAG_LENGTH = 16;
