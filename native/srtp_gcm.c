@@ -13,6 +13,7 @@
  *                                            dst = [aad | plaintext] (src.length - 16 bytes);
  *                                            returns false when the tag does not match
  */
+#include <limits.h>
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -100,7 +101,7 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   if (argc < 5 || !context_arg(env, argv[0], &c) || !buffer_arg(env, argv[1], &iv, &iv_length) ||
       iv_length != IV_LENGTH || !buffer_arg(env, argv[2], &dst, &dst_length) ||
       !length_arg(env, argv[3], &aad_length) ||
-      !buffer_arg(env, argv[4], &plain, &plain_length) ||
+      !buffer_arg(env, argv[4], &plain, &plain_length) || dst_length > INT_MAX ||
       dst_length != aad_length + plain_length + TAG_LENGTH) {
     return throw_error(env,
                        "seal(context, iv, dst, aadLength, plain): dst must hold aadLength + "
@@ -130,7 +131,8 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
   if (argc < 5 || !context_arg(env, argv[0], &c) || !buffer_arg(env, argv[1], &iv, &iv_length) ||
       iv_length != IV_LENGTH || !buffer_arg(env, argv[2], &src, &src_length) ||
       !length_arg(env, argv[3], &aad_length) || !buffer_arg(env, argv[4], &dst, &dst_length) ||
-      src_length < aad_length + TAG_LENGTH || dst_length != src_length - TAG_LENGTH) {
+      src_length > INT_MAX || src_length < aad_length + TAG_LENGTH ||
+      dst_length != src_length - TAG_LENGTH) {
     return throw_error(env,
                        "open(context, iv, src, aadLength, dst): src must hold aadLength + 16 "
                        "bytes at least, dst src.length - 16, iv 12");

@@ -125,6 +125,20 @@ export const nodeConfigSchema = z.strictObject({
        * 3g-cross-border, 250 ms cut the median freeze ratio from 1.78 to 1.51 % and added 73 ms
        * to the p95 camera to screen (DEVELOPERS.md).
        */
+      /**
+       * How far V8 lets the old generation grow past what survived its last full collection
+       * before it starts the next one, % (0: V8's own heuristics). The packets a node holds for
+       * retransmission outlive the young generation, and V8 kept the limit so close to the live
+       * heap that it ran a full collection every 2-3 s under 20 calls, each stalling the packet
+       * path for up to ~12 ms. At 100 (the default) there was one every ~6 s (docs/performance.md).
+       * Applied process-wide by `node start`.
+       */
+      heapGrowthPercent: z
+        .number()
+        .int()
+        .min(0, "use 0 (V8's own heuristics) or more")
+        .max(400, 'at most 400: the heap may grow to five times what is live')
+        .default(100),
       maxPlayoutDelayMs: z
         .number()
         .int()

@@ -37,3 +37,21 @@ describe('media.maxBitrateKbps: the video ceiling per publishing role', () => {
     expect(() => loadNodeConfig({ file: f, env: {} })).toThrow(message);
   });
 });
+
+describe('media.heapGrowthPercent: how far the heap grows before a full collection', () => {
+  it('defaults to 100 %, and 0 leaves it to V8', () => {
+    expect(loadNodeConfig({ env: {} }).media.heapGrowthPercent).toBe(100);
+    const cfg = loadNodeConfig({ env: { RETURNCAM_MEDIA_HEAP_GROWTH_PERCENT: '0' } });
+    expect(cfg.media.heapGrowthPercent).toBe(0);
+  });
+
+  it.each([
+    ['-5', "use 0 (V8's own heuristics) or more"],
+    ['500', 'at most 400: the heap may grow to five times what is live'],
+    ['12.5', 'media.heapGrowthPercent'],
+  ])('rejects %s, naming the key', (value, message) => {
+    const f = file(`growth-${value}.yaml`, `media:\n  heapGrowthPercent: ${value}\n`);
+    expect(() => loadNodeConfig({ file: f, env: {} })).toThrow(UserError);
+    expect(() => loadNodeConfig({ file: f, env: {} })).toThrow(message);
+  });
+});

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { loadNodeConfig, type NodeConfigInput } from '../../core/config.ts';
 import { UserError } from '../../core/errors.ts';
@@ -44,6 +45,9 @@ export function registerNodeCommands(program: Command): void {
       // Handlers first: until a process listens for SIGINT the kernel's default (terminate at once)
       // applies, and a Ctrl-C right after the "listening" line would skip the clean shutdown.
       const shutdown = shutdownSignal();
+      // Process-wide, before the heap has grown: V8 reads it each time it sets the next limit.
+      const growth = config.media.heapGrowthPercent;
+      if (growth > 0) setFlagsFromString(`--heap-growing-percent=${growth}`);
       const started = await MediaNode.start({ config });
       status(
         `returncam node ${config.node.id} listening on ${started.url} (data in ${config.node.dataDir})`,
