@@ -127,18 +127,19 @@ export const nodeConfigSchema = z.strictObject({
        */
       /**
        * How far V8 lets the old generation grow past what survived its last full collection
-       * before it starts the next one, % (0: V8's own heuristics). The packets a node holds for
-       * retransmission outlive the young generation, and V8 kept the limit so close to the live
-       * heap that it ran a full collection every 2-3 s under 20 calls, each stalling the packet
-       * path for up to ~12 ms. At 100 (the default) there was one every ~6 s (docs/performance.md).
-       * Applied process-wide by `node start`.
+       * before it starts the next one, % (0, the default: V8's own heuristics). The packets a
+       * node holds for retransmission outlive the young generation, and V8 keeps the limit so
+       * close to the live heap that under 20 calls it ran a full collection every 2-3 s, each
+       * stalling the packet path for up to ~12 ms. At 100 there was one every ~6 s and the transit
+       * p99 fell by a third, but the heap in use between collections sat higher and a 20-minute
+       * soak's heap check failed (docs/performance.md). Applied process-wide by `node start`.
        */
       heapGrowthPercent: z
         .number()
         .int()
         .min(0, "use 0 (V8's own heuristics) or more")
         .max(400, 'at most 400: the heap may grow to five times what is live')
-        .default(100),
+        .default(0),
       maxPlayoutDelayMs: z
         .number()
         .int()
