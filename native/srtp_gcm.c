@@ -12,10 +12,15 @@
  *   open(handle, iv, src, aadLength, dst)    src = [aad | ciphertext | tag];
  *                                            dst = [aad | plaintext] (src.length - 16 bytes);
  *                                            returns false when the tag does not match
+ *   liveContexts()                           -> contexts made and not yet freed, in the process
+ *
+ * A handle's contexts are freed by its finalizer, which Node runs on the event loop after the
+ * collection that found the handle unreachable.
  */
 #include <limits.h>
 #include <node_api.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +36,9 @@ typedef struct {
   EVP_CIPHER_CTX *open;
 } GcmContext;
 
+/* Across worker threads: each has its own handles, all share the process's count. */
+static atomic_long live_contexts = 0;
+
 static void free_context(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -38,6 +46,7 @@ static void free_context(napi_env env, void *data, void *hint) {
   EVP_CIPHER_CTX_free(c->seal);
   EVP_CIPHER_CTX_free(c->open);
   free(c);
+  atomic_fetch_sub(&live_contexts, 1);
 }
 
 static napi_value throw_error(napi_env env, const char *message) {
@@ -68,6 +77,7 @@ static napi_value make_context(napi_env env, napi_callback_info info) {
   }
   GcmContext *c = calloc(1, sizeof(GcmContext));
   if (c == NULL) return throw_error(env, "context(key): out of memory");
+  atomic_fetch_add(&live_contexts, 1);
   c->seal = EVP_CIPHER_CTX_new();
   c->open = EVP_CIPHER_CTX_new();
   if (c->seal == NULL || c->open == NULL ||
@@ -158,12 +168,20 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value live_context_count(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_create_int64(env, (int64_t)atomic_load(&live_contexts), &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor methods[] = {
       {"context", NULL, make_context, NULL, NULL, NULL, napi_default, NULL},
       {"seal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
       {"open", NULL, open_packet, NULL, NULL, NULL, napi_default, NULL},
+      {"liveContexts", NULL, live_context_count, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 3, methods) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 4, methods) != napi_ok) return NULL;
   return exports;
 }

@@ -1,8 +1,10 @@
 /**
  * The native AES-128-GCM addon (native/srtp_gcm.c) against Node's own crypto: the same
  * ciphertext and tag, forgeries refused with nothing of them left behind, clear errors for bad
- * arguments, and one context per key that also loads in a worker thread (media.workers).
+ * arguments, one context per key, contexts freed with their handles, and loading in a worker
+ * thread (media.workers).
  */
+import { spawnSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -97,6 +99,25 @@ describe('native AES-GCM addon', () => {
     const key = randomBytes(16);
     expect(gcmHandle(native, key)).toBe(gcmHandle(native, key));
     expect(gcmHandle(native, Buffer.from(key))).not.toBe(gcmHandle(native, key));
+  });
+
+  it('frees the OpenSSL contexts of handles that are dropped', () => {
+    // In a process of its own, to collect garbage on demand. Finalizers run on the event loop.
+    const script = `
+      const addon = require(${JSON.stringify(NATIVE_ADDON_PATH)});
+      const before = addon.liveContexts();
+      for (let i = 0; i < 20000; i++) addon.context(require('node:crypto').randomBytes(16));
+      const made = addon.liveContexts() - before;
+      const kept = addon.context(Buffer.alloc(16, 7));
+      let rounds = 0;
+      (function settle() {
+        global.gc();
+        if (addon.liveContexts() - before > 1 && ++rounds < 50) return setTimeout(settle, 10);
+        console.log(JSON.stringify({ made, left: addon.liveContexts() - before, kept: typeof kept }));
+      })();`;
+    const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ made: 20000, left: 1, kept: 'object' });
   });
 
   it('loads and seals in a worker thread too, as the media workers do', async () => {

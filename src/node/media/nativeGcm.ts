@@ -26,6 +26,11 @@ interface Addon {
    * False (and `dst` zeroed) when the tag does not match.
    */
   open(handle: GcmHandle, iv: Buffer, src: Buffer, aadLength: number, dst: Buffer): boolean;
+  /**
+   * Contexts made and not yet freed, in the whole process. A dropped handle's contexts are freed
+   * by its finalizer, which Node runs on the event loop after the collection that found it.
+   */
+  liveContexts(): number;
 }
 
 export const NATIVE_ADDON_PATH = join(PACKAGE_ROOT, 'build', 'Release', 'returncam_native.node');
@@ -47,7 +52,8 @@ function load(env: NodeJS.ProcessEnv): void {
     if (
       typeof loaded.context !== 'function' ||
       typeof loaded.seal !== 'function' ||
-      typeof loaded.open !== 'function'
+      typeof loaded.open !== 'function' ||
+      typeof loaded.liveContexts !== 'function'
     ) {
       reason = `${NATIVE_ADDON_PATH} is not this version's addon: run \`npm run build:native\``;
       return;
