@@ -125,6 +125,12 @@ export const nodeConfigSchema = z.strictObject({
        * 3g-cross-border, 250 ms cut the median freeze ratio from 1.78 to 1.51 % and added 73 ms
        * to the p95 camera to screen (DEVELOPERS.md).
        */
+      maxPlayoutDelayMs: z
+        .number()
+        .int()
+        .min(0, 'use 0 (ask viewers for no delay) or more')
+        .max(2000, 'at most 2000 ms: beyond that a repair costs more latency than a freeze')
+        .default(0),
       /**
        * How far V8 lets the old generation grow past what survived its last full collection
        * before it starts the next one, % (0, the default: V8's own heuristics). The packets a
@@ -139,12 +145,6 @@ export const nodeConfigSchema = z.strictObject({
         .int()
         .min(0, "use 0 (V8's own heuristics) or more")
         .max(400, 'at most 400: the heap may grow to five times what is live')
-        .default(0),
-      maxPlayoutDelayMs: z
-        .number()
-        .int()
-        .min(0, 'use 0 (ask viewers for no delay) or more')
-        .max(2000, 'at most 2000 ms: beyond that a repair costs more latency than a freeze')
         .default(0),
     })
     .prefault({}),
