@@ -19,21 +19,14 @@ if (process.env.RETURNCAM_NATIVE === 'off') {
   process.exit(0);
 }
 
+/** Where this Node is installed (its headers and npm live under it). */
+const prefix = join(dirname(process.execPath), '..');
+
 /** npm names its node-gyp in scripts it runs; otherwise the one next to this Node's npm. */
 function nodeGyp() {
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(
-      dirname(process.execPath),
-      '..',
-      'lib',
-      'node_modules',
-      'npm',
-      'node_modules',
-      'node-gyp',
-      'bin',
-      'node-gyp.js',
-    ),
+    join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
   ];
   return candidates.find((c) => c && existsSync(c));
 }
@@ -52,7 +45,6 @@ const gyp = nodeGyp();
 if (!gyp) fail('node-gyp was not found (it ships with npm)');
 // Outside npm, point node-gyp at this Node's installed headers when they are there (npm passes
 // its own `nodedir` setting); otherwise node-gyp would try to download them.
-const prefix = join(dirname(process.execPath), '..');
 const args = [gyp, 'rebuild', '--loglevel=warn'];
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) {
   args.push(`--nodedir=${prefix}`);

@@ -116,7 +116,7 @@ export function runPacketBench(options: PacketBenchOptions = {}): PacketBenchRes
               sink[i & 7] = cipher.encryptRtp(headers[i & 255]!, payload, 0);
             }),
           );
-          // a fresh receiver per pass: its rollover state follows the 256 sequence numbers
+          // a fresh receiver per pass: its rollover state starts again at the first number
           const context = (session() as unknown as { remoteContext: RemoteContext }).remoteContext;
           t.open.push(
             pass(packets, (i) => {

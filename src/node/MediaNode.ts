@@ -83,7 +83,7 @@ export class MediaNode {
     // A packet-path patch that could not be applied (a werift upgrade changed its shape, or the
     // native addon was not built) leaves the node working but slower: say so once, at start.
     for (const p of hotPathStatus()) {
-      if (!p.applied && !/^(turned off|left out) by /.test(p.reason ?? '')) {
+      if (!p.applied && !p.chosen) {
         log.warn('media packet path: a speed-up is not in effect', {
           part: p.name,
           reason: p.reason,

@@ -37,10 +37,12 @@ export const NATIVE_ADDON_PATH = join(PACKAGE_ROOT, 'build', 'Release', 'returnc
 
 let addon: Addon | undefined;
 let reason: string | undefined;
+let turnedOff = false;
 
 function load(env: NodeJS.ProcessEnv): void {
   if (env.RETURNCAM_NATIVE === 'off') {
     reason = 'turned off by RETURNCAM_NATIVE=off';
+    turnedOff = true;
     return;
   }
   if (!existsSync(NATIVE_ADDON_PATH)) {
@@ -69,8 +71,10 @@ load(process.env);
 /** The addon, or undefined when the JavaScript path runs (`nativeGcmStatus` says why). */
 export const nativeGcm: Addon | undefined = addon;
 
-export function nativeGcmStatus(): { loaded: boolean; reason?: string } {
-  return addon ? { loaded: true } : { loaded: false, reason };
+/** Whether the addon is in use; if not, why, and whether a setting turned it off. */
+export function nativeGcmStatus(): { loaded: boolean; reason?: string; turnedOff?: boolean } {
+  if (addon) return { loaded: true };
+  return turnedOff ? { loaded: false, reason, turnedOff } : { loaded: false, reason };
 }
 
 const handles = new WeakMap<Buffer, GcmHandle>();

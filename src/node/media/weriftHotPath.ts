@@ -45,6 +45,8 @@ export interface HotPathPatch {
   applied: boolean;
   /** Why it was not applied. */
   reason?: string;
+  /** Not applied because a setting left it out on purpose (not because it could not be). */
+  chosen?: boolean;
 }
 
 const status: HotPathPatch[] = [];
@@ -69,15 +71,31 @@ function sourceHas(fn: unknown, words: readonly string[]): string | undefined {
   return undefined;
 }
 
-function patch(name: string, replaces: string, check: () => string | undefined, apply: () => void) {
+function patch(
+  name: string,
+  replaces: string,
+  check: () => string | undefined,
+  apply: () => void,
+  /** True when `check` refused because a setting turned the patch off. */
+  turnedOff: () => boolean = () => false,
+) {
   let reason: string | undefined;
+  let chosen = false;
   try {
-    reason = skipped.has(name) ? 'left out by RETURNCAM_WERIFT_HOTPATH' : check();
+    chosen = skipped.has(name);
+    reason = chosen ? 'left out by RETURNCAM_WERIFT_HOTPATH' : check();
     if (reason === undefined) apply();
+    else chosen ||= turnedOff();
   } catch (err) {
     reason = `check failed: ${(err as Error).message}`;
   }
-  status.push({ name, replaces, applied: reason === undefined, reason });
+  status.push({
+    name,
+    replaces,
+    applied: reason === undefined,
+    reason,
+    ...(chosen ? { chosen } : {}),
+  });
 }
 
 let applied = false;
@@ -101,6 +119,7 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
       replaces: 'every patch in this file',
       applied: false,
       reason: 'turned off by RETURNCAM_WERIFT_HOTPATH=off',
+      chosen: true,
     });
     return;
   }
@@ -115,6 +134,7 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
       nativeApplied = true;
       useNative = true;
     },
+    () => nativeGcmStatus().turnedOff === true,
   );
   patchGcmEncrypt();
   patchSrtpReceive();
