@@ -519,8 +519,9 @@ describe('werift hot-path patches', () => {
         const sentTheirs = inputs();
         const nowSeconds = Number(ntpFromPerformance(performance.now()) >> 32n);
         for (let i = 0; i < sentOurs.length; i++) {
-          sendRtpNow(ours.sender, sentOurs[i]!);
+          const sent = sendRtpNow(ours.sender, sentOurs[i]!);
           expect(ours.wire).toHaveLength(i + 1); // on the wire before sendRtpNow returned
+          expect(sent).toBe(ours.wire[i]); // and returned, for the retransmit history
           await weriftOriginals.senderSendRtp!.call(theirs.sender, sentTheirs[i]!);
         }
         expect(theirs.wire).toHaveLength(sentTheirs.length);
@@ -557,6 +558,22 @@ describe('werift hot-path patches', () => {
         );
       });
     }
+
+    it("keeps nothing in werift's cache for a sender whose NACKs the node answers", () => {
+      const { sender, wire, s } = senderWithWire([{ id: 1, uri: mid }]);
+      s.__nacksIntercepted = true;
+      const packets = inputs();
+      for (const p of packets) expect(sendRtpNow(sender, p)).toBe(wire.at(-1));
+      expect(wire).toHaveLength(packets.length);
+      expect((s.rtpCache as unknown[]).filter(Boolean)).toEqual([]);
+      // the header went out in the clear at the start of the SRTP packet, as rewritten
+      const first = RtpHeader.deSerialize(wire[0]!);
+      expect(first.sequenceNumber).toBe(packets[0]!.header.sequenceNumber);
+      expect(first.ssrc).toBe(0x1234);
+      expect(wire[0]!.subarray(0, packets[0]!.header.serializeSize)).toEqual(
+        packets[0]!.header.serialize(packets[0]!.header.serializeSize),
+      );
+    });
 
     it('hands the datagram to a real UDP socket without creating a promise', async () => {
       const receiver = createSocket('udp4');

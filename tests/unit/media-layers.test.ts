@@ -537,9 +537,20 @@ function packet(seq: number, payload = Buffer.alloc(10)): RtpPacket {
 }
 
 describe('RetransmitHistory', () => {
+  /** Adds `p` as the forwarder does: its serialized header and its payload, copied. */
+  const add = (h: RetransmitHistory, p: RtpPacket, now: number) => {
+    const raw = p.header.serialize(p.header.serializeSize);
+    h.add(p.header.sequenceNumber, raw, raw.length, p.payload, now);
+  };
+  const sized = (seq: number, bytes: number) =>
+    new RtpPacket(
+      new RtpHeader({ sequenceNumber: seq, timestamp: seq * 3000, payloadType: 96, ssrc: 7 }),
+      Buffer.alloc(bytes, seq & 0xff),
+    );
+
   it('answers within max(1 s, 3 × RTT) and forgets older packets', () => {
     const h = new RetransmitHistory();
-    h.add(100, packet(100), 0);
+    add(h, packet(100), 0);
     expect(h.get(100, 900)).toBeDefined();
     expect(h.get(100, 1_100)).toBeUndefined();
     h.setRtt(700);
@@ -548,25 +559,93 @@ describe('RetransmitHistory', () => {
     expect(h.get(101, 10)).toBeUndefined();
   });
 
+  it('gives back the packet as it was sent, header extensions and payload, as a copy', () => {
+    const h = new RetransmitHistory();
+    const sent = new RtpPacket(
+      new RtpHeader({
+        sequenceNumber: 4242,
+        timestamp: 0xfffffff0,
+        payloadType: 100,
+        ssrc: 0xdeadbeef,
+        marker: true,
+        extension: true,
+        extensions: [
+          { id: 1, payload: Buffer.from('0') },
+          { id: 3, payload: Buffer.from([0x12, 0x34]) },
+        ],
+      }),
+      Buffer.from('a keyframe slice'),
+    );
+    add(h, sent, 0);
+    const wire = sent.serialize().toString('hex');
+    sent.payload.fill(0); // the caller's buffers are reused or changed later
+    const got = h.get(4242, 10)!;
+    expect(got.serialize().toString('hex')).toBe(wire);
+    expect(got.header.extensions.map((e) => e.id)).toEqual([1, 3]);
+    got.payload.fill(1);
+    expect(h.get(4242, 20)!.serialize().toString('hex')).toBe(wire);
+  });
+
   it('grows to hold a window of a fast stream on a long round trip, across sequence wrap', () => {
-    const h = new RetransmitHistory({ initialCapacity: 128 });
+    const h = new RetransmitHistory({ initialCapacity: 128, initialBytes: 32 * 1024 });
     h.setRtt(700);
     // 1.5 Mbit/s of 1100-byte packets: ~170 packets a second, 2.1 s window ≈ 360 packets.
     let seq = 65_300;
     for (let i = 0; i < 400; i++) {
-      h.add(seq & 0xffff, packet(seq & 0xffff), i * 6);
+      add(h, sized(seq & 0xffff, 1_100), i * 6);
       seq++;
     }
     expect(h.capacity).toBeGreaterThanOrEqual(512);
+    // 360 packets of ~1.1 KB: the ring grew from 32 KB past 400 KB
+    expect(h.bytes).toBeGreaterThanOrEqual(512 * 1024);
     const now = 400 * 6;
-    // The packet sent 2 s ago (≈ 333 packets back) is still there; wrap-around included.
-    const back = (seq - 333) & 0xffff;
-    expect(h.get(back, now)?.header.sequenceNumber).toBe(back);
-    expect(h.get((seq - 1) & 0xffff, now)).toBeDefined();
+    // Every packet sent in the last 2 s (≈ 333 packets back) is there, byte for byte.
+    const missing: number[] = [];
+    for (let back = 1; back <= 333; back++) {
+      const s = (seq - back) & 0xffff;
+      if (!h.get(s, now)?.serialize().equals(sized(s, 1_100).serialize())) missing.push(s);
+    }
+    expect(missing).toEqual([]);
   });
 
-  it('refuses capacities that are not powers of two', () => {
+  it('stays at its limit, and never answers with a packet whose bytes were overwritten', () => {
+    const h = new RetransmitHistory({ initialBytes: 32 * 1024, maxBytes: 32 * 1024 });
+    h.setRtt(10_000); // a 30 s window: everything is wanted, only 32 KB kept
+    for (let seq = 0; seq < 200; seq++) add(h, sized(seq, 1_000), seq);
+    expect(h.bytes).toBe(32 * 1024);
+    const kept: number[] = [];
+    for (let seq = 0; seq < 200; seq++) {
+      const got = h.get(seq, 200);
+      if (!got) continue;
+      kept.push(seq);
+      expect(got.serialize()).toEqual(sized(seq, 1_000).serialize());
+    }
+    // the newest ~31 fit (1012 bytes each; the ring's tail is skipped at each lap)
+    expect(kept.length).toBeGreaterThanOrEqual(28);
+    expect(kept.length).toBeLessThanOrEqual(32);
+    expect(kept.at(-1)).toBe(199);
+    expect(kept[0]).toBe(200 - kept.length);
+  });
+
+  it('does not grow for a slow stream: a second of audio reuses the same bytes', () => {
+    const h = new RetransmitHistory({ initialCapacity: 128, initialBytes: 32 * 1024 });
+    // 50 packets of 120 bytes a second for a minute
+    for (let i = 0; i < 3_000; i++) add(h, sized(i & 0xffff, 120), i * 20);
+    expect(h.bytes).toBe(32 * 1024);
+    expect(h.capacity).toBe(128);
+    expect(h.get(2_999, 3_000 * 20)?.payload).toEqual(Buffer.alloc(120, 2_999 & 0xff));
+  });
+
+  it('does not keep a packet larger than a datagram', () => {
+    const h = new RetransmitHistory();
+    add(h, sized(1, 3_000), 0);
+    expect(h.get(1, 0)).toBeUndefined();
+  });
+
+  it('refuses capacities that are not powers of two, or a ring too small', () => {
     expect(() => new RetransmitHistory({ initialCapacity: 100 })).toThrow(/powers of two/);
+    expect(() => new RetransmitHistory({ initialBytes: 100_000 })).toThrow(/powers of two/);
+    expect(() => new RetransmitHistory({ initialBytes: 16 * 1024 })).toThrow(/32768 <= initial/);
   });
 });
 

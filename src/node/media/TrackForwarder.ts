@@ -163,6 +163,8 @@ const EARLY_MAX_PACKETS = 256;
 
 function ignore(): void {}
 
+const NO_BYTES = new Uint8Array(0);
+
 /**
  * Sends one publisher track to one subscriber: clones every packet (werift's sendRtp rewrites the
  * packet), strips the publisher's header extensions, maps the codec to the subscriber's payload
@@ -182,7 +184,7 @@ export class TrackForwarder {
   private readonly counters: MediaCounters;
   private readonly log: Logger;
   private readonly unsubscribe: (() => void)[] = [];
-  private readonly history = new RetransmitHistory();
+  private readonly history: RetransmitHistory;
   private readonly sentMeter = new RateMeter(1_000, 10);
   private readonly estimate: LinkEstimate;
   private readonly selector: LayerSelector;
@@ -253,6 +255,10 @@ export class TrackForwarder {
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;
+    // audio: ~50 packets of ~100 bytes a second
+    this.history = new RetransmitHistory(
+      options.kind === 'audio' ? { initialCapacity: 128, initialBytes: 32 * 1024 } : {},
+    );
     this.backup = options.kind === 'video' && options.backup === true;
     this.legLoss = options.kind === 'video' ? new LegLoss() : undefined;
     this.sender = options.transceiver.sender;
@@ -341,14 +347,21 @@ export class TrackForwarder {
     const now = performance.now();
     this.lastForwardAt = now;
     const timed = arrivedAt !== undefined && forwardTiming.shouldSample();
+    let sent: Buffer | undefined;
     try {
-      sendRtpNow(this.sender, out);
+      sent = sendRtpNow(this.sender, out);
     } catch {
       return; // werift's sendRtp would have rejected: the packet was not sent
     }
     if (timed) forwardTiming.record(performance.now() - arrivedAt);
-    // sendRtp has rewritten the header synchronously: the number the subscriber will NACK.
-    this.history.add(out.header.sequenceNumber, out, now);
+    // sendRtp has rewritten the header synchronously: the number the subscriber will NACK, and
+    // the header it saw (in the clear at the start of the SRTP packet).
+    if (sent) {
+      this.history.add(out.header.sequenceNumber, sent, out.header.serializeSize, out.payload, now);
+    } else {
+      const raw = out.serialize();
+      this.history.add(out.header.sequenceNumber, raw, raw.length, NO_BYTES, now);
+    }
     this.legLoss?.sent(out.header.sequenceNumber, now);
     this.sentMeter.add(packet.payload.length, now);
     this.counters.packetsOut++;

@@ -773,6 +773,8 @@ interface SenderInternals {
   senderBWE: { rtpPacketSent: (info: object) => void };
   __srClockFixed?: boolean;
   __extPlan?: ExtensionPlan;
+  /** `interceptNacks` answers this sender's NACKs: werift's `rtpCache` is never read. */
+  __nacksIntercepted?: boolean;
 }
 
 interface DtlsInternals {
@@ -976,26 +978,34 @@ function iceSendNow(connection: IceConnection, data: Buffer): void {
   pair.bytesSent += data.length;
 }
 
-/** `RTCDtlsTransport.sendRtp` without the promise: the SRTP packet's size, 0 when it failed. */
-function dtlsSendRtpNow(dtls: DtlsInternals, payload: Buffer, header: RtpHeader): number {
+/** `RTCDtlsTransport.sendRtp` without the promise: the SRTP packet, undefined when it failed. */
+function dtlsSendRtpNow(
+  dtls: DtlsInternals,
+  payload: Buffer,
+  header: RtpHeader,
+): Buffer | undefined {
   try {
     const enc = dtls.srtp.encrypt(payload, header);
     const loss = dtls.config.debug?.outboundPacketLoss;
-    if (loss && loss / 100 < Math.random()) return enc.length;
+    if (loss && loss / 100 < Math.random()) return enc;
     dtls.bytesSent += enc.length;
     dtls.packetsSent++;
     iceSendNow(dtls.iceTransport.connection, enc);
-    return enc.length;
+    return enc;
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
 /**
- * Sends `rtp` on `sender` now, as werift's `sendRtp` would (the packet is rewritten and kept in
- * the sender's cache), without creating a promise. Throws what werift's would reject with.
+ * Sends `rtp` on `sender` now, as werift's `sendRtp` would (the packet is rewritten, and kept in
+ * the sender's cache unless `interceptNacks` answers its NACKs), without creating a promise.
+ * Throws what werift's would reject with.
+ *
+ * Returns the SRTP packet sent (its RTP header is in the clear at its start), or undefined when
+ * nothing was sent or werift's own `sendRtp` took the packet (asynchronously).
  */
-export function sendRtpNow(sender: RTCRtpSender, rtp: RtpPacket): void {
+export function sendRtpNow(sender: RTCRtpSender, rtp: RtpPacket): Buffer | undefined {
   const s = sender as unknown as SenderInternals;
   const original = weriftOriginals.senderSendRtp;
   if (!original) {
@@ -1028,19 +1038,22 @@ export function sendRtpNow(sender: RTCRtpSender, rtp: RtpPacket): void {
   s.octetCount += payload.length;
   s.headerBytesSent += header.serializeSize;
   s.packetCount = (s.packetCount + 1) >>> 0;
-  s.rtpCache[header.sequenceNumber % RTP_HISTORY_SIZE] = rtp;
-  const size = dtlsSendRtpNow(dtls, payload, header);
+  // Kept only for werift's own NACK answer: a packet held past the young generation costs a
+  // full collection later.
+  if (!s.__nacksIntercepted) s.rtpCache[header.sequenceNumber % RTP_HISTORY_SIZE] = rtp;
+  const sent = dtlsSendRtpNow(dtls, payload, header);
   if (!s.rtcpRunning && !s.stopped) s.runRtcp().catch(ignore);
   if (s.__extPlan?.transportCc) {
     // Only transport-cc feedback reads these records (werift's sender BWE).
     const millitime = Date.now();
     s.senderBWE.rtpPacketSent({
       wideSeq: dtls.transportSequenceNumber,
-      size,
+      size: sent?.length ?? 0,
       sendingAtMs: millitime,
       sentAtMs: millitime,
     });
   }
+  return sent;
 }
 
 function patchSenderSendRtp(): void {
