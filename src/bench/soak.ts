@@ -41,6 +41,10 @@ export interface SoakSample {
   rssBytes: number;
   /** From the node's /metrics (`nodejs_heap_size_used_bytes`); undefined if it does not say. */
   heapUsedBytes?: number;
+  /** The heap in use right after the node's last full collection (`nodejs_heap_after_full_gc_bytes`). */
+  heapAfterFullGcBytes?: number;
+  /** The node's full collections so far (`nodejs_gc_full_collections_total`). */
+  fullCollections?: number;
   /** Entries in /proc/PID/fd. */
   fds?: number;
   /** From /metrics (`nodejs_active_resources`). */
@@ -122,8 +126,14 @@ function median(values: number[]): number {
 /**
  * Growth of each metric from the settled start to the end: the first few settled samples against
  * the last few (three each, fewer on a short run), so one sample caught before or after a GC is
- * not read as growth. RSS, descriptors and handles compare medians; the heap compares its lows
- * (what survives collection), as the heap in use saw-tooths between collections.
+ * not read as growth. RSS, descriptors and handles compare medians.
+ *
+ * The heap compares what survived full collections made after the settled start (the node's
+ * heap right after each one; its first few against its last few): the heap in use saw-tooths
+ * with garbage, and at a few calls a full collection comes only every minute or two, so samples of
+ * it say more about when they were taken than about what the node keeps. A node that does not
+ * report full collections, or made fewer than two after settling, is judged on the lows of its
+ * heap in use instead (`heapBasis` says which).
  */
 export function soakGrowth(
   samples: readonly SoakSample[],
@@ -134,21 +144,53 @@ export function soakGrowth(
   const out: SoakGrowth[] = [];
   const pick: [SoakGrowth['metric'], (s: SoakSample) => number | undefined][] = [
     ['rss', (s) => s.rssBytes],
-    ['heap', (s) => s.heapUsedBytes],
     ['fds', (s) => s.fds],
     ['handles', (s) => s.activeResources],
   ];
-  for (const [name, get] of pick) {
-    const values = settled.map(get).filter((v): v is number => v !== undefined && v > 0);
-    if (values.length < 2) continue;
+  const compare = (name: SoakGrowth['metric'], values: number[], of: (v: number[]) => number) => {
+    if (values.length < 2) return;
     const k = Math.min(3, Math.floor(values.length / 2));
-    const of = name === 'heap' ? (v: number[]) => Math.min(...v) : median;
     const from = of(values.slice(0, k));
     const to = of(values.slice(-k));
     const growth = (to - from) / from;
     out.push({ metric: name, from, to, growth, pass: growth <= limit });
+  };
+  for (const [name, get] of pick) {
+    compare(
+      name,
+      settled.map(get).filter((v): v is number => v !== undefined && v > 0),
+      median,
+    );
   }
-  return out;
+  const afterGc = heapAfterFullCollections(settled);
+  if (afterGc.length >= 2) compare('heap', afterGc, median);
+  else {
+    const used = settled.map((s) => s.heapUsedBytes);
+    compare(
+      'heap',
+      used.filter((v): v is number => v !== undefined && v > 0),
+      (v) => Math.min(...v),
+    );
+  }
+  // the table's order: rss, heap, fds, handles
+  const order: SoakGrowth['metric'][] = ['rss', 'heap', 'fds', 'handles'];
+  return out.sort((a, b) => order.indexOf(a.metric) - order.indexOf(b.metric));
+}
+
+/** The heap after each full collection made after the first of `settled`, one value each. */
+export function heapAfterFullCollections(settled: readonly SoakSample[]): number[] {
+  const first = settled[0]?.fullCollections;
+  if (first === undefined) return [];
+  const values: number[] = [];
+  let seen = first;
+  for (const s of settled) {
+    if (s.fullCollections === undefined || s.heapAfterFullGcBytes === undefined) continue;
+    if (s.fullCollections > seen && s.heapAfterFullGcBytes > 0) {
+      values.push(s.heapAfterFullGcBytes);
+      seen = s.fullCollections;
+    }
+  }
+  return values;
 }
 
 async function sampleNode(node: BenchNode, live: number, t: number): Promise<SoakSample> {
@@ -164,6 +206,8 @@ async function sampleNode(node: BenchNode, live: number, t: number): Promise<Soa
     t,
     rssBytes: res?.rssBytes ?? metric(text, 'process_resident_memory_bytes') ?? 0,
     heapUsedBytes: metric(text, 'nodejs_heap_size_used_bytes'),
+    heapAfterFullGcBytes: metric(text, 'nodejs_heap_after_full_gc_bytes'),
+    fullCollections: metric(text, 'nodejs_gc_full_collections_total'),
     fds: fdCount(node.pid),
     activeResources: metric(text, 'nodejs_active_resources'),
     liveSessions: live,
@@ -274,6 +318,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     if (options.signal?.aborted) notes.push('interrupted: growth covers the part that ran');
     if (growth.every((g) => g.metric !== 'heap'))
       notes.push("the node's /metrics has no nodejs_heap_size_used_bytes: heap not measured");
+    else if (heapAfterFullCollections(samples.slice(settledIndex)).length < 2)
+      notes.push(
+        'fewer than two full collections after settling: the heap is judged on the lows of its in-use figure',
+      );
     const pass =
       growth.every((g) => g.pass) &&
       failed === 0 &&
@@ -313,6 +361,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   }
 }
 
+/** The soak table's "after full GC" cell: the heap after the last one, and how many so far. */
+function afterGc(s: SoakSample): string {
+  if (s.fullCollections === undefined || s.heapAfterFullGcBytes === undefined) return '-';
+  if (s.fullCollections === 0) return '- (0)';
+  return `${(s.heapAfterFullGcBytes / 1048576).toFixed(1)} (${s.fullCollections})`;
+}
+
 export function renderSoakText(r: SoakResult): string {
   const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
   const fmt = (g: SoakGrowth) =>
@@ -323,10 +378,10 @@ export function renderSoakText(r: SoakResult): string {
     `returncam bench soak: ${(r.durationMs / 60_000).toFixed(1)} min, ${r.sessions} calls × ${r.viewers} viewer(s) kept up, one replaced every ${(r.churnMs / 1000).toFixed(1)} s`,
     `  calls started ${r.callsStarted}, ended ${r.callsEnded}, failed ${r.callsFailed}, ended without media ${r.callsWithoutMedia}; frames ${r.framesReceived}/${r.framesSent} received`,
     '',
-    '  t s      RSS MB   heap MB   fds   resources  peers',
+    '  t s      RSS MB   heap MB   after full GC MB (n)   fds   resources  peers',
     ...r.samples.map(
       (s, i) =>
-        `  ${s.t.toFixed(0).padStart(5)}  ${(s.rssBytes / 1048576).toFixed(1).padStart(7)}  ${s.heapUsedBytes !== undefined ? (s.heapUsedBytes / 1048576).toFixed(1).padStart(8) : '       -'}  ${String(s.fds ?? '-').padStart(4)}  ${String(s.activeResources ?? '-').padStart(9)}  ${String(s.peers ?? '-').padStart(5)}${i === r.settledIndex ? '  <- settled' : ''}`,
+        `  ${s.t.toFixed(0).padStart(5)}  ${(s.rssBytes / 1048576).toFixed(1).padStart(7)}  ${s.heapUsedBytes !== undefined ? (s.heapUsedBytes / 1048576).toFixed(1).padStart(8) : '       -'}  ${afterGc(s).padStart(21)}  ${String(s.fds ?? '-').padStart(4)}  ${String(s.activeResources ?? '-').padStart(9)}  ${String(s.peers ?? '-').padStart(5)}${i === r.settledIndex ? '  <- settled' : ''}`,
     ),
     '',
     ...r.growth.map(

@@ -1,3 +1,5 @@
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { registerForwardHistogram } from './media/forwardTiming.ts';
 import type { MediaCounters } from './media/types.ts';
@@ -25,6 +27,29 @@ function sourcedCounter(registry: Registry, name: string, help: string, read: ()
       last = v;
     },
   });
+}
+
+/**
+ * The main thread's full (mark-compact) collections: how many, and the heap in use right after
+ * the last one. The heap in use saw-tooths with garbage between collections; what survives a
+ * full collection is what the node actually holds, so a leak shows there and nowhere sooner.
+ */
+const fullCollections = { count: 0, heapAfterBytes: 0 };
+let gcObserver: PerformanceObserver | undefined;
+
+function watchFullCollections(): void {
+  if (gcObserver) return;
+  gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        fullCollections.count++;
+        // the entries come in a batch after the collection: close enough to what survived it
+        fullCollections.heapAfterBytes = getHeapStatistics().used_heap_size;
+      }
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
 }
 
 export function createMetrics(src: MetricsSources): Registry {
@@ -169,6 +194,18 @@ export function createMetrics(src: MetricsSources): Registry {
     'nodejs_heap_size_used_bytes',
     'V8 heap in use, bytes',
     () => process.memoryUsage().heapUsed,
+  );
+  watchFullCollections();
+  sourcedCounter(
+    registry,
+    'nodejs_gc_full_collections_total',
+    "Full (mark-compact) collections of the main thread's V8 heap",
+    () => fullCollections.count,
+  );
+  gauge(
+    'nodejs_heap_after_full_gc_bytes',
+    "Main thread's V8 heap in use right after its last full collection (what survived it), bytes; 0 before the first",
+    () => fullCollections.heapAfterBytes,
   );
   gauge(
     'nodejs_active_resources',

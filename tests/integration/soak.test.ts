@@ -44,6 +44,14 @@ describe('bench soak (CLI, a node process, calls coming and going)', () => {
       expect(x.heapUsedBytes).toBeGreaterThan(1048576);
       expect(x.fds).toBeGreaterThan(5);
       expect(x.activeResources).toBeGreaterThan(0);
+      expect(x.fullCollections).toBeGreaterThanOrEqual(0);
+      expect(x.heapAfterFullGcBytes).toBeGreaterThanOrEqual(0);
+    }
+    // the node's full collections only add up; after one, what survived it is a real heap
+    const counts = s.samples.map((x) => x.fullCollections!);
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    for (const x of s.samples.filter((x) => x.fullCollections! > 0)) {
+      expect(x.heapAfterFullGcBytes).toBeGreaterThan(1048576);
     }
     // both calls were connected at the node while sampled (one publisher + one viewer each)
     expect(s.samples.some((x) => x.peers === 4)).toBe(true);
