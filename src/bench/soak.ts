@@ -133,7 +133,7 @@ function median(values: number[]): number {
  * with garbage, and at a few calls a full collection comes only every minute or two, so samples of
  * it say more about when they were taken than about what the node keeps. A node that does not
  * report full collections, or made fewer than two after settling, is judged on the lows of its
- * heap in use instead (`heapBasis` says which).
+ * heap in use instead (the run's notes say so).
  */
 export function soakGrowth(
   samples: readonly SoakSample[],
