@@ -64,6 +64,9 @@ defaults:
     logDir: ${host}/var/log/returncam
   service:
     manager: command
+    # the release links this checkout's node_modules, whose addons are built for the Node
+    # running the tests (not necessarily /usr/bin/node)
+    nodeBinary: ${process.execPath}
     # keep coturn's SQLite database inside the test's host directory
     turnStartCommand: (exec setsid {turnBinary} -c {configDir}/turnserver.conf --pidfile= --db {dataDir}/turndb) >>{logDir}/turn.log 2>&1 </dev/null & echo $! >{runDir}/turn.pid
   deploy:
