@@ -217,30 +217,95 @@ export class MatroskaWriter {
   }
 
   /**
-   * One frame at media time `t` (ms from the start). Opens a new cluster at each video keyframe
-   * and at least every `maxClusterMs`. Frames must come in time order.
+   * One frame at media time `t` (ms from the start), as a new Buffer. Opens a new cluster at each
+   * video keyframe and at least every `maxClusterMs`. Frames must come in time order.
    */
   frame(track: WriterTrack, t: number, keyframe: boolean, data: Buffer): Buffer {
+    const sink = new OneBuffer();
+    this.writeFrame(sink, track, t, keyframe, data);
+    return sink.buffer;
+  }
+
+  /**
+   * {@link frame}, written straight into `out` (a recording file's chunk): no Buffer per frame.
+   */
+  writeFrame(out: ByteSink, track: WriterTrack, t: number, keyframe: boolean, data: Buffer): void {
     const ms = Math.max(0, Math.round(t));
-    const parts: Buffer[] = [];
     const at = this.clusterAt;
     const newCluster =
       at === undefined ||
       ms - at >= this.maxClusterMs ||
       ms - at < -30_000 ||
       (track.kind === 'video' && keyframe && ms > at);
+    const clusterAt = newCluster ? ms : at!;
+    // Cluster: ID (4) + unknown size (8) + Timestamp element (ID, 1-byte size, value)
+    const tsBytes = newCluster ? uintBytes(ms) : 0;
+    const clusterBytes = newCluster ? 4 + 8 + 2 + tsBytes : 0;
+    const blockSize = data.length + 4;
+    const sizeBytes = vintLength(blockSize);
+    const total = clusterBytes + 1 + sizeBytes + blockSize;
+    const start = out.reserve(total);
+    if (start < 0) return;
+    const buf = out.buffer;
+    let p = start;
     if (newCluster) {
       this.clusterAt = ms;
-      parts.push(idBytes(ID.Cluster), UNKNOWN_SIZE, uintEl(ID.Timestamp, ms));
+      p = buf.writeUInt32BE(ID.Cluster, p);
+      p += UNKNOWN_SIZE.copy(buf, p);
+      buf[p++] = ID.Timestamp;
+      buf[p++] = 0x80 | tsBytes;
+      p = writeUintBE(buf, p, ms, tsBytes);
     }
-    const rel = ms - this.clusterAt!;
-    const head = Buffer.alloc(4);
-    head[0] = 0x80 | track.number;
-    head.writeInt16BE(rel, 1);
-    head[3] = keyframe ? 0x80 : 0;
-    parts.push(idBytes(ID.SimpleBlock), vint(data.length + 4), head, data);
-    const out = Buffer.concat(parts);
-    this.written += out.length;
-    return out;
+    buf[p++] = ID.SimpleBlock;
+    p = writeVint(buf, p, blockSize, sizeBytes);
+    buf[p++] = 0x80 | track.number;
+    p = buf.writeInt16BE(ms - clusterAt, p);
+    buf[p++] = keyframe ? 0x80 : 0;
+    data.copy(buf, p);
+    this.written += total;
   }
+}
+
+/** Where {@link MatroskaWriter.writeFrame} puts its bytes. */
+export interface ByteSink {
+  /** Room for `n` bytes: their offset in `buffer`, or -1 to drop them. */
+  reserve(n: number): number;
+  readonly buffer: Buffer;
+}
+
+class OneBuffer implements ByteSink {
+  buffer = Buffer.alloc(0);
+  reserve(n: number): number {
+    this.buffer = Buffer.alloc(n);
+    return 0;
+  }
+}
+
+/** Bytes of an unsigned integer element's value (the fewest, at least 1). */
+function uintBytes(value: number): number {
+  let len = 1;
+  while (len < 8 && value >= 2 ** (8 * len)) len++;
+  return len;
+}
+
+function writeUintBE(buf: Buffer, at: number, value: number, width: number): number {
+  let v = value;
+  for (let i = width - 1; i >= 0; i--) {
+    buf[at + i] = v % 256;
+    v = Math.floor(v / 256);
+  }
+  return at + width;
+}
+
+/** Bytes of an EBML size in the fewest bytes (as {@link vint}). */
+function vintLength(value: number): number {
+  let len = 1;
+  while (len < 8 && value >= 2 ** (7 * len) - 1) len++;
+  return len;
+}
+
+function writeVint(buf: Buffer, at: number, value: number, width: number): number {
+  writeUintBE(buf, at, value, width);
+  buf[at] = buf[at]! | (1 << (8 - width));
+  return at + width;
 }

@@ -26,8 +26,13 @@ export interface RecordingFileOptions {
 }
 
 type Op =
-  | { kind: 'append'; bufs: Buffer[]; size: number }
+  | { kind: 'append'; chunks: Buffer[]; lengths: number[] }
   | { kind: 'patch'; offset: number; bytes: Buffer };
+
+/** Appended bytes are gathered in chunks of this size (or one appended piece's, if larger). */
+const CHUNK_BYTES = 32 * 1024;
+/** Written chunks kept for reuse, per file. */
+const SPARE_CHUNKS = 3;
 
 /**
  * An append-only file written off the packet path: `append` only queues, a timer writes the queue
@@ -44,8 +49,13 @@ export class RecordingFile {
   private readonly flushBytes: number;
   private fh: FileHandle | undefined;
   private chain: Promise<void>;
-  private pending: Buffer[] = [];
+  /** Filled chunks not yet queued for writing, then the one being filled (`chunk`, `used` bytes). */
+  private filled: Buffer[] = [];
+  private filledLengths: number[] = [];
+  private chunk: Buffer | undefined;
+  private used = 0;
   private pendingSize = 0;
+  private spare: Buffer[] = [];
   private queued: Op[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -89,12 +99,40 @@ export class RecordingFile {
     return this.failure;
   }
 
+  /** Appends a copy of `buf`. */
   append(buf: Buffer): void {
-    if (this.failure || this.closing) return;
-    this.pending.push(buf);
-    this.pendingSize += buf.length;
-    this.appended += buf.length;
-    if (this.pendingSize >= this.flushBytes) this.flush();
+    const at = this.reserve(buf.length);
+    if (at >= 0) buf.copy(this.buffer, at);
+  }
+
+  /**
+   * Appends `n` bytes the caller writes at once, synchronously, into {@link buffer} from the
+   * offset returned; -1 (write nothing) once the file failed or is closing.
+   */
+  reserve(n: number): number {
+    if (this.failure || this.closing) return -1;
+    if (this.pendingSize > 0 && this.pendingSize + n > this.flushBytes) this.flush();
+    if (!this.chunk || this.used + n > this.chunk.length) {
+      if (this.chunk && this.used > 0) {
+        this.filled.push(this.chunk);
+        this.filledLengths.push(this.used);
+      }
+      this.chunk =
+        n <= CHUNK_BYTES
+          ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES))
+          : Buffer.allocUnsafeSlow(n);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.used += n;
+    this.pendingSize += n;
+    this.appended += n;
+    return at;
+  }
+
+  /** Where the bytes {@link reserve} made room for go. */
+  get buffer(): Buffer {
+    return this.chunk!;
   }
 
   /** Overwrites bytes written (or queued) earlier, in order with the appends around it. */
@@ -105,9 +143,16 @@ export class RecordingFile {
   }
 
   private takePending(): void {
-    if (this.pending.length === 0) return;
-    this.queued.push({ kind: 'append', bufs: this.pending, size: this.pendingSize });
-    this.pending = [];
+    if (this.chunk && this.used > 0) {
+      this.filled.push(this.chunk);
+      this.filledLengths.push(this.used);
+      this.chunk = undefined;
+      this.used = 0;
+    }
+    if (this.filled.length === 0) return;
+    this.queued.push({ kind: 'append', chunks: this.filled, lengths: this.filledLengths });
+    this.filled = [];
+    this.filledLengths = [];
     this.pendingSize = 0;
   }
 
@@ -139,15 +184,21 @@ export class RecordingFile {
       if (this.failure || !this.fh) return;
       try {
         if (op.kind === 'append') {
-          const buf = op.bufs.length === 1 ? op.bufs[0]! : Buffer.concat(op.bufs, op.size);
-          let done = 0;
-          while (done < buf.length) {
-            const n = await this.io.write(this.fh, buf.subarray(done), this.writtenEnd + done);
-            if (n <= 0)
-              throw Object.assign(new Error('the disk accepted no bytes'), { code: 'ENOSPC' });
-            done += n;
+          for (let i = 0; i < op.chunks.length; i++) {
+            const buf = op.chunks[i]!.subarray(0, op.lengths[i]);
+            let done = 0;
+            while (done < buf.length) {
+              const n = await this.io.write(this.fh, buf.subarray(done), this.writtenEnd + done);
+              if (n <= 0)
+                throw Object.assign(new Error('the disk accepted no bytes'), { code: 'ENOSPC' });
+              done += n;
+            }
+            this.writtenEnd += buf.length;
           }
-          this.writtenEnd += buf.length;
+          for (const chunk of op.chunks) {
+            if (chunk.length === CHUNK_BYTES && this.spare.length < SPARE_CHUNKS)
+              this.spare.push(chunk);
+          }
         } else {
           let done = 0;
           while (done < op.bytes.length) {
@@ -169,7 +220,10 @@ export class RecordingFile {
     if (this.failure) return;
     const code = (err as NodeJS.ErrnoException)?.code;
     this.failure = new Error(`${this.path}: ${code ? `${code}: ` : ''}${errorMessage(err)}`);
-    this.pending = [];
+    this.filled = [];
+    this.filledLengths = [];
+    this.chunk = undefined;
+    this.spare = [];
     this.queued = [];
     if (this.fh) {
       try {

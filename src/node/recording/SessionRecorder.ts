@@ -2,6 +2,7 @@ import { errorMessage } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { PUBLISHER_NACK_DEFAULTS } from '../media/PublisherNack.ts';
 import { type CodecRules, rulesFor } from './codecs.ts';
+import { FrameQueue, type FrontFrame } from './FrameQueue.ts';
 import {
   type BufferedFrame,
   JitterBuffer,
@@ -96,12 +97,6 @@ interface RecTrack {
   payloadTypes: Map<number, boolean>;
 }
 
-interface Queued {
-  t: number;
-  track: RecTrack;
-  frame: BufferedFrame;
-}
-
 const TICK_MS = 50;
 
 /**
@@ -132,7 +127,8 @@ export function gapWaitMs(configuredMs: number, roundTripMs: number | undefined)
  */
 export class SessionRecorder {
   private readonly tracks: RecTrack[] = [];
-  private readonly queue: Queued[] = [];
+  /** Frames waiting for their time (both tracks in one time order), their bytes in one ring. */
+  private readonly queue = new FrameQueue();
   private readonly now: () => number;
   private holdMs: number;
   /** How much longer than video gaps wait frames are held to put the tracks in time order. */
@@ -275,7 +271,7 @@ export class SessionRecorder {
   private onFileFailed(err: Error): void {
     if (this.failure) return;
     this.failure = err;
-    this.queue.length = 0;
+    this.queue.clear();
     for (const t of this.tracks) t.unsubscribe?.();
     this.options.log.error('recording stopped: the file cannot be written', { error: err.message });
     this.options.onFailed(err);
@@ -291,12 +287,7 @@ export class SessionRecorder {
       const frame = frames[f]!;
       const t = track.clock.toMs(frame.rtpTimestamp, frame.arrival);
       if (t > this.lastT) this.lastT = t;
-      const item = { t, track, frame };
-      let i = this.queue.length;
-      while (i > 0 && this.queue[i - 1]!.t > t) i--;
-      // In time order (the common case) it goes at the end.
-      if (i === this.queue.length) this.queue.push(item);
-      else this.queue.splice(i, 0, item);
+      this.queue.push(t, this.tracks.indexOf(track), frame);
     }
   }
 
@@ -322,16 +313,15 @@ export class SessionRecorder {
   }
 
   private release(upTo: number): void {
-    let n = 0;
-    while (n < this.queue.length && this.queue[n]!.t <= upTo) {
-      const q = this.queue[n]!;
-      this.write(q.track, q.t, q.frame);
-      n++;
+    const queue = this.queue;
+    while (queue.length > 0 && queue.firstTime <= upTo) {
+      const frame = queue.front();
+      this.write(this.tracks[frame.track]!, frame);
+      queue.shift();
     }
-    if (n) this.queue.splice(0, n);
   }
 
-  private write(track: RecTrack, t: number, frame: BufferedFrame): void {
+  private write(track: RecTrack, frame: FrontFrame): void {
     if (!this.file || !this.writer || this.failure) return;
     if (track.info.kind === 'video') {
       if (!this.formatKnown) {
@@ -368,7 +358,7 @@ export class SessionRecorder {
         track.height = frame.height;
       }
     }
-    this.file.append(this.writer.frame(track.writer, t, frame.keyframe, frame.data));
+    this.writer.writeFrame(this.file, track.writer, frame.t, frame.keyframe, frame.data);
     track.written++;
   }
 
@@ -381,7 +371,7 @@ export class SessionRecorder {
         for (const t of this.tracks) this.enqueue(t, t.jitter.flush());
         this.release(Number.POSITIVE_INFINITY);
       }
-      this.queue.length = 0;
+      this.queue.clear();
       if (this.file) await this.file.close();
       return {
         path: this.filePath,
