@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../core/errors.ts';
+import { NODE_FLAGS } from '../node/nodeFlags.ts';
 import { percentile } from './stats.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
@@ -57,6 +58,7 @@ export async function timeNodeStart(
   const child = spawn(
     process.execPath,
     [
+      ...NODE_FLAGS,
       ...(options.nodeFlags ?? []),
       options.bin ?? BIN,
       'node',
