@@ -279,7 +279,16 @@ export class JitterBuffer {
           if (!frame) this.lost();
           else if (this.deliverable(frame)) {
             out ??= [];
-            out.push({ ...frame, rtpTimestamp: ts, arrival });
+            // one literal of a fixed shape (a spread built each frame field by field)
+            out.push({
+              data: frame.data,
+              keyframe: frame.keyframe,
+              width: frame.width,
+              height: frame.height,
+              codecPrivate: frame.codecPrivate,
+              rtpTimestamp: ts,
+              arrival,
+            });
           }
           continue;
         }
