@@ -12,6 +12,7 @@ import {
   ProtectionProfileAes128CmHmacSha1_80,
   RTCDtlsTransport,
   RTCRtpCodecParameters,
+  RTCRtpReceiver,
   RTCRtpSender,
   RTP_EXTENSION_URI,
   RtpHeader,
@@ -33,6 +34,7 @@ import {
   isGcmContext,
   ntpNow,
   receiveSrtp,
+  replaceLookup,
   sendRtpNow,
   setNativeGcm,
   weriftOriginals,
@@ -122,9 +124,50 @@ describe('werift hot-path patches', () => {
       'CipherAesGcm.encryptRtp',
       'RTCDtlsTransport.startSrtp',
       'RTCRtpCodecParameters.name',
+      'RTCRtpReceiver.codecArray',
       'RTCRtpSender.sendRtp',
+      'dgram lookup',
       'Event.execute',
     ]);
+  });
+
+  it("keeps a receiver's sorted codecs until its codecs change, as werift sorts them", () => {
+    const codec = (payloadType: number, mimeType: string, nack: boolean) =>
+      new RTCRtpCodecParameters({
+        payloadType,
+        mimeType,
+        clockRate: 90_000,
+        rtcpFeedback: nack ? [{ type: 'nack' }] : [],
+      });
+    // a receiver as werift's code sees it: its prototype, its codecs and RTX table
+    const receiver = Object.assign(Object.create(RTCRtpReceiver.prototype), {
+      codecs: {},
+      ssrcByRtx: {},
+    }) as {
+      codecs: object;
+      codecArray: RTCRtpCodecParameters[];
+      nackEnabled: unknown;
+      prepareReceive: RTCRtpReceiver['prepareReceive'];
+    };
+    const original = Object.getOwnPropertyDescriptor(RTCRtpReceiver.prototype, 'codecArray')!;
+    expect(receiver.codecArray).toEqual([]);
+    expect(receiver.nackEnabled).toBeUndefined();
+    receiver.prepareReceive({
+      codecs: [codec(100, 'video/VP8', false), codec(96, 'video/VP8', true)],
+      encodings: [],
+    } as never);
+    const first = receiver.codecArray;
+    expect(first.map((c) => c.payloadType)).toEqual([96, 100]);
+    expect(receiver.nackEnabled).toEqual({ type: 'nack' });
+    // read per packet: the same array, not a new sorted one
+    expect(receiver.codecArray).toBe(first);
+    receiver.prepareReceive({ codecs: [codec(35, 'video/H264', false)], encodings: [] } as never);
+    expect(receiver.codecArray.map((c) => c.payloadType)).toEqual([35, 96, 100]);
+    expect(receiver.nackEnabled).toBeUndefined();
+    // a codecs object replaced outright is noticed too
+    receiver.codecs = { 97: codec(97, 'video/VP8', true) };
+    expect(receiver.codecArray.map((c) => c.payloadType)).toEqual([97]);
+    expect(original.get).toBeTypeOf('function');
   });
 
   it('parses RTP headers field for field as werift does, including malformed ones', () => {
@@ -628,6 +671,46 @@ describe('werift hot-path patches', () => {
       }
     });
 
+    it('sends to an IP literal without a lookup tick, and to a host name through Node', async () => {
+      const receiver = createSocket('udp4');
+      const received: string[] = [];
+      receiver.on('message', (data) => received.push(data.toString()));
+      await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+      const port = receiver.address().port;
+      const sender = createSocket('udp4');
+      await new Promise<void>((resolve) => sender.bind(0, '127.0.0.1', resolve));
+      let ticks = 0;
+      const hook = createHook({
+        init: (_id, type) => {
+          if (type === 'TickObject') ticks++;
+        },
+      });
+      const sendTen = (from: number) => {
+        ticks = 0;
+        hook.enable();
+        for (let i = from; i < from + 10; i++) sender.send(Buffer.from(`d${i}`), port, '127.0.0.1');
+        hook.disable();
+        return ticks;
+      };
+      try {
+        // Node's own lookup: a tick per datagram
+        expect(sendTen(0)).toBeGreaterThanOrEqual(10);
+        expect(replaceLookup(sender as never)).toBe(true);
+        expect(sendTen(10)).toBe(0);
+        sender.send(Buffer.from('by-name'), port, 'localhost');
+        const deadline = performance.now() + 2000;
+        while (received.length < 21 && performance.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        expect(received.sort()).toEqual(
+          [...Array.from({ length: 20 }, (_, i) => `d${i}`), 'by-name'].sort(),
+        );
+      } finally {
+        receiver.close();
+        sender.close();
+      }
+    });
+
     it('keeps sendRtp a promise for werift callers and sends nothing before DTLS connects', async () => {
       const { sender, wire, dtls } = senderWithWire([]);
       const result = sender.sendRtp(inputs()[0]!);
@@ -689,6 +772,29 @@ describe('werift hot-path patches', () => {
         });
       }
     }
+
+    it('passes each listener as many arguments as the event was given', async () => {
+      const counts = async (patched: boolean) => {
+        const seen: number[] = [];
+        const event = new Event<unknown[]>();
+        if (patched) fastEvent(event);
+        event.subscribe((...xs: unknown[]) => seen.push(xs.length));
+        event.queuingSubscribe(async (...xs: unknown[]) => {
+          seen.push(100 + xs.length);
+        });
+        const run = event.execute as (...xs: unknown[]) => void;
+        run();
+        run(1);
+        run(1, undefined);
+        run(1, 2, 3);
+        await new Promise((r) => setTimeout(r, 10));
+        return seen;
+      };
+      const ours = await counts(true);
+      expect(ours.filter((n) => n < 100)).toEqual([0, 1, 2, 3]);
+      expect(ours.filter((n) => n >= 100)).toEqual([100, 101, 102, 103]);
+      expect(ours).toEqual(await counts(false));
+    });
 
     it('leaves what is not a werift Event alone', () => {
       expect(fastEvent(undefined)).toBe(false);

@@ -11,6 +11,7 @@
  * `Event` instances, whose `execute` is an instance field) are applied by `fastReceivePath`.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import {
   Connection,
@@ -139,12 +140,67 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
   patchGcmEncrypt();
   patchSrtpReceive();
   patchCodecName();
+  patchReceiverCodecArray();
   patchSenderSendRtp();
+  patch(
+    'dgram lookup',
+    'dgram.Socket.send: dns.lookup and a process.nextTick per datagram to an IP literal',
+    lookupShapeChanged,
+    () => {
+      syncLookup = true;
+    },
+  );
   patch(
     'Event.execute',
     'Event.execute (common/src/event.ts): an async IIFE per event; replaced per event by fastReceivePath',
     () => checkEventShape(() => new Event()),
     () => {},
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `RTCRtpReceiver.codecArray` sorts a new array of the receiver's codecs at each read, and
+// `handleRTP` reads it for every video packet (`nackEnabled`): ~8 % of what the node allocated at
+// 25 calls × 2 viewers. A receiver's codecs change only in `prepareReceive`: the sorted array is
+// kept until then (and while `codecs` is the same object).
+
+interface ReceiverCodecs {
+  codecs: object;
+  __codecArray?: unknown[];
+  __codecArrayOf?: object;
+}
+
+function patchReceiverCodecArray(): void {
+  const proto = RTCRtpReceiver.prototype as unknown as {
+    prepareReceive: (this: ReceiverCodecs, params: unknown) => void;
+  };
+  const getter = Object.getOwnPropertyDescriptor(proto, 'codecArray')?.get as
+    | ((this: ReceiverCodecs) => unknown[])
+    | undefined;
+  patch(
+    'RTCRtpReceiver.codecArray',
+    'RTCRtpReceiver.codecArray (webrtc/src/media/rtpReceiver.ts): Object.values + sort per video packet',
+    () =>
+      sourceHas(getter, ['Object.values(this.codecs).sort']) ??
+      sourceHas(proto.prepareReceive, ['this.codecs[c.payloadType] = c']),
+    () => {
+      const prepare = proto.prepareReceive;
+      const get = getter!;
+      Object.defineProperty(proto, 'codecArray', {
+        configurable: true,
+        get(this: ReceiverCodecs) {
+          if (this.__codecArrayOf !== this.codecs || !this.__codecArray) {
+            this.__codecArray = get.call(this);
+            this.__codecArrayOf = this.codecs;
+          }
+          return this.__codecArray;
+        },
+      });
+      proto.prepareReceive = function prepareReceive(this: ReceiverCodecs, params: unknown) {
+        this.__codecArray = undefined;
+        return prepare.call(this, params);
+      };
+    },
   );
 }
 
@@ -174,6 +230,66 @@ const HEADER_FIELDS = [
   'extensions',
 ] as const;
 
+/**
+ * Makes an `RtpHeader` (its prototype; its own fields, in declaration order, set from the values
+ * given) without werift's constructor, which allocates an options object and `csrc` and
+ * `extensions` arrays and runs `Object.assign`, all replaced at once on the packet path. Only
+ * per-packet headers are made here: `deSerializeHeader` and `cloneHeader`.
+ */
+const RawHeader = function RawHeader(
+  this: RtpHeader,
+  version: number,
+  padding: boolean,
+  paddingSize: number,
+  extension: boolean,
+  marker: boolean,
+  payloadOffset: number,
+  payloadType: number,
+  sequenceNumber: number,
+  timestamp: number,
+  ssrc: number,
+  csrcLength: number,
+  csrc: number[],
+  extensionProfile: RtpHeader['extensionProfile'],
+  extensionLength: number | undefined,
+  extensions: Extension[],
+) {
+  this.version = version;
+  this.padding = padding;
+  this.paddingSize = paddingSize;
+  this.extension = extension;
+  this.marker = marker;
+  this.payloadOffset = payloadOffset;
+  this.payloadType = payloadType;
+  this.sequenceNumber = sequenceNumber;
+  this.timestamp = timestamp;
+  this.ssrc = ssrc;
+  this.csrcLength = csrcLength;
+  this.csrc = csrc;
+  this.extensionProfile = extensionProfile;
+  this.extensionLength = extensionLength;
+  this.extensions = extensions;
+} as unknown as new (
+  ...fields: [
+    number,
+    boolean,
+    number,
+    boolean,
+    boolean,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number[],
+    RtpHeader['extensionProfile'],
+    number | undefined,
+    Extension[],
+  ]
+) => RtpHeader;
+(RawHeader as unknown as { prototype: object }).prototype = RtpHeader.prototype;
+
 function headerShapeChanged(): string | undefined {
   const keys = Object.keys(new RtpHeader());
   if (keys.join() !== HEADER_FIELDS.join()) return `RtpHeader fields are now ${keys.join()}`;
@@ -186,23 +302,30 @@ const TWO_BYTE_PROFILE = 0x1000;
 type Extension = RtpHeader['extensions'][number];
 
 function deSerializeHeader(raw: Buffer): RtpHeader {
-  const h = new RtpHeader();
   const b0 = raw[0]!;
-  h.version = b0 >> 6;
-  h.padding = (b0 & 0x20) !== 0;
-  h.extension = (b0 & 0x10) !== 0;
   const cc = b0 & 0x0f;
-  h.csrcLength = cc;
   const csrc: number[] = new Array(cc);
   for (let i = 0; i < cc; i++) csrc[i] = raw.readUInt32BE(12 + i * 4);
-  h.csrc = csrc;
-  let offset = 12 + cc * 4;
   const b1 = raw[1]!;
-  h.marker = (b1 & 0x80) !== 0;
-  h.payloadType = b1 & 0x7f;
-  h.sequenceNumber = raw.readUInt16BE(2);
-  h.timestamp = raw.readUInt32BE(4);
-  h.ssrc = raw.readUInt32BE(8);
+  const extensions: Extension[] = [];
+  const h = new RawHeader(
+    b0 >> 6,
+    (b0 & 0x20) !== 0,
+    0,
+    (b0 & 0x10) !== 0,
+    (b1 & 0x80) !== 0,
+    0,
+    b1 & 0x7f,
+    raw.readUInt16BE(2),
+    raw.readUInt32BE(4),
+    raw.readUInt32BE(8),
+    cc,
+    csrc,
+    ONE_BYTE_PROFILE as RtpHeader['extensionProfile'],
+    undefined,
+    extensions,
+  );
+  let offset = 12 + cc * 4;
   if (h.extension) {
     const profile = raw.readUInt16BE(offset);
     h.extensionProfile = profile as RtpHeader['extensionProfile'];
@@ -210,7 +333,6 @@ function deSerializeHeader(raw: Buffer): RtpHeader {
     const extensionLength = raw.readUInt16BE(offset) * 4;
     h.extensionLength = extensionLength;
     offset += 2;
-    const extensions: Extension[] = [];
     if (profile === ONE_BYTE_PROFILE) {
       const end = offset + extensionLength;
       while (offset < end) {
@@ -246,7 +368,6 @@ function deSerializeHeader(raw: Buffer): RtpHeader {
       extensions.push({ id: 0, payload });
       offset += payload.length;
     }
-    h.extensions = extensions;
   }
   h.payloadOffset = offset;
   if (h.padding) h.paddingSize = raw[raw.length - 1]!;
@@ -275,23 +396,23 @@ function patchRtpHeaderDeSerialize(): void {
 // `csrc` and `extensions` arrays shared as the spread shares them), same shared payload.
 
 function cloneHeader(s: RtpHeader): RtpHeader {
-  const h = new RtpHeader();
-  h.version = s.version;
-  h.padding = s.padding;
-  h.paddingSize = s.paddingSize;
-  h.extension = s.extension;
-  h.marker = s.marker;
-  h.payloadOffset = s.payloadOffset;
-  h.payloadType = s.payloadType;
-  h.sequenceNumber = s.sequenceNumber;
-  h.timestamp = s.timestamp;
-  h.ssrc = s.ssrc;
-  h.csrcLength = s.csrcLength;
-  h.csrc = s.csrc;
-  h.extensionProfile = s.extensionProfile;
-  h.extensionLength = s.extensionLength;
-  h.extensions = s.extensions;
-  return h;
+  return new RawHeader(
+    s.version,
+    s.padding,
+    s.paddingSize,
+    s.extension,
+    s.marker,
+    s.payloadOffset,
+    s.payloadType,
+    s.sequenceNumber,
+    s.timestamp,
+    s.ssrc,
+    s.csrcLength,
+    s.csrc,
+    s.extensionProfile,
+    s.extensionLength,
+    s.extensions,
+  );
 }
 
 function patchRtpPacketClone(): void {
@@ -793,8 +914,10 @@ interface CandidatePair {
   remoteAddr: [string, number];
   packetsSent: number;
   bytesSent: number;
-  /** `remoteAddr` when `__literal` was worked out, and whether its host is an IP literal. */
-  __literalOf?: [string, number];
+  /** The pair's remote host and port, read once (`remoteAddr` makes an array per call). */
+  __host?: string;
+  __port?: number;
+  /** Whether `__host` is an IP literal. */
   __literal?: boolean;
 }
 
@@ -945,6 +1068,66 @@ function buildExtensions(s: SenderInternals, header: RtpHeader): Extension[] {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// `dgram.Socket.send` to an address looks it up first, even an IP literal: `dns.lookup` answers
+// an IP through `process.nextTick`, so every datagram cost a lookup, a tick, a callback and the
+// tick queue's rejection bookkeeping (~6 % of what the node allocated at 25 calls × 2 viewers),
+// and went out only at the end of the current callback. The node's sockets send to IP
+// literals (`iceSendNow` checks): their lookup answers those at once, and passes anything else to
+// the lookup Node set up. Node takes the same synchronous path for a connected socket.
+
+interface DgramSocket {
+  send: (...a: unknown[]) => void;
+  /** Whether `replaceLookup` replaced this socket's lookup (false: it could not). */
+  __lookupReplaced?: boolean;
+}
+
+type LookupFn = (address: string, callback: (err: Error | null, ip?: string) => void) => void;
+
+/** Node's per-socket state (`kStateSymbol` in lib/internal/dgram.js), if it still looks the same. */
+function socketState(socket: object): { handle?: { lookup?: LookupFn } } | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'state symbol');
+  return key ? (socket as Record<symbol, { handle?: { lookup?: LookupFn } }>)[key] : undefined;
+}
+
+/** Why a socket's lookup cannot be replaced on this Node, or undefined when it can. */
+export function lookupShapeChanged(): string | undefined {
+  const probe = createSocket('udp4');
+  try {
+    const lookup = socketState(probe)?.handle?.lookup;
+    return typeof lookup === 'function'
+      ? undefined
+      : 'dgram sockets no longer keep their lookup at [kStateSymbol].handle.lookup';
+  } finally {
+    probe.close();
+  }
+}
+
+let syncLookup = false;
+
+/** Replaces a socket's lookup with one that answers IP literals at once. */
+export function replaceLookup(socket: DgramSocket): boolean {
+  const handle = syncLookup ? socketState(socket)?.handle : undefined;
+  const original = handle?.lookup;
+  if (!handle || typeof original !== 'function') {
+    socket.__lookupReplaced = false;
+    return false;
+  }
+  let last = '';
+  handle.lookup = (address, callback) => {
+    if (address !== last) {
+      if (isIP(address) === 0) {
+        original(address, callback);
+        return;
+      }
+      last = address;
+    }
+    callback(null, address);
+  };
+  socket.__lookupReplaced = true;
+  return true;
+}
+
 /** ICE send without promises: straight to the UDP socket for a host/srflx pair. */
 function iceSendNow(connection: IceConnection, data: Buffer): void {
   if (!connection.canSendApplicationData()) return;
@@ -953,11 +1136,13 @@ function iceSendNow(connection: IceConnection, data: Buffer): void {
     transport?: { closed?: boolean; socket?: { send: (...a: unknown[]) => void } };
   };
   const transport = protocol.transport;
-  const addr = pair.remoteAddr;
-  if (pair.__literalOf !== addr) {
-    // the pair's address is fixed once nominated: parse it once, not per packet
-    pair.__literalOf = addr;
-    pair.__literal = isIP(addr[0]) !== 0;
+  let host = pair.__host;
+  if (host === undefined) {
+    // a pair's remote candidate never changes: read and parse it once, not per packet
+    const addr = pair.remoteAddr;
+    host = pair.__host = addr[0];
+    pair.__port = addr[1];
+    pair.__literal = isIP(host) !== 0;
   }
   if (
     !(protocol instanceof StunProtocol) ||
@@ -969,8 +1154,10 @@ function iceSendNow(connection: IceConnection, data: Buffer): void {
     return;
   }
   if (transport.closed) return;
+  const socket = transport.socket as DgramSocket;
+  if (socket.__lookupReplaced === undefined) replaceLookup(socket);
   try {
-    transport.socket.send(data, addr[1], addr[0]);
+    socket.send(data, pair.__port, host);
   } catch {
     return; // werift's chain swallows send errors and then does not count the packet
   }
@@ -1147,15 +1334,35 @@ export function fastEvent(event: unknown): boolean {
   if (!isWeriftEvent(event)) return false;
   if (event.__fast) return true;
   const e = event;
-  e.execute = (...args: unknown[]) => {
-    if (e.ended) return;
-    const stack = e.event.stack;
-    for (let i = 0; i < stack.length; i++) stack[i]!.execute(...args);
+  const runAsync = (args: unknown[]) => {
     const promiseStack = e.event.promiseStack;
     if (promiseStack.length === 0) return;
     (async () => {
       for (const item of promiseStack) await item.execute(...args);
     })().catch((err) => e.onerror(err));
+  };
+  // Per-packet events carry one or two arguments: passed on as they came, with no array per
+  // event (a rest parameter made one for every packet at every hop).
+  e.execute = function execute(a?: unknown, b?: unknown): void {
+    if (e.ended) return;
+    // biome-ignore lint/complexity/noArguments: the count only, so listeners get what was passed
+    const n = arguments.length;
+    if (n > 2) {
+      // biome-ignore lint/complexity/noArguments: rare (no per-packet event has three)
+      const args = Array.from(arguments);
+      const stack = e.event.stack;
+      for (let i = 0; i < stack.length; i++) stack[i]!.execute(...args);
+      runAsync(args);
+      return;
+    }
+    const stack = e.event.stack;
+    for (let i = 0; i < stack.length; i++) {
+      const listener = stack[i]!;
+      if (n === 2) listener.execute(a, b);
+      else if (n === 1) listener.execute(a);
+      else listener.execute();
+    }
+    if (e.event.promiseStack.length > 0) runAsync(n === 2 ? [a, b] : n === 1 ? [a] : []);
   };
   e.__fast = true;
   return true;
