@@ -15,7 +15,7 @@ import { Logger, type LogLevel } from '../core/log.ts';
 import { AdminClient } from '../node/client/AdminClient.ts';
 import { MediaNode } from '../node/MediaNode.ts';
 import type { MediaCounters } from '../node/media/types.ts';
-import { NODE_FLAGS } from '../node/nodeFlags.ts';
+import { nodeStartArgs } from '../node/nodeFlags.ts';
 
 export type BenchNodeKind = 'in-process' | 'process' | 'remote' | 'janus';
 
@@ -203,7 +203,7 @@ const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
  * are its own, and it does not share an event loop with the clients and relays.
  */
 export interface NodeProcessOptions {
-  /** Node.js flags for the node process besides {@link NODE_FLAGS}, e.g. `--cpu-prof --cpu-prof-dir=DIR`. */
+  /** Node.js flags for the node process besides `NODE_FLAGS` (src/node/nodeFlags.ts), e.g. `--cpu-prof --cpu-prof-dir=DIR`. */
   nodeFlags?: string[];
 }
 
@@ -211,17 +211,7 @@ export async function startNodeProcess(options: NodeProcessOptions = {}): Promis
   const dataDir = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
   const child: ChildProcess = spawn(
     process.execPath,
-    [
-      ...NODE_FLAGS,
-      ...(options.nodeFlags ?? []),
-      BIN,
-      'node',
-      'start',
-      '--port',
-      '0',
-      '--data',
-      dataDir,
-    ],
+    nodeStartArgs(BIN, dataDir, options.nodeFlags),
     {
       env: { ...process.env, CI: '1', RETURNCAM_LOG_LEVEL: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../core/errors.ts';
-import { NODE_FLAGS } from '../node/nodeFlags.ts';
+import { nodeStartArgs } from '../node/nodeFlags.ts';
 import { percentile } from './stats.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
@@ -57,17 +57,7 @@ export async function timeNodeStart(
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
-    [
-      ...NODE_FLAGS,
-      ...(options.nodeFlags ?? []),
-      options.bin ?? BIN,
-      'node',
-      'start',
-      '--port',
-      '0',
-      '--data',
-      dataDir,
-    ],
+    nodeStartArgs(options.bin ?? BIN, dataDir, options.nodeFlags),
     {
       env: { ...process.env, CI: '1', RETURNCAM_LOG_LEVEL: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],

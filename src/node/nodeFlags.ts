@@ -10,3 +10,15 @@
  * round). At 4 MB scavenges ran twice as often and cost 15 % more CPU.
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+
+/**
+ * `node [NODE_FLAGS] [extra] BIN node start --port 0 --data DIR`: a node on a free port with its
+ * data in `dataDir`, as the benchmarks start one (after `process.execPath`).
+ */
+export function nodeStartArgs(
+  bin: string,
+  dataDir: string,
+  extraFlags: readonly string[] = [],
+): string[] {
+  return [...NODE_FLAGS, ...extraFlags, bin, 'node', 'start', '--port', '0', '--data', dataDir];
+}
