@@ -39,15 +39,7 @@ import {
   setNativeGcm,
   weriftOriginals,
 } from '../../src/node/media/weriftHotPath.ts';
-
-/** A deterministic pseudo-random source, so a failure can be replayed. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
+import { seededRandom } from '../helpers/random.ts';
 
 function header(props: Partial<RtpHeader>): RtpHeader {
   return new RtpHeader({ version: 2, ...props });
@@ -178,7 +170,7 @@ describe('werift hot-path patches', () => {
     }
     // Random bytes with version 2 and the extension bit often set: headers cut short, extension
     // lengths past the end, zero padding bytes, id 15, unknown profiles.
-    const random = rng(42);
+    const random = seededRandom(42);
     let parsed = 0;
     for (let n = 0; n < 5000; n++) {
       const buf = Buffer.alloc(12 + Math.floor(random() * 40));
@@ -234,7 +226,7 @@ describe('werift hot-path patches', () => {
         const receiver = srtpSession(MIRRORED_KEYS);
         const cipher = (sender as unknown as { localContext: { cipher: object } }).localContext
           .cipher;
-        const random = rng(7);
+        const random = seededRandom(7);
         for (const buf of samplePackets()) {
           const packet = RtpPacket.deSerialize(buf);
           if (packet.header.padding) continue; // werift's encryptRtp does not carry padding
@@ -266,7 +258,7 @@ describe('werift hot-path patches', () => {
 
         /** Encrypted packets over two SSRCs: reordering across a sequence-number wrap, padding. */
         function wirePackets(sender: SrtpSession): { wire: Buffer; note: string }[] {
-          const random = rng(11);
+          const random = seededRandom(11);
           const out: { wire: Buffer; note: string }[] = [];
           const seqs = [
             65530, 65531, 65533, 65532, 65534, 65535, 0, 2, 1, 65535, 3, 4, 40000, 5, 6,
@@ -316,7 +308,7 @@ describe('werift hot-path patches', () => {
           const theirs = srtpSession(MIRRORED_KEYS);
           const ours = srtpSession(MIRRORED_KEYS);
           expect(isGcmContext(contextOf(ours))).toBe(true);
-          const random = rng(5);
+          const random = seededRandom(5);
           let decrypted = 0;
           let rejected = 0;
           for (const { wire, note } of wirePackets(sender)) {
@@ -450,7 +442,7 @@ describe('werift hot-path patches', () => {
     const after = ntpFromPerformance(performance.now());
     const now = (BigInt(seconds) << 32n) | BigInt(fraction);
     expect(now >= before && now <= after).toBe(true);
-    const random = rng(3);
+    const random = seededRandom(3);
     for (let i = 0; i < 1000; i++) {
       const s = 3_900_000_000 + Math.floor(random() * 100_000_000);
       const f = Math.floor(random() * 4294967296);

@@ -6,21 +6,13 @@ import { ID, idBytes, UNKNOWN_SIZE, uintEl, vint } from '../../src/node/recordin
 import { FrameQueue } from '../../src/node/recording/FrameQueue.ts';
 import { MatroskaWriter } from '../../src/node/recording/MatroskaWriter.ts';
 import { defaultIo, RecordingFile } from '../../src/node/recording/RecordingFile.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 /** A frame whose bytes say which it is: `n` repeated, with its number in the first 4 bytes. */
 function frameBytes(n: number, length: number): Buffer {
   const b = Buffer.alloc(length, n & 0xff);
   if (length >= 4) b.writeUInt32BE(n);
   return b;
-}
-
-/** A deterministic stream of numbers in [0, 1). */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1_664_525 + 1_013_904_223) >>> 0;
-    return s / 2 ** 32;
-  };
 }
 
 describe('FrameQueue', () => {
@@ -64,7 +56,7 @@ describe('FrameQueue', () => {
 
   it('grows to hold what is waiting at any bitrate, byte-exact, then stops growing', () => {
     const q = new FrameQueue({ initialBytes: 4096, initialEntries: 4 });
-    const random = seeded(7);
+    const random = seededRandom(7);
     const held: { n: number; len: number; t: number }[] = [];
     let n = 0;
     // 400 ms held at 30 video + 50 audio frames a second, video frames up to 12 KB; audio comes
@@ -135,7 +127,7 @@ describe('RecordingFile', () => {
   it('writes every appended byte in order across chunks, flushes and patches', async () => {
     const path = join(dir, 'a.bin');
     const file = new RecordingFile({ path, flushMs: 5, flushBytes: 50_000 });
-    const random = seeded(3);
+    const random = seededRandom(3);
     const expected: Buffer[] = [];
     let size = 0;
     for (let i = 0; i < 400; i++) {

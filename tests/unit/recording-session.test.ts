@@ -12,6 +12,7 @@ import type { RecordingFileIo } from '../../src/node/recording/RecordingFile.ts'
 import { RecordingLibrary } from '../../src/node/recording/RecordingLibrary.ts';
 import { SessionRecorder, type TrackSource } from '../../src/node/recording/SessionRecorder.ts';
 import { Store } from '../../src/node/store/Store.ts';
+import { seededRandom } from '../helpers/random.ts';
 import {
   decode,
   readWebmFrames,
@@ -73,15 +74,6 @@ function packets(): Timed[] {
     }
   }
   return out;
-}
-
-/** A seeded PRNG, so a failure can be replayed. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
 }
 
 let dir: string;
@@ -168,7 +160,7 @@ async function record(
 
 describe('session recorder', () => {
   it('5 % loss (mostly repaired late), reordering and duplicates at its input: the file decodes end to end', async () => {
-    const rnd = random(42);
+    const rnd = seededRandom(42);
     const impaired: Timed[] = [];
     for (const t of packets()) {
       const r = rnd();
