@@ -15,7 +15,7 @@ import { Logger, type LogLevel } from '../core/log.ts';
 import { AdminClient } from '../node/client/AdminClient.ts';
 import { MediaNode } from '../node/MediaNode.ts';
 import type { MediaCounters } from '../node/media/types.ts';
-import { nodeStartArgs } from '../node/nodeFlags.ts';
+import { nodeStartArgs } from './startup.ts';
 
 export type BenchNodeKind = 'in-process' | 'process' | 'remote' | 'janus';
 
@@ -203,7 +203,7 @@ const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
  * are its own, and it does not share an event loop with the clients and relays.
  */
 export interface NodeProcessOptions {
-  /** Node.js flags for the node process besides `NODE_FLAGS` (src/node/nodeFlags.ts), e.g. `--cpu-prof --cpu-prof-dir=DIR`. */
+  /** Node.js flags for the node process, e.g. `--cpu-prof --cpu-prof-dir=DIR`. */
   nodeFlags?: string[];
 }
 

@@ -5,7 +5,6 @@ import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { errorMessage, UserError } from '../../core/errors.ts';
 import { turnRestCredential } from '../http/turnRoutes.ts';
-import { NODE_FLAGS } from '../nodeFlags.ts';
 import { type Warehouse, warehouseUrls } from './fleetConfig.ts';
 import { type ProvisionedFile, provisionWarehouse } from './provision.ts';
 import { buildRelease, type Release } from './release.ts';
@@ -72,17 +71,17 @@ export class DeployError extends UserError {
 /** A step's own failure: its name goes into the message. */
 class StepFailed extends Error {}
 
-export const DEFAULT_COMMANDS = {
+const DEFAULT_COMMANDS = {
   // the subshell execs into the process, so $! is its pid; its output never holds the ssh session
   start:
-    '(cd "$(readlink -f {installDir}/current)" && exec setsid {nodeBinary} {nodeFlags} bin/returncam node start --config {configDir}/node.yaml) >>{logDir}/node.log 2>&1 </dev/null & echo $! >{runDir}/node.pid',
+    '(cd "$(readlink -f {installDir}/current)" && exec setsid {nodeBinary} bin/returncam node start --config {configDir}/node.yaml) >>{logDir}/node.log 2>&1 </dev/null & echo $! >{runDir}/node.pid',
   stop: 'stop_pid {runDir}/node.pid',
   turnStart:
     '(exec setsid {turnBinary} -c {configDir}/turnserver.conf --pidfile=) >>{logDir}/turn.log 2>&1 </dev/null & echo $! >{runDir}/turn.pid',
   turnStop: 'stop_pid {runDir}/turn.pid',
 };
 
-/** Replaces {installDir}, {configDir}, … with the warehouse's (quoted) values, {nodeFlags} with the node's Node.js flags. */
+/** Replaces {installDir}, {configDir}, … with the warehouse's (quoted) values. */
 export function expandCommand(cmd: string, w: Warehouse): string {
   const vars: Record<string, string> = {
     ...w.paths,
@@ -90,9 +89,7 @@ export function expandCommand(cmd: string, w: Warehouse): string {
     turnBinary: w.service.turnBinary,
     user: w.service.user,
   };
-  return cmd.replace(/\{(\w+)\}/g, (all, k: string) =>
-    k === 'nodeFlags' ? NODE_FLAGS.map(shq).join(' ') : k in vars ? shq(vars[k]!) : all,
-  );
+  return cmd.replace(/\{(\w+)\}/g, (all, k: string) => (k in vars ? shq(vars[k]!) : all));
 }
 
 function preamble(w: Warehouse): string {
