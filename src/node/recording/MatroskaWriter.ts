@@ -10,8 +10,12 @@ import {
   stringEl,
   UNKNOWN_SIZE,
   uintEl,
+  uintLength,
   vint,
+  vintLength,
   voidEl,
+  writeUintBE,
+  writeVint,
 } from './ebml.ts';
 
 export type VideoCodec = 'VP8' | 'H264';
@@ -239,7 +243,7 @@ export class MatroskaWriter {
       (track.kind === 'video' && keyframe && ms > at);
     const clusterAt = newCluster ? ms : at!;
     // Cluster: ID (4) + unknown size (8) + Timestamp element (ID, 1-byte size, value)
-    const tsBytes = newCluster ? uintBytes(ms) : 0;
+    const tsBytes = newCluster ? uintLength(ms) : 0;
     const clusterBytes = newCluster ? 4 + 8 + 2 + tsBytes : 0;
     const blockSize = data.length + 4;
     const sizeBytes = vintLength(blockSize);
@@ -279,33 +283,4 @@ class OneBuffer implements ByteSink {
     this.buffer = Buffer.alloc(n);
     return 0;
   }
-}
-
-/** Bytes of an unsigned integer element's value (the fewest, at least 1). */
-function uintBytes(value: number): number {
-  let len = 1;
-  while (len < 8 && value >= 2 ** (8 * len)) len++;
-  return len;
-}
-
-function writeUintBE(buf: Buffer, at: number, value: number, width: number): number {
-  let v = value;
-  for (let i = width - 1; i >= 0; i--) {
-    buf[at + i] = v % 256;
-    v = Math.floor(v / 256);
-  }
-  return at + width;
-}
-
-/** Bytes of an EBML size in the fewest bytes (as {@link vint}). */
-function vintLength(value: number): number {
-  let len = 1;
-  while (len < 8 && value >= 2 ** (7 * len) - 1) len++;
-  return len;
-}
-
-function writeVint(buf: Buffer, at: number, value: number, width: number): number {
-  writeUintBE(buf, at, value, width);
-  buf[at] = buf[at]! | (1 << (8 - width));
-  return at + width;
 }

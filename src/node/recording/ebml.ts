@@ -74,18 +74,43 @@ export function idBytes(id: number): Buffer {
 }
 
 /** An EBML variable-size integer (element size) in the fewest bytes, or exactly `width` bytes. */
-export function vint(value: number, width?: number): Buffer {
+/** Bytes of an EBML size in the fewest bytes. */
+export function vintLength(value: number): number {
   let len = 1;
   while (len < 8 && value >= 2 ** (7 * len) - 1) len++;
+  return len;
+}
+
+/** Bytes of an unsigned integer element's value in the fewest bytes (at least 1). */
+export function uintLength(value: number): number {
+  let len = 1;
+  while (len < 8 && value >= 2 ** (8 * len)) len++;
+  return len;
+}
+
+/** Writes `value` big-endian in `width` bytes at `at`; returns the offset after it. */
+export function writeUintBE(buf: Buffer, at: number, value: number, width: number): number {
+  let v = value;
+  for (let i = width - 1; i >= 0; i--) {
+    buf[at + i] = v % 256;
+    v = Math.floor(v / 256);
+  }
+  return at + width;
+}
+
+/** Writes an EBML size in `width` bytes at `at`; returns the offset after it. */
+export function writeVint(buf: Buffer, at: number, value: number, width: number): number {
+  writeUintBE(buf, at, value, width);
+  buf[at] = buf[at]! | (1 << (8 - width));
+  return at + width;
+}
+
+export function vint(value: number, width?: number): Buffer {
+  const len = vintLength(value);
   const w = width ?? len;
   if (w < len || w > 8) throw new RangeError(`EBML size ${value} does not fit in ${w} bytes`);
   const b = Buffer.alloc(w);
-  let v = value;
-  for (let i = w - 1; i >= 0; i--) {
-    b[i] = v % 256;
-    v = Math.floor(v / 256);
-  }
-  b[0]! |= 1 << (8 - w);
+  writeVint(b, 0, value, w);
   return b;
 }
 
@@ -96,15 +121,9 @@ export function element(id: number, ...payload: Buffer[]): Buffer {
 
 /** An unsigned integer element in the fewest bytes, or exactly `width` bytes (for later patching). */
 export function uintEl(id: number, value: number, width?: number): Buffer {
-  let len = 1;
-  while (len < 8 && value >= 2 ** (8 * len)) len++;
-  const w = width ?? len;
+  const w = width ?? uintLength(value);
   const b = Buffer.alloc(w);
-  let v = value;
-  for (let i = w - 1; i >= 0; i--) {
-    b[i] = v % 256;
-    v = Math.floor(v / 256);
-  }
+  writeUintBE(b, 0, value, w);
   return element(id, b);
 }
 
