@@ -7,6 +7,7 @@ import { createHook } from 'node:async_hooks';
 import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  Connection,
   Event,
   ProtectionProfileAeadAes128Gcm,
   ProtectionProfileAes128CmHmacSha1_80,
@@ -27,6 +28,7 @@ import { forwardTiming, SAMPLE_EVERY } from '../../src/node/media/forwardTiming.
 import { ntpFromPerformance } from '../../src/node/media/werift.ts';
 import {
   absSendTimeBytes,
+  copyPacketInto,
   type DtlsReceiveInternals,
   decryptRtpPacket,
   fastEvent,
@@ -35,6 +37,7 @@ import {
   ntpNow,
   receiveSrtp,
   replaceLookup,
+  sendRtpKeepsNothing,
   sendRtpNow,
   setNativeGcm,
   weriftOriginals,
@@ -610,6 +613,35 @@ describe('werift hot-path patches', () => {
       );
     });
 
+    it('sends from one reused packet object the bytes it sends from a clone per packet', () => {
+      const cloned = senderWithWire([{ id: 1, uri: mid }]);
+      const reused = senderWithWire([{ id: 1, uri: mid }]);
+      cloned.s.__nacksIntercepted = true;
+      reused.s.__nacksIntercepted = true;
+      expect(sendRtpKeepsNothing(reused.sender)).toBe(true);
+      const scratch = new RtpPacket(new RtpHeader(), Buffer.alloc(0));
+      const sources = [...inputs(), ...inputs()];
+      for (const p of sources) {
+        sendRtpNow(cloned.sender, p.clone());
+        sendRtpNow(reused.sender, copyPacketInto(scratch, p));
+      }
+      expect(reused.wire).toHaveLength(sources.length);
+      expect(reused.wire).toEqual(cloned.wire);
+      // the packets copied from were not rewritten
+      expect(sources.map((p) => p.serialize())).toEqual(
+        [...inputs(), ...inputs()].map((p) => p.serialize()),
+      );
+    });
+
+    it("says a sender keeps its packets while werift's own cache or RED has them", () => {
+      const { sender, s } = senderWithWire([]);
+      expect(sendRtpKeepsNothing(sender)).toBe(false); // werift answers its NACKs from rtpCache
+      s.__nacksIntercepted = true;
+      expect(sendRtpKeepsNothing(sender)).toBe(true);
+      s.redRedundantPayloadType = 63; // werift's asynchronous sendRtp builds RED from it
+      expect(sendRtpKeepsNothing(sender)).toBe(false);
+    });
+
     it('hands the datagram to a real UDP socket without creating a promise', async () => {
       const receiver = createSocket('udp4');
       const received: Buffer[] = [];
@@ -786,6 +818,54 @@ describe('werift hot-path patches', () => {
       expect(ours.filter((n) => n < 100)).toEqual([0, 1, 2, 3]);
       expect(ours.filter((n) => n >= 100)).toEqual([100, 101, 102, 103]);
       expect(ours).toEqual(await counts(false));
+    });
+
+    it('receives datagrams on every ICE socket without a promise per datagram', async () => {
+      /** Promises made while werift handles `count` datagrams sent to one of its ICE sockets. */
+      async function promisesPerDatagram(ensure: (c: Connection, p: StunProtocol) => void) {
+        const connection = new Connection(true, {});
+        const protocol = new StunProtocol();
+        ensure(connection, protocol);
+        await protocol.connectionMade(true, undefined, undefined);
+        protocol.localCandidate = {} as StunProtocol['localCandidate'];
+        const received: string[] = [];
+        connection.onData.subscribe((d: Buffer) => received.push(d.toString()));
+        const socket = (
+          protocol.transport as unknown as { socket: ReturnType<typeof createSocket> }
+        ).socket;
+        let promises = 0;
+        const hook = createHook({
+          init: (_id, type) => {
+            if (type === 'PROMISE') promises++;
+          },
+        });
+        // around werift's own listener: only what it does per datagram is counted
+        socket.prependListener('message', () => hook.enable());
+        socket.on('message', () => hook.disable());
+        const from = createSocket('udp4');
+        const count = 20;
+        try {
+          const port = socket.address().port;
+          for (let i = 0; i < count; i++) from.send(Buffer.from(`rtp ${i}`), port, '127.0.0.1');
+          const deadline = performance.now() + 2000;
+          while (received.length < count && performance.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        } finally {
+          hook.disable();
+          from.close();
+          await protocol.close();
+        }
+        expect(received.sort()).toEqual(Array.from({ length: count }, (_, i) => `rtp ${i}`).sort());
+        return promises / count;
+      }
+      const ensure = (c: Connection, p: StunProtocol) =>
+        (c as unknown as { ensureProtocol: (p: StunProtocol) => void }).ensureProtocol(p);
+      expect(await promisesPerDatagram(ensure)).toBe(0);
+      // werift's own: a promise per event, two events per datagram
+      expect(
+        await promisesPerDatagram((c, p) => weriftOriginals.ensureProtocol!.call(c, p)),
+      ).toBeGreaterThanOrEqual(2);
     });
 
     it('leaves what is not a werift Event alone', () => {

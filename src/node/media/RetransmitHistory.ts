@@ -130,8 +130,10 @@ export class RetransmitHistory {
     }
     const start = this.reserve(length, now);
     const at = start % this.ring.length;
-    this.ring.set(header.subarray(0, headerLength), at);
-    this.ring.set(payload, at + headerLength);
+    const ring = this.ring;
+    // byte by byte: a header is a few dozen bytes, and `subarray` would make a view per packet
+    for (let i = 0; i < headerLength; i++) ring[at + i] = header[i]!;
+    ring.set(payload, at + headerLength);
     this.seqs[slot] = seq;
     this.starts[slot] = start;
     this.lengths[slot] = length;

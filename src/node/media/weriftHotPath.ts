@@ -63,6 +63,7 @@ export const weriftOriginals: {
   rtpPacketClone?: (this: RtpPacket) => RtpPacket;
   senderSendRtp?: (this: RTCRtpSender, rtp: RtpPacket | Buffer) => Promise<void>;
   gcmEncryptRtp?: (header: RtpHeader, payload: Buffer, roc: number) => Buffer;
+  ensureProtocol?: (this: unknown, protocol: unknown) => void;
 } = {};
 
 function sourceHas(fn: unknown, words: readonly string[]): string | undefined {
@@ -152,9 +153,11 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
   );
   patch(
     'Event.execute',
-    'Event.execute (common/src/event.ts): an async IIFE per event; replaced per event by fastReceivePath',
-    () => checkEventShape(() => new Event()),
-    () => {},
+    'Event.execute (common/src/event.ts): an async IIFE per event; replaced per event by fastReceivePath, and for every ICE socket by Connection.ensureProtocol',
+    () =>
+      checkEventShape(() => new Event()) ??
+      sourceHas(connectionProto().ensureProtocol, ['protocol.onDataReceived.subscribe']),
+    patchEnsureProtocol,
   );
 }
 
@@ -413,6 +416,33 @@ function cloneHeader(s: RtpHeader): RtpHeader {
     s.extensionLength,
     s.extensions,
   );
+}
+
+/**
+ * Makes `target` what `source.clone()` returns (the header's fields copied, its `csrc` and
+ * `extensions` arrays and the payload shared) without allocating: for a packet object reused per
+ * send, see {@link sendRtpKeepsNothing}.
+ */
+export function copyPacketInto(target: RtpPacket, source: RtpPacket): RtpPacket {
+  const t = target.header;
+  const s = source.header;
+  t.version = s.version;
+  t.padding = s.padding;
+  t.paddingSize = s.paddingSize;
+  t.extension = s.extension;
+  t.marker = s.marker;
+  t.payloadOffset = s.payloadOffset;
+  t.payloadType = s.payloadType;
+  t.sequenceNumber = s.sequenceNumber;
+  t.timestamp = s.timestamp;
+  t.ssrc = s.ssrc;
+  t.csrcLength = s.csrcLength;
+  t.csrc = s.csrc;
+  t.extensionProfile = s.extensionProfile;
+  t.extensionLength = s.extensionLength;
+  t.extensions = s.extensions;
+  target.payload = source.payload;
+  return target;
 }
 
 function patchRtpPacketClone(): void {
@@ -1192,6 +1222,21 @@ function dtlsSendRtpNow(
  * Returns the SRTP packet sent (its RTP header is in the clear at its start), or undefined when
  * nothing was sent or werift's own `sendRtp` took the packet (asynchronously).
  */
+/**
+ * True when `sendRtpNow(sender, packet)` keeps no reference to `packet` (or its header) once it
+ * returns: it sends synchronously, and werift's own retransmit cache is not filled because
+ * `interceptNacks` answers this sender's NACKs. The caller may then reuse one packet object for
+ * every send. False whenever werift's own (asynchronous) `sendRtp` would run.
+ */
+export function sendRtpKeepsNothing(sender: RTCRtpSender): boolean {
+  const s = sender as unknown as SenderInternals;
+  return (
+    weriftOriginals.senderSendRtp !== undefined &&
+    s.__nacksIntercepted === true &&
+    !s.redRedundantPayloadType
+  );
+}
+
 export function sendRtpNow(sender: RTCRtpSender, rtp: RtpPacket): Buffer | undefined {
   const s = sender as unknown as SenderInternals;
   const original = weriftOriginals.senderSendRtp;
@@ -1391,6 +1436,29 @@ export function fastReceivePath(receiver: RTCRtpReceiver, track?: unknown): void
   for (const protocol of connection?.protocols ?? []) {
     fastEvent((protocol as { onDataReceived?: unknown }).onDataReceived);
   }
+}
+
+function connectionProto(): { ensureProtocol: (this: unknown, protocol: unknown) => void } {
+  return Connection.prototype as unknown as {
+    ensureProtocol: (this: unknown, protocol: unknown) => void;
+  };
+}
+
+/**
+ * Every ICE socket of every peer connection (publishers' and subscribers' legs, and those an ICE
+ * restart adds) hands each datagram it receives to its protocol's `onDataReceived`, and from
+ * there to the connection's `onData`: both fastened as werift wires the protocol up, before its
+ * first datagram.
+ */
+function patchEnsureProtocol(): void {
+  const proto = connectionProto();
+  const original = proto.ensureProtocol;
+  weriftOriginals.ensureProtocol = original;
+  proto.ensureProtocol = function ensureProtocol(this: unknown, protocol: unknown) {
+    original.call(this, protocol);
+    fastEvent((protocol as { onDataReceived?: unknown } | undefined)?.onDataReceived);
+    fastEvent((this as { onData?: unknown } | undefined)?.onData);
+  };
 }
 
 /** Checks werift's `Event` still has the shape `fastEvent` replaces (for the status list). */
