@@ -41,6 +41,7 @@ import {
   sendRtpNow,
   setNativeGcm,
   weriftOriginals,
+  writeHeader,
 } from '../../src/node/media/weriftHotPath.ts';
 import { seededRandom } from '../helpers/random.ts';
 
@@ -196,6 +197,50 @@ describe('werift hot-path patches', () => {
     const packet = RtpPacket.deSerialize(samplePackets()[10]!);
     expect(packet.header.extensions.map((e) => e.id)).toEqual([1, 3, 4, 14]);
     expect(packet.payload.toString('ascii')).toBe('0123456789abcdef0123456789');
+  });
+
+  it('writes every byte of a header as werift serializes it, over whatever the buffer held', () => {
+    const ext = (id: number, n: number) => ({ id, payload: Buffer.alloc(n, id) });
+    const shapes: Partial<RtpHeader>[] = [
+      ...samplePackets().map((b) => RtpHeader.deSerialize(b)),
+      { extension: true }, // the bit without extensions: an empty block
+      { extensions: [ext(5, 3)], version: 7, payloadType: 300 }, // out-of-range fields masked
+      { extensionProfile: 0x1234 as RtpHeader['extensionProfile'], extensions: [ext(0, 8)] },
+    ];
+    for (const shape of shapes) {
+      const ours = header({ ...shape });
+      const theirs = header({ ...shape });
+      const size = theirs.serializeSize;
+      const expected = theirs.serialize(size);
+      for (const fill of [0x00, 0xa5, 0xff]) {
+        const buf = Buffer.alloc(size + 4, fill);
+        expect(writeHeader(ours, buf)).toBe(size);
+        expect(buf.subarray(0, size)).toEqual(expected);
+        expect(buf.subarray(size)).toEqual(Buffer.alloc(4, fill)); // nothing past the header
+        expect(ours.payloadOffset).toBe(theirs.payloadOffset);
+        expect(ours.extension).toBe(theirs.extension);
+      }
+    }
+    // the same refusals as werift's: values a field cannot hold
+    for (const bad of [
+      { timestamp: 2 ** 32 },
+      { sequenceNumber: -1 },
+      { csrc: [-1] },
+      { extensions: [ext(16, 1)] }, // one-byte ids stop at 14
+      { extensionProfile: 0x1234 as RtpHeader['extensionProfile'], extensions: [ext(0, 3)] },
+    ]) {
+      const buf = Buffer.alloc(64);
+      const theirs = (() => {
+        try {
+          header(bad).serialize(64);
+          return 'ok';
+        } catch (err) {
+          return (err as Error).name;
+        }
+      })();
+      expect(theirs).not.toBe('ok');
+      expect(() => writeHeader(header(bad), buf)).toThrow();
+    }
   });
 
   it('clones a packet into a new header with the same fields and the same payload', () => {

@@ -566,6 +566,72 @@ function gcmCipherPrototype(): GcmCipher {
   return Object.getPrototypeOf(probeSession().localContext.cipher) as GcmCipher;
 }
 
+const ONE_BYTE_EXTENSIONS = 0xbede;
+const TWO_BYTE_EXTENSIONS = 0x1000;
+
+/**
+ * Writes `h` into the start of `buf` as werift's `RtpHeader.serialize` writes it into a new
+ * zeroed Buffer: the same bytes (every one of the header's, padding included, since `buf` may be
+ * unzeroed pool memory), the same errors for values out of range, the same side effects
+ * (`extension` set when there are extensions, `payloadOffset`). No bit-writer objects, no
+ * iterators. Returns the header's length.
+ */
+export function writeHeader(h: RtpHeader, buf: Buffer): number {
+  const csrc = h.csrc;
+  const extensions = h.extensions;
+  if (extensions.length > 0) h.extension = true;
+  buf.writeUInt8(
+    ((h.version & 0x03) << 6) |
+      (h.padding ? 0x20 : 0) |
+      (h.extension ? 0x10 : 0) |
+      (csrc.length & 0x0f),
+    0,
+  );
+  buf.writeUInt8((h.marker ? 0x80 : 0) | (h.payloadType & 0x7f), 1);
+  buf.writeUInt16BE(h.sequenceNumber, 2);
+  buf.writeUInt32BE(h.timestamp, 4);
+  buf.writeUInt32BE(h.ssrc, 8);
+  let offset = 12;
+  for (let i = 0; i < csrc.length; i++) {
+    buf.writeUInt32BE(csrc[i]!, offset);
+    offset += 4;
+  }
+  if (h.extension) {
+    const extHeaderPos = offset;
+    buf.writeUInt16BE(h.extensionProfile, offset);
+    offset += 4;
+    const start = offset;
+    const profile = h.extensionProfile as number;
+    if (profile === ONE_BYTE_EXTENSIONS) {
+      for (let i = 0; i < extensions.length; i++) {
+        const e = extensions[i]!;
+        buf.writeUInt8((e.id << 4) | (e.payload.length - 1), offset++);
+        e.payload.copy(buf, offset);
+        offset += e.payload.length;
+      }
+    } else if (profile === TWO_BYTE_EXTENSIONS) {
+      for (let i = 0; i < extensions.length; i++) {
+        const e = extensions[i]!;
+        buf.writeUInt8(e.id, offset++);
+        buf.writeUInt8(e.payload.length, offset++);
+        e.payload.copy(buf, offset);
+        offset += e.payload.length;
+      }
+    } else {
+      const only = extensions[0]!.payload;
+      if (only.length % 4 !== 0) throw new Error();
+      only.copy(buf, offset);
+      offset += only.length;
+    }
+    const size = offset - start;
+    const rounded = Math.trunc((size + 3) / 4) * 4;
+    buf.writeUInt16BE(rounded / 4, extHeaderPos + 2);
+    for (let i = size; i < rounded; i++) buf[offset++] = 0;
+  }
+  h.payloadOffset = offset;
+  return offset;
+}
+
 function patchGcmEncrypt(): void {
   let proto: GcmCipher | undefined;
   patch(
@@ -589,7 +655,9 @@ function patchGcmEncrypt(): void {
       weriftOriginals.gcmEncryptRtp = p.encryptRtp;
       p.encryptRtp = function encryptRtp(this: GcmCipher, header, payload, roc) {
         const headerSize = header.serializeSize;
-        const dst = header.serialize(headerSize + payload.length + this.aeadAuthTagLen);
+        // from Node's pool, not zeroed: the header, the sealed payload and the tag fill it
+        const dst = Buffer.allocUnsafe(headerSize + payload.length + this.aeadAuthTagLen);
+        writeHeader(header, dst);
         const iv = rtpIv(this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber);
         if (useNative && this.aeadAuthTagLen === GCM_TAG_LENGTH) {
           const native = nativeGcm!;
