@@ -37,6 +37,7 @@ import {
   ntpNow,
   receiveSrtp,
   replaceLookup,
+  reusablePacket,
   sendRtpKeepsNothing,
   sendRtpNow,
   setNativeGcm,
@@ -664,7 +665,7 @@ describe('werift hot-path patches', () => {
       cloned.s.__nacksIntercepted = true;
       reused.s.__nacksIntercepted = true;
       expect(sendRtpKeepsNothing(reused.sender)).toBe(true);
-      const scratch = new RtpPacket(new RtpHeader(), Buffer.alloc(0));
+      const scratch = reusablePacket();
       const sources = [...inputs(), ...inputs()];
       for (const p of sources) {
         sendRtpNow(cloned.sender, p.clone());

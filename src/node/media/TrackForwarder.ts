@@ -2,8 +2,8 @@ import {
   type RTCRtpCodecParameters,
   type RTCRtpTransceiver,
   type RtcpPacket,
-  RtpHeader,
-  RtpPacket,
+  type RtpHeader,
+  type RtpPacket,
   uint16Add,
   uint32Add,
   wrapRtx,
@@ -36,7 +36,12 @@ import {
   type SenderInternals,
   senderInternals,
 } from './werift.ts';
-import { copyPacketInto, sendRtpKeepsNothing, sendRtpNow } from './weriftHotPath.ts';
+import {
+  copyPacketInto,
+  reusablePacket,
+  sendRtpKeepsNothing,
+  sendRtpNow,
+} from './weriftHotPath.ts';
 import { interceptNacks } from './weriftPatches.ts';
 
 /** What a forwarder needs to know about the publisher stream a packet came from. */
@@ -257,7 +262,7 @@ export class TrackForwarder {
    * no reference to it ({@link sendRtpKeepsNothing}): one fewer header and packet per packet per
    * viewer for the young generation.
    */
-  private readonly outPacket = new RtpPacket(new RtpHeader(), Buffer.alloc(0));
+  private readonly outPacket = reusablePacket();
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;

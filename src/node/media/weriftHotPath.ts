@@ -419,6 +419,14 @@ function cloneHeader(s: RtpHeader): RtpHeader {
 }
 
 /**
+ * A packet object to reuse with {@link copyPacketInto}: its header made as the packet path's
+ * headers are (`RawHeader`), so code that reads headers sees one object shape, not two.
+ */
+export function reusablePacket(): RtpPacket {
+  return new RtpPacket(cloneHeader(new RtpHeader()), Buffer.alloc(0));
+}
+
+/**
  * Makes `target` what `source.clone()` returns (the header's fields copied, its `csrc` and
  * `extensions` arrays and the payload shared) without allocating: for a packet object reused per
  * send, see {@link sendRtpKeepsNothing}.
