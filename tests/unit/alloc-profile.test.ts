@@ -1,10 +1,11 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain JavaScript script, typed by what it is used for here
 import { summarize } from '../../scripts/alloc-profile-summary.mjs';
+import { runStartHook } from '../helpers/startHook.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -21,26 +22,19 @@ describe('scripts/alloc-profile.cjs and its summary', () => {
       const end = Date.now() + 1500;
       const t = setInterval(() => { for (let k = 0; k < 2000; k++) keep[k % 10] = makeGarbage(); if (Date.now() > end) clearInterval(t); }, 1);
     `;
-    const r = await execa(
-      process.execPath,
-      ['--require', join(ROOT, 'scripts', 'alloc-profile.cjs'), '-e', code, 'start'],
+    const written = await runStartHook(
+      'alloc-profile.cjs',
+      code,
       {
-        env: {
-          RETURNCAM_ALLOC_DIR: dir,
-          RETURNCAM_ALLOC_DELAY: '0.2',
-          RETURNCAM_ALLOC_SECONDS: '0.8',
-          // without it the allocation is put on the callback makeGarbage is inlined into
-          RETURNCAM_ALLOC_NO_INLINING: '1',
-        },
-        reject: false,
-        timeout: 20_000,
+        RETURNCAM_ALLOC_DIR: dir,
+        RETURNCAM_ALLOC_DELAY: '0.2',
+        RETURNCAM_ALLOC_SECONDS: '0.8',
+        // without it the allocation is put on the callback makeGarbage is inlined into
+        RETURNCAM_ALLOC_NO_INLINING: '1',
       },
+      dir,
     );
-    expect(r.exitCode, r.stderr).toBe(0);
-    const files = readdirSync(dir);
-    expect(files).toHaveLength(1);
-    expect(r.stderr).toContain(`wrote ${join(dir, files[0]!)}`);
-    const s = summarize(JSON.parse(readFileSync(join(dir, files[0]!), 'utf8')), 5) as {
+    const s = summarize(JSON.parse(written), 5) as {
       totalBytes: number;
       sites: { name: string; bytes: number }[];
       stacks: { stack: string; bytes: number }[];

@@ -1,10 +1,6 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterEach, describe, expect, it } from 'vitest';
-
-const ROOT = join(import.meta.dirname, '..', '..');
+import { describe, expect, it } from 'vitest';
+import { runStartHook } from '../helpers/startHook.ts';
+import { testDir } from '../helpers/tmp.ts';
 
 interface LoopProfile {
   seconds: number;
@@ -16,29 +12,16 @@ interface LoopProfile {
 }
 
 describe('scripts/loop-profile.cjs', () => {
-  let dir = '';
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
   async function profile(code: string, seconds: string) {
-    dir = mkdtempSync(join(tmpdir(), 'returncam-loop-'));
-    const r = await execa(
-      process.execPath,
-      ['--expose-gc', '--require', join(ROOT, 'scripts', 'loop-profile.cjs'), '-e', code, 'start'],
-      {
-        env: {
-          RETURNCAM_LOOP_DIR: dir,
-          RETURNCAM_LOOP_DELAY: '0.1',
-          RETURNCAM_LOOP_SECONDS: seconds,
-        },
-        reject: false,
-        timeout: 20_000,
-      },
+    const dir = testDir('returncam-loop-');
+    const written = await runStartHook(
+      'loop-profile.cjs',
+      code,
+      { RETURNCAM_LOOP_DIR: dir, RETURNCAM_LOOP_DELAY: '0.1', RETURNCAM_LOOP_SECONDS: seconds },
+      dir,
+      ['--expose-gc'],
     );
-    expect(r.exitCode, r.stderr).toBe(0);
-    const files = readdirSync(dir);
-    expect(files).toHaveLength(1);
-    expect(r.stderr).toContain(`wrote ${join(dir, files[0]!)}`);
-    return JSON.parse(readFileSync(join(dir, files[0]!), 'utf8')) as LoopProfile;
+    return JSON.parse(written) as LoopProfile;
   }
 
   it('measures how late the loop runs and what each kind of collection cost, and why it ran', async () => {
