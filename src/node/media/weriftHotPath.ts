@@ -1291,14 +1291,6 @@ function dtlsSendRtpNow(
 }
 
 /**
- * Sends `rtp` on `sender` now, as werift's `sendRtp` would (the packet is rewritten, and kept in
- * the sender's cache unless `interceptNacks` answers its NACKs), without creating a promise.
- * Throws what werift's would reject with.
- *
- * Returns the SRTP packet sent (its RTP header is in the clear at its start), or undefined when
- * nothing was sent or werift's own `sendRtp` took the packet (asynchronously).
- */
-/**
  * True when `sendRtpNow(sender, packet)` keeps no reference to `packet` (or its header) once it
  * returns: it sends synchronously, and werift's own retransmit cache is not filled because
  * `interceptNacks` answers this sender's NACKs. The caller may then reuse one packet object for
@@ -1313,6 +1305,14 @@ export function sendRtpKeepsNothing(sender: RTCRtpSender): boolean {
   );
 }
 
+/**
+ * Sends `rtp` on `sender` now, as werift's `sendRtp` would (the packet is rewritten, and kept in
+ * the sender's cache unless `interceptNacks` answers its NACKs), without creating a promise.
+ * Throws what werift's would reject with.
+ *
+ * Returns the SRTP packet sent (its RTP header is in the clear at its start), or undefined when
+ * nothing was sent or werift's own `sendRtp` took the packet (asynchronously).
+ */
 export function sendRtpNow(sender: RTCRtpSender, rtp: RtpPacket): Buffer | undefined {
   const s = sender as unknown as SenderInternals;
   const original = weriftOriginals.senderSendRtp;
