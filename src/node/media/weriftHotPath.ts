@@ -574,9 +574,6 @@ function gcmCipherPrototype(): GcmCipher {
   return Object.getPrototypeOf(probeSession().localContext.cipher) as GcmCipher;
 }
 
-const ONE_BYTE_EXTENSIONS = 0xbede;
-const TWO_BYTE_EXTENSIONS = 0x1000;
-
 /**
  * Writes `h` into the start of `buf` as werift's `RtpHeader.serialize` writes it into a new
  * zeroed Buffer: the same bytes (every one of the header's, padding included, since `buf` may be
@@ -610,14 +607,14 @@ export function writeHeader(h: RtpHeader, buf: Buffer): number {
     offset += 4;
     const start = offset;
     const profile = h.extensionProfile as number;
-    if (profile === ONE_BYTE_EXTENSIONS) {
+    if (profile === ONE_BYTE_PROFILE) {
       for (let i = 0; i < extensions.length; i++) {
         const e = extensions[i]!;
         buf.writeUInt8((e.id << 4) | (e.payload.length - 1), offset++);
         e.payload.copy(buf, offset);
         offset += e.payload.length;
       }
-    } else if (profile === TWO_BYTE_EXTENSIONS) {
+    } else if (profile === TWO_BYTE_PROFILE) {
       for (let i = 0; i < extensions.length; i++) {
         const e = extensions[i]!;
         buf.writeUInt8(e.id, offset++);
