@@ -18,14 +18,12 @@
  * collection that found the handle unreachable.
  */
 #include <limits.h>
-#include <node_api.h>
 #include <openssl/evp.h>
 #include <stdatomic.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "addon.h"
 
 #define TAG_LENGTH 16
 #define IV_LENGTH 12
@@ -47,17 +45,6 @@ static void free_context(napi_env env, void *data, void *hint) {
   EVP_CIPHER_CTX_free(c->open);
   free(c);
   atomic_fetch_sub(&live_contexts, 1);
-}
-
-static napi_value throw_error(napi_env env, const char *message) {
-  napi_throw_error(env, "ERR_RETURNCAM_NATIVE", message);
-  return NULL;
-}
-
-static bool buffer_arg(napi_env env, napi_value value, uint8_t **data, size_t *length) {
-  bool is_buffer = false;
-  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer) return false;
-  return napi_get_buffer_info(env, value, (void **)data, length) == napi_ok;
 }
 
 static bool context_arg(napi_env env, napi_value value, GcmContext **context) {
@@ -175,13 +162,12 @@ static napi_value live_context_count(napi_env env, napi_callback_info info) {
   return result;
 }
 
-NAPI_MODULE_INIT() {
+bool define_gcm(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"context", NULL, make_context, NULL, NULL, NULL, napi_default, NULL},
       {"seal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
       {"open", NULL, open_packet, NULL, NULL, NULL, napi_default, NULL},
       {"liveContexts", NULL, live_context_count, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 4, methods) != napi_ok) return NULL;
-  return exports;
+  return napi_define_properties(env, exports, 4, methods) == napi_ok;
 }

@@ -25,6 +25,7 @@ import {
   UdpTransport,
 } from 'werift';
 import { forwardTiming, SAMPLE_EVERY } from '../../src/node/media/forwardTiming.ts';
+import { udpSendCounts } from '../../src/node/media/nativeUdp.ts';
 import { ntpFromPerformance } from '../../src/node/media/werift.ts';
 import {
   absSendTimeBytes,
@@ -124,6 +125,7 @@ describe('werift hot-path patches', () => {
       'RTCRtpReceiver.codecArray',
       'RTCRtpSender.sendRtp',
       'dgram lookup',
+      'native UDP send',
       'Event.execute',
     ]);
   });
@@ -713,6 +715,7 @@ describe('werift hot-path patches', () => {
           },
         }).enable();
         const packets = inputs();
+        const directBefore = udpSendCounts.direct;
         try {
           for (const packet of packets) sendRtpNow(sender, packet);
         } finally {
@@ -720,6 +723,8 @@ describe('werift hot-path patches', () => {
         }
         expect(promises).toBe(0);
         expect(pair.packetsSent).toBe(packets.length);
+        // straight onto the socket's descriptor, not through dgram's send
+        expect(udpSendCounts.direct - directBefore).toBe(packets.length);
         // werift's own chain, for comparison: several promises per packet.
         const theirs = inputs()[0]!;
         hook.enable();

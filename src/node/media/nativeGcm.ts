@@ -8,10 +8,9 @@
  * Optional: without a compiler at install, or with `RETURNCAM_NATIVE=off`, the node runs the
  * JavaScript path (`nativeGcmStatus()` says why, and the node logs it at start).
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../core/paths.ts';
+import { NATIVE_ADDON_PATH, type NativePartStatus, nativePart } from './nativeAddon.ts';
+
+export { NATIVE_ADDON_PATH };
 
 /** An OpenSSL AES-128-GCM context pair (seal, open) for one key; freed when collected. */
 export type GcmHandle = { readonly __brand: 'GcmHandle' };
@@ -33,48 +32,14 @@ interface Addon {
   liveContexts(): number;
 }
 
-export const NATIVE_ADDON_PATH = join(PACKAGE_ROOT, 'build', 'Release', 'returncam_native.node');
-
-let addon: Addon | undefined;
-let reason: string | undefined;
-let turnedOff = false;
-
-function load(env: NodeJS.ProcessEnv): void {
-  if (env.RETURNCAM_NATIVE === 'off') {
-    reason = 'turned off by RETURNCAM_NATIVE=off';
-    turnedOff = true;
-    return;
-  }
-  if (!existsSync(NATIVE_ADDON_PATH)) {
-    reason = `not built (${NATIVE_ADDON_PATH} is missing): run \`npm run build:native\`, which needs python3, make and a C compiler`;
-    return;
-  }
-  try {
-    const loaded = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as Partial<Addon>;
-    if (
-      typeof loaded.context !== 'function' ||
-      typeof loaded.seal !== 'function' ||
-      typeof loaded.open !== 'function' ||
-      typeof loaded.liveContexts !== 'function'
-    ) {
-      reason = `${NATIVE_ADDON_PATH} is not this version's addon: run \`npm run build:native\``;
-      return;
-    }
-    addon = loaded as Addon;
-  } catch (err) {
-    reason = `could not be loaded (${(err as Error).message.split('\n')[0]}): run \`npm run build:native\``;
-  }
-}
-
-load(process.env);
+const { part, status } = nativePart<Addon>(['context', 'seal', 'open', 'liveContexts']);
 
 /** The addon, or undefined when the JavaScript path runs (`nativeGcmStatus` says why). */
-export const nativeGcm: Addon | undefined = addon;
+export const nativeGcm: Addon | undefined = part;
 
 /** Whether the addon is in use; if not, why, and whether a setting turned it off. */
-export function nativeGcmStatus(): { loaded: boolean; reason?: string; turnedOff?: boolean } {
-  if (addon) return { loaded: true };
-  return turnedOff ? { loaded: false, reason, turnedOff } : { loaded: false, reason };
+export function nativeGcmStatus(): NativePartStatus {
+  return status;
 }
 
 const handles = new WeakMap<Buffer, GcmHandle>();

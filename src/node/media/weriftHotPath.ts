@@ -30,6 +30,15 @@ import {
   UdpTransport,
 } from 'werift';
 import { gcmHandle, nativeGcm, nativeGcmStatus } from './nativeGcm.ts';
+import {
+  type DatagramSocket,
+  type DatagramTarget,
+  dgramFdShapeChanged,
+  dgramState,
+  nativeUdp,
+  nativeUdpStatus,
+  sendDatagram,
+} from './nativeUdp.ts';
 import type { SrtpSsrcState } from './srtpRollover.ts';
 
 /** Offset from the Unix epoch (1970) to the NTP epoch (1900), in milliseconds. */
@@ -150,6 +159,15 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
     () => {
       syncLookup = true;
     },
+  );
+  patch(
+    'native UDP send',
+    "dgram.Socket.send for SRTP out: its argument list, request object and address parsing per datagram; one sendto(2) on the socket's descriptor instead (nativeUdp.ts)",
+    () => nativeUdpStatus().reason ?? dgramFdShapeChanged(createSocket),
+    () => {
+      directUdp = true;
+    },
+    () => nativeUdpStatus().turnedOff === true,
   );
   patch(
     'Event.execute',
@@ -1012,7 +1030,7 @@ interface DtlsInternals {
   sendRtp: (payload: Buffer, header: RtpHeader) => Promise<number>;
 }
 
-interface CandidatePair {
+interface CandidatePair extends DatagramTarget {
   protocol: unknown;
   remoteAddr: [string, number];
   packetsSent: number;
@@ -1179,25 +1197,16 @@ function buildExtensions(s: SenderInternals, header: RtpHeader): Extension[] {
 // literals (`iceSendNow` checks): their lookup answers those at once, and passes anything else to
 // the lookup Node set up. Node takes the same synchronous path for a connected socket.
 
-interface DgramSocket {
-  send: (...a: unknown[]) => void;
+interface DgramSocket extends DatagramSocket {
   /** Whether `replaceLookup` replaced this socket's lookup (false: it could not). */
   __lookupReplaced?: boolean;
-}
-
-type LookupFn = (address: string, callback: (err: Error | null, ip?: string) => void) => void;
-
-/** Node's per-socket state (`kStateSymbol` in lib/internal/dgram.js), if it still looks the same. */
-function socketState(socket: object): { handle?: { lookup?: LookupFn } } | undefined {
-  const key = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'state symbol');
-  return key ? (socket as Record<symbol, { handle?: { lookup?: LookupFn } }>)[key] : undefined;
 }
 
 /** Why a socket's lookup cannot be replaced on this Node, or undefined when it can. */
 export function lookupShapeChanged(): string | undefined {
   const probe = createSocket('udp4');
   try {
-    const lookup = socketState(probe)?.handle?.lookup;
+    const lookup = dgramState(probe)?.handle?.lookup;
     return typeof lookup === 'function'
       ? undefined
       : 'dgram sockets no longer keep their lookup at [kStateSymbol].handle.lookup';
@@ -1207,10 +1216,12 @@ export function lookupShapeChanged(): string | undefined {
 }
 
 let syncLookup = false;
+/** Set by the 'native UDP send' patch: `iceSendNow` sends through the addon. */
+let directUdp = false;
 
 /** Replaces a socket's lookup with one that answers IP literals at once. */
 export function replaceLookup(socket: DgramSocket): boolean {
-  const handle = syncLookup ? socketState(socket)?.handle : undefined;
+  const handle = syncLookup ? dgramState(socket)?.handle : undefined;
   const original = handle?.lookup;
   if (!handle || typeof original !== 'function') {
     socket.__lookupReplaced = false;
@@ -1260,7 +1271,7 @@ function iceSendNow(connection: IceConnection, data: Buffer): void {
   const socket = transport.socket as DgramSocket;
   if (socket.__lookupReplaced === undefined) replaceLookup(socket);
   try {
-    socket.send(data, pair.__port, host);
+    sendDatagram(socket, data, pair.__port!, host, pair, directUdp ? nativeUdp : undefined);
   } catch {
     return; // werift's chain swallows send errors and then does not count the packet
   }
