@@ -3,13 +3,18 @@
  * node → viewer direction: header serialised, payload encrypted, tag appended) and opens (viewer
  * ← publisher: header parsed, rollover state, decryption, an `RtpPacket`) AES-128-GCM packets of
  * a video and an audio size, once through the native addon (`nativeGcm.ts`) and once through the
- * JavaScript path (a Node cipher per packet), in alternating passes in one process.
+ * JavaScript path (a Node cipher per packet), in alternating passes in one process. Then the
+ * send of one video-sized datagram, through Node's `dgram` `send` (its lookup replaced, as the
+ * node's sockets have it) and through the addon's `sendto` (`nativeUdp.ts`), to a loopback socket
+ * (where the kernel delivers within the send, so the system call is most of either figure).
  */
+import { createSocket, type Socket } from 'node:dgram';
 import { ProtectionProfileAeadAes128Gcm, RtpHeader, type RtpPacket, SrtpSession } from 'werift';
 import { nativeGcmStatus } from '../node/media/nativeGcm.ts';
+import { type DatagramTarget, nativeUdp, sendDatagram } from '../node/media/nativeUdp.ts';
 // werift as the node sets it up (the SRTP rollover fix and every hot-path patch), not bare
 import '../node/media/werift.ts';
-import { decryptRtpPacket, setNativeGcm } from '../node/media/weriftHotPath.ts';
+import { decryptRtpPacket, replaceLookup, setNativeGcm } from '../node/media/weriftHotPath.ts';
 import { percentile } from './stats.ts';
 
 export interface PacketBenchOptions {
@@ -32,6 +37,14 @@ export interface PacketBenchRow {
   native?: PacketPathFigures;
 }
 
+/** One datagram out, µs, median pass. */
+export interface UdpSendFigures {
+  payloadBytes: number;
+  dgramUs: number;
+  /** Undefined when the addon (or its UDP part) is not built. */
+  nativeUs?: number;
+}
+
 export interface PacketBenchResult {
   version: 1;
   kind: 'packet';
@@ -41,6 +54,8 @@ export interface PacketBenchResult {
   passes: number;
   native: { loaded: boolean; reason?: string };
   rows: PacketBenchRow[];
+  /** Absent in results saved before the send was measured. */
+  udp?: UdpSendFigures;
 }
 
 const KEYS = {
@@ -70,7 +85,56 @@ function pass(n: number, run: (i: number) => void): number {
   return Number(process.hrtime.bigint() - t0) / 1000 / n;
 }
 
-export function runPacketBench(options: PacketBenchOptions = {}): PacketBenchResult {
+export async function runPacketBench(options: PacketBenchOptions = {}): Promise<PacketBenchResult> {
+  const result = runSrtpBench(options);
+  result.udp = await runUdpSendBench(result.packets, result.passes);
+  return result;
+}
+
+function bound(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => resolve(socket));
+  });
+}
+
+async function runUdpSendBench(datagrams: number, passes: number): Promise<UdpSendFigures> {
+  const payloadBytes = 1100;
+  const data = Buffer.alloc(payloadBytes, 0xa5);
+  const receiver = await bound();
+  const sender = await bound();
+  try {
+    // nobody reads it: the kernel drops what does not fit, and the sender is not slowed by it
+    receiver.setRecvBufferSize(4096);
+    replaceLookup(sender as never);
+    const port = receiver.address().port;
+    const target: DatagramTarget = {};
+    const paths = nativeUdp ? (['dgram', 'native'] as const) : (['dgram'] as const);
+    const times = { dgram: [] as number[], native: [] as number[] };
+    for (let p = 0; p < passes; p++) {
+      for (const path of paths) {
+        times[path].push(
+          path === 'dgram'
+            ? pass(datagrams, () => sender.send(data, port, '127.0.0.1'))
+            : pass(datagrams, () => sendDatagram(sender, data, port, '127.0.0.1', target)),
+        );
+        // let the receiver's loop drain between passes
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return {
+      payloadBytes,
+      dgramUs: percentile(times.dgram, 50),
+      ...(nativeUdp ? { nativeUs: percentile(times.native, 50) } : {}),
+    };
+  } finally {
+    receiver.close();
+    sender.close();
+  }
+}
+
+function runSrtpBench(options: PacketBenchOptions): PacketBenchResult {
   const packets = options.packets ?? 20_000;
   const passes = options.passes ?? 7;
   const status = nativeGcmStatus();
@@ -171,6 +235,13 @@ export function renderPacketText(r: PacketBenchResult): string {
         f(n?.openUs).padStart(8),
         ratio(row.javascript.openUs, n?.openUs).padStart(7),
       ].join(' '),
+    );
+  }
+  if (r.udp) {
+    const u = r.udp;
+    lines.push(
+      '',
+      `UDP send of one ${u.payloadBytes}-byte datagram to loopback, µs: dgram ${f(u.dgramUs)}, native ${f(u.nativeUs)}${u.nativeUs ? ` (${(u.dgramUs / u.nativeUs).toFixed(2)}×)` : ''}`,
     );
   }
   if (!r.native.loaded) lines.push('', `native addon: ${r.native.reason}`);

@@ -7,8 +7,8 @@ import { renderPacketText, runPacketBench } from '../../src/bench/packet.ts';
 import { setNativeGcm } from '../../src/node/media/weriftHotPath.ts';
 
 describe('bench packet', () => {
-  it('times sealing and opening video- and audio-sized packets on both paths', () => {
-    const r = runPacketBench({ packets: 300, passes: 2 });
+  it('times sealing and opening video- and audio-sized packets, and a send, on both paths', async () => {
+    const r = await runPacketBench({ packets: 300, passes: 2 });
     expect(r.native).toEqual({ loaded: true });
     expect(r.rows.map((row) => row.payloadBytes)).toEqual([1100, 120]);
     for (const row of r.rows) {
@@ -24,6 +24,12 @@ describe('bench packet', () => {
     expect(text).toContain('median of 2 passes of 300 packets');
     expect(text).toMatch(/^1100 B\s+[\d.]+\s+[\d.]+\s+[\d.]+×/m);
     expect(text).toMatch(/^120 B\s+[\d.]+\s+[\d.]+\s+[\d.]+×/m);
+    expect(r.udp?.payloadBytes).toBe(1100);
+    expect(r.udp?.dgramUs).toBeGreaterThan(0);
+    expect(r.udp?.nativeUs).toBeGreaterThan(0);
+    expect(text).toMatch(
+      /^UDP send of one 1100-byte datagram to loopback, µs: dgram [\d.]+, native [\d.]+ \([\d.]+×\)$/m,
+    );
   });
 
   it('says why when only the JavaScript path can be measured', () => {

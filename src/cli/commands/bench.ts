@@ -863,14 +863,14 @@ function registerSoakAndStartup(bench: Command): void {
   bench
     .command('packet')
     .description(
-      "what one packet's SRTP costs the node, in isolation: native addon against the JavaScript path",
+      "what one packet's SRTP and UDP send cost the node, in isolation: native addon against Node's own paths",
     )
     .option('--packets <n>', 'packets per pass', '20000')
     .option('--passes <n>', 'passes per path and size (the median is reported)', '7')
     .option('--json', 'print a versioned JSON object')
     .action(async (f: { packets: string; passes: string; json?: boolean }) => {
       const { runPacketBench, renderPacketText } = await import('../../bench/packet.ts');
-      const result = runPacketBench({
+      const result = await runPacketBench({
         packets: intFlag('--packets', f.packets, 20_000, 100, 200_000),
         passes: intFlag('--passes', f.passes, 7, 1, 101),
       });
