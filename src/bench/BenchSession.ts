@@ -1,3 +1,5 @@
+import type { ReceivedFrame } from './clients/WhepSubscriber.ts';
+import type { SentFrame } from './clients/WhipPublisher.ts';
 import type { UdpRelay, UdpRelayStats } from './relay/UdpRelay.ts';
 
 /** One frame of one session, every time on the wall clock (ms). */
@@ -96,6 +98,11 @@ export interface BenchSession {
    * skips when frames reached and left the node (cheaper, for live views).
    */
   frames(withPath?: boolean): FrameTimes[];
+  /**
+   * The frames sent at or after `since`, without their path, in the order `frames` gives them:
+   * for live views, at a cost that does not grow with the run (`frames` rebuilds every frame).
+   */
+  recentFrames(since: number): FrameTimes[];
   /** Latency of frames received (shown) at or after `since`, for live views. */
   latenciesSince(since: number): number[];
   /** Browser sessions pull new measurements from their pages. */
@@ -105,4 +112,43 @@ export interface BenchSession {
   /** Extra details for the result (browser getStats). */
   details?(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
+}
+
+/**
+ * `frames(false)` of one publisher and one viewer, for the frames sent at or after `since` only:
+ * both lists are walked back from their newest entry (frames are sent, and received, in time
+ * order, and none is received before it is sent), so the cost is that of the recent frames.
+ * `offset` is what the viewer's RTP timestamps are ahead of the publisher's (a server that
+ * rewrites them).
+ */
+export function recentFrames(
+  session: number,
+  sent: readonly SentFrame[],
+  received: readonly ReceivedFrame[],
+  since: number,
+  offset = 0,
+): FrameTimes[] {
+  const receivedAt = new Map<number, number>();
+  for (let i = received.length - 1; i >= 0 && received[i]!.receivedAt >= since; i--) {
+    const f = received[i]!;
+    const ts = (f.rtpTimestamp - offset) >>> 0;
+    // the last arrival of a timestamp counts, as in `frames`
+    if (!receivedAt.has(ts)) receivedAt.set(ts, f.receivedAt);
+  }
+  let first = sent.length;
+  while (first > 0 && sent[first - 1]!.sentAt >= since) first--;
+  const out: FrameTimes[] = [];
+  for (let i = first; i < sent.length; i++) {
+    const f = sent[i]!;
+    out.push({
+      session,
+      rtpTimestamp: f.rtpTimestamp,
+      keyframe: f.keyframe,
+      sentAt: f.sentAt,
+      atNode: undefined,
+      fromNode: undefined,
+      receivedAt: receivedAt.get(f.rtpTimestamp),
+    });
+  }
+  return out;
 }

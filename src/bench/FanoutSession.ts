@@ -8,7 +8,12 @@
  */
 import type { Logger } from '../core/log.ts';
 import type { BenchCase, BenchNode } from './BenchNode.ts';
-import type { BenchSession, FrameTimes, SessionCounters } from './BenchSession.ts';
+import {
+  type BenchSession,
+  type FrameTimes,
+  recentFrames,
+  type SessionCounters,
+} from './BenchSession.ts';
 import type { IvfFile, OggOpusFile } from './clients/media.ts';
 import { type ReceivedFrame, WhepSubscriber } from './clients/WhepSubscriber.ts';
 import { type SentFrame, WhipPublisher } from './clients/WhipPublisher.ts';
@@ -264,6 +269,20 @@ export class FanoutSession implements BenchSession {
       }
     });
     return out;
+  }
+
+  recentFrames(since: number): FrameTimes[] {
+    if (!this.publisher) return [];
+    const sent = this.publisher.sentFrames;
+    return this.viewers.flatMap((viewer, v) =>
+      recentFrames(
+        this.viewerSession(v),
+        sent,
+        viewer.subscriber.receivedFrames,
+        since,
+        this.offsetOf(viewer),
+      ),
+    );
   }
 
   latenciesSince(since: number): number[] {

@@ -1,6 +1,11 @@
 import { Logger } from '../core/log.ts';
 import type { BenchNode } from './BenchNode.ts';
-import type { BenchSession, FrameTimes, SessionCounters } from './BenchSession.ts';
+import {
+  type BenchSession,
+  type FrameTimes,
+  recentFrames,
+  type SessionCounters,
+} from './BenchSession.ts';
 import type { IvfFile, OggOpusFile } from './clients/media.ts';
 import { WhepSubscriber } from './clients/WhepSubscriber.ts';
 import { WhipPublisher } from './clients/WhipPublisher.ts';
@@ -169,6 +174,16 @@ export class SyntheticSession implements BenchSession {
       fromNode: fromNode.get(f.rtpTimestamp),
       receivedAt: received.get(f.rtpTimestamp),
     }));
+  }
+
+  recentFrames(since: number): FrameTimes[] {
+    if (!this.publisher || !this.subscriber) return [];
+    return recentFrames(
+      this.index,
+      this.publisher.sentFrames,
+      this.subscriber.receivedFrames,
+      since,
+    );
   }
 
   /** Transit of the frames received so far whose send time is at or after `since` (cheap, for live views). */

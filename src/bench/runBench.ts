@@ -227,7 +227,7 @@ function progressOf(
     lastBytes.set(s.index, delivered);
     const offered = (c?.buyer.up.packets ?? 0) + (c?.staff.down.packets ?? 0);
     const dropped = offered - (c?.buyer.up.delivered ?? 0) - (c?.staff.down.delivered ?? 0);
-    const frames = s.frames(false).filter((f) => f.sentAt >= since);
+    const frames = s.recentFrames(since);
     const freezes = detectFreezes(renderTimeline(frames).map((r) => r.renderedAt)).count;
     return {
       index: s.index,

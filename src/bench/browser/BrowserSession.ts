@@ -255,6 +255,11 @@ export class BrowserSession implements BenchSession {
     });
   }
 
+  recentFrames(since: number): FrameTimes[] {
+    // a few browser sessions at most, with their frames as of the last refresh
+    return this.frames(false).filter((f) => f.sentAt >= since);
+  }
+
   browserSeries(): BrowserSeries {
     return {
       ...this.series,
