@@ -103,9 +103,13 @@ async function runUdpSendBench(datagrams: number, passes: number): Promise<UdpSe
   const payloadBytes = 1100;
   const data = Buffer.alloc(payloadBytes, 0xa5);
   const receiver = await bound();
-  const sender = await bound();
+  const sender = await bound().catch((err) => {
+    receiver.close();
+    throw err;
+  });
   try {
-    // nobody reads it: the kernel drops what does not fit, and the sender is not slowed by it
+    // nothing listens: what does not fit its small buffer the kernel drops, without slowing the
+    // sender
     receiver.setRecvBufferSize(4096);
     replaceLookup(sender as never);
     const port = receiver.address().port;
