@@ -89,7 +89,7 @@ export interface DatagramTarget {
 
 /**
  * Datagrams the kernel took from a direct send, those it refused (dropped, as Node drops them),
- * and those handed to Node's `send` instead. Process-wide.
+ * and those handed to Node's `send` instead. Per thread (a media worker counts its own).
  */
 export const udpSendCounts = { direct: 0, failed: 0, viaNode: 0 };
 
