@@ -8,12 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import {
-  gcmHandle,
-  NATIVE_ADDON_PATH,
-  nativeGcm,
-  nativeGcmStatus,
-} from '../../src/node/media/nativeGcm.ts';
+import { NATIVE_ADDON_PATH } from '../../src/node/media/nativeAddon.ts';
+import { gcmHandle, nativeGcm, nativeGcmStatus } from '../../src/node/media/nativeGcm.ts';
 
 function nodeSeal(key: Buffer, iv: Buffer, aad: Buffer, plain: Buffer): Buffer {
   const c = createCipheriv('aes-128-gcm', key, iv);

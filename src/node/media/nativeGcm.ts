@@ -8,9 +8,7 @@
  * Optional: without a compiler at install, or with `RETURNCAM_NATIVE=off`, the node runs the
  * JavaScript path (`nativeGcmStatus()` says why, and the node logs it at start).
  */
-import { NATIVE_ADDON_PATH, type NativePartStatus, nativePart } from './nativeAddon.ts';
-
-export { NATIVE_ADDON_PATH };
+import { type NativePartStatus, nativePart } from './nativeAddon.ts';
 
 /** An OpenSSL AES-128-GCM context pair (seal, open) for one key; freed when collected. */
 export type GcmHandle = { readonly __brand: 'GcmHandle' };
