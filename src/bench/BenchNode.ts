@@ -15,6 +15,7 @@ import { Logger, type LogLevel } from '../core/log.ts';
 import { AdminClient } from '../node/client/AdminClient.ts';
 import { MediaNode } from '../node/MediaNode.ts';
 import type { MediaCounters } from '../node/media/types.ts';
+import { InspectorClient, inspectorUrl } from './inspector.ts';
 import { nodeStartArgs } from './startup.ts';
 
 export type BenchNodeKind = 'in-process' | 'process' | 'remote' | 'janus';
@@ -70,6 +71,12 @@ export interface BenchNode {
   closeCase(caseId: string): Promise<void>;
   counters(): Promise<NodeCounters | undefined>;
   resources(): NodeResources | undefined;
+  /**
+   * Has the node's process run a full garbage collection and says how much V8 heap is left in
+   * use: what it keeps, not the garbage waiting for a collection. Only for a node process started
+   * with `inspect` (through its inspector); undefined elsewhere.
+   */
+  liveHeapBytes?(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -205,13 +212,21 @@ const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
 export interface NodeProcessOptions {
   /** Node.js flags for the node process, e.g. `--cpu-prof --cpu-prof-dir=DIR`. */
   nodeFlags?: string[];
+  /**
+   * Open the process's inspector on a free loopback port, for `liveHeapBytes` (nothing else is
+   * asked of it, so the node runs as it would without).
+   */
+  inspect?: boolean;
 }
 
 export async function startNodeProcess(options: NodeProcessOptions = {}): Promise<BenchNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'returncam-bench-'));
   const child: ChildProcess = spawn(
     process.execPath,
-    nodeStartArgs(BIN, dataDir, options.nodeFlags),
+    nodeStartArgs(BIN, dataDir, [
+      ...(options.nodeFlags ?? []),
+      ...(options.inspect ? ['--inspect=127.0.0.1:0', '--expose-gc'] : []),
+    ]),
     {
       env: { ...process.env, CI: '1', RETURNCAM_LOG_LEVEL: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -219,11 +234,13 @@ export async function startNodeProcess(options: NodeProcessOptions = {}): Promis
   );
   let stdout = '';
   let stderr = '';
+  let debuggerUrl: string | undefined;
   child.stdout?.on('data', (d: Buffer) => {
     stdout += d.toString();
   });
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
+    debuggerUrl ??= inspectorUrl(stderr);
   });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -249,6 +266,19 @@ export async function startNodeProcess(options: NodeProcessOptions = {}): Promis
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   let closing: Promise<void> | undefined;
+  let inspector: Promise<InspectorClient> | undefined;
+  const liveHeapBytes = async () => {
+    if (debuggerUrl === undefined)
+      throw new Error('bench node: its inspector did not say where it listens');
+    if (!inspector) {
+      const connecting = InspectorClient.connect(debuggerUrl);
+      inspector = connecting;
+      connecting.catch(() => {
+        if (inspector === connecting) inspector = undefined; // the next call tries again
+      });
+    }
+    return (await inspector).liveHeapBytes();
+  };
   return {
     kind: 'process',
     url,
@@ -266,9 +296,11 @@ export async function startNodeProcess(options: NodeProcessOptions = {}): Promis
     async closeCase() {},
     counters: () => scrapeCounters(url),
     resources: () => (child.pid ? procResources(child.pid) : undefined),
+    ...(options.inspect ? { liveHeapBytes } : {}),
     close() {
       closing ??= (async () => {
         process.off('exit', killOnExit);
+        if (inspector) (await inspector.catch(() => undefined))?.close();
         child.kill('SIGINT');
         const forced = setTimeout(() => child.kill('SIGKILL'), 10_000);
         await exited;

@@ -4,6 +4,8 @@
  * Every `sampleMs` it records the node's RSS, V8 heap and open file descriptors; the verdict is the
  * growth from the first settled sample to the end, against a limit (10 % by default). A node that
  * keeps something per ended session (a map entry, a socket, a timer) shows here as steady growth.
+ * Before each sample of a node it started, it has that node run a full collection (through the
+ * process's inspector), so the heap it judges is what the node keeps, whatever V8's pace.
  */
 import { readdirSync } from 'node:fs';
 import { errorMessage } from '../core/errors.ts';
@@ -41,6 +43,12 @@ export interface SoakSample {
   rssBytes: number;
   /** From the node's /metrics (`nodejs_heap_size_used_bytes`); undefined if it does not say. */
   heapUsedBytes?: number;
+  /**
+   * The V8 heap in use right after a full collection the soak had the node run just before this
+   * sample (through its inspector): what the node keeps. Undefined for a node the soak did not
+   * start, or when the inspector did not answer.
+   */
+  heapLiveBytes?: number;
   /** The heap in use right after the node's last full collection (`nodejs_heap_after_full_gc_bytes`). */
   heapAfterFullGcBytes?: number;
   /** The node's full collections so far (`nodejs_gc_full_collections_total`). */
@@ -128,12 +136,14 @@ function median(values: number[]): number {
  * the last few (three each, fewer on a short run), so one sample caught before or after a GC is
  * not read as growth. RSS, descriptors and handles compare medians.
  *
- * The heap compares what survived full collections made after the settled start (the node's
- * heap right after each one; its first few against its last few): the heap in use saw-tooths
- * with garbage, and at a few calls a full collection comes only every minute or two, so samples of
- * it say more about when they were taken than about what the node keeps. A node that does not
- * report full collections, or made fewer than two after settling, is judged on the lows of its
- * heap in use instead (the run's notes say so).
+ * The heap compares what is live: the heap in use right after a full collection. The heap in use
+ * at any other moment saw-tooths with garbage, and how far depends on V8's pace (at a few calls,
+ * or with `media.heapGrowthPercent` set, a full collection may come only every minute or two), so
+ * it says more about when a sample was taken than about what the node keeps. First choice: the
+ * collections the soak asked for before each sample (medians, as above). Else the node's own full
+ * collections made after settling (the heap right after each one). A node that reports neither,
+ * or made fewer than two after settling, is judged on the lows of its heap in use (the run's
+ * notes say so).
  */
 export function soakGrowth(
   samples: readonly SoakSample[],
@@ -162,8 +172,10 @@ export function soakGrowth(
       median,
     );
   }
+  const live = settled.map((s) => s.heapLiveBytes).filter((v): v is number => v !== undefined);
   const afterGc = heapAfterFullCollections(settled);
-  if (afterGc.length >= 2) compare('heap', afterGc, median);
+  if (live.length >= 2) compare('heap', live, median);
+  else if (afterGc.length >= 2) compare('heap', afterGc, median);
   else {
     const used = settled.map((s) => s.heapUsedBytes);
     compare(
@@ -193,8 +205,21 @@ export function heapAfterFullCollections(settled: readonly SoakSample[]): number
   return values;
 }
 
-async function sampleNode(node: BenchNode, live: number, t: number): Promise<SoakSample> {
+/** Which heap figure a run's verdict used, for its notes. */
+export function heapBasis(settled: readonly SoakSample[]): 'live' | 'after-gc' | 'in-use' | 'none' {
+  if (settled.filter((s) => s.heapLiveBytes !== undefined).length >= 2) return 'live';
+  if (heapAfterFullCollections(settled).length >= 2) return 'after-gc';
+  return settled.some((s) => s.heapUsedBytes !== undefined) ? 'in-use' : 'none';
+}
+
+async function sampleNode(
+  node: BenchNode,
+  live: number,
+  t: number,
+  onError: (err: unknown) => void,
+): Promise<SoakSample> {
   const res = node.pid !== undefined ? procResources(node.pid) : node.resources();
+  const fds = fdCount(node.pid);
   let text = '';
   try {
     const r = await fetch(`${node.url}/metrics`);
@@ -202,13 +227,23 @@ async function sampleNode(node: BenchNode, live: number, t: number): Promise<Soa
   } catch {
     // the sample keeps what /proc says
   }
+  // the collection last, so what /proc and /metrics say is the node as it runs
+  let heapLiveBytes: number | undefined;
+  if (node.liveHeapBytes) {
+    try {
+      heapLiveBytes = await node.liveHeapBytes();
+    } catch (err) {
+      onError(err);
+    }
+  }
   return {
     t,
     rssBytes: res?.rssBytes ?? metric(text, 'process_resident_memory_bytes') ?? 0,
     heapUsedBytes: metric(text, 'nodejs_heap_size_used_bytes'),
+    heapLiveBytes,
     heapAfterFullGcBytes: metric(text, 'nodejs_heap_after_full_gc_bytes'),
     fullCollections: metric(text, 'nodejs_gc_full_collections_total'),
-    fds: fdCount(node.pid),
+    fds,
     activeResources: metric(text, 'nodejs_active_resources'),
     liveSessions: live,
     peers: metric(text, 'returncam_peers'),
@@ -237,7 +272,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const bitrateKbps = options.bitrateKbps ?? 600;
   const media = await benchMedia(bitrateKbps, options.cacheDir);
   const startedAt = new Date().toISOString();
-  const node = options.node ?? (await startNodeProcess());
+  const node = options.node ?? (await startNodeProcess({ inspect: true }));
   const hub = new RelayHub({ profile, seed: 1 });
   const live: FanoutSession[] = [];
   const notes: string[] = [];
@@ -250,6 +285,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   let framesReceived = 0;
   const t0 = performance.now();
   const elapsed = () => performance.now() - t0;
+  let inspectorErrors = 0;
+  const onInspectorError = (err: unknown) => {
+    if (inspectorErrors++ === 0)
+      notes.push(`the node's inspector did not answer (${errorMessage(err)}): no live heap then`);
+  };
 
   const startOne = async () => {
     started++;
@@ -304,21 +344,26 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       }
       if (elapsed() >= nextSample) {
         nextSample += sampleMs;
-        const sample = await sampleNode(node, live.length, elapsed() / 1000);
+        const sample = await sampleNode(node, live.length, elapsed() / 1000, onInspectorError);
         samples.push(sample);
         if (settledIndex < 0 && elapsed() >= settleMs) settledIndex = samples.length - 1;
         options.onSample?.(sample, { live: live.length, started, ended });
       }
     }
-    const last = await sampleNode(node, live.length, elapsed() / 1000);
+    const last = await sampleNode(node, live.length, elapsed() / 1000, onInspectorError);
     samples.push(last);
     if (settledIndex < 0) settledIndex = Math.max(0, samples.length - 2);
     while (live.length > 0) await endOne();
     const growth = soakGrowth(samples, settledIndex, growthLimit);
     if (options.signal?.aborted) notes.push('interrupted: growth covers the part that ran');
-    if (growth.every((g) => g.metric !== 'heap'))
+    const basis = heapBasis(samples.slice(settledIndex));
+    if (basis === 'none')
       notes.push("the node's /metrics has no nodejs_heap_size_used_bytes: heap not measured");
-    else if (heapAfterFullCollections(samples.slice(settledIndex)).length < 2)
+    else if (basis === 'live')
+      notes.push('heap: what is live, right after a full collection asked for before each sample');
+    else if (basis === 'after-gc')
+      notes.push("heap: what survived the node's own full collections after settling");
+    else
       notes.push(
         'fewer than two full collections after settling: the heap is judged on the lows of its in-use figure',
       );
@@ -378,10 +423,10 @@ export function renderSoakText(r: SoakResult): string {
     `returncam bench soak: ${(r.durationMs / 60_000).toFixed(1)} min, ${r.sessions} calls × ${r.viewers} viewer(s) kept up, one replaced every ${(r.churnMs / 1000).toFixed(1)} s`,
     `  calls started ${r.callsStarted}, ended ${r.callsEnded}, failed ${r.callsFailed}, ended without media ${r.callsWithoutMedia}; frames ${r.framesReceived}/${r.framesSent} received`,
     '',
-    '  t s      RSS MB   heap MB   after full GC MB (n)   fds   resources  peers',
+    '  t s      RSS MB   heap MB   live MB   after full GC MB (n)   fds   resources  peers',
     ...r.samples.map(
       (s, i) =>
-        `  ${s.t.toFixed(0).padStart(5)}  ${(s.rssBytes / 1048576).toFixed(1).padStart(7)}  ${s.heapUsedBytes !== undefined ? (s.heapUsedBytes / 1048576).toFixed(1).padStart(8) : '       -'}  ${afterGc(s).padStart(21)}  ${String(s.fds ?? '-').padStart(4)}  ${String(s.activeResources ?? '-').padStart(9)}  ${String(s.peers ?? '-').padStart(5)}${i === r.settledIndex ? '  <- settled' : ''}`,
+        `  ${s.t.toFixed(0).padStart(5)}  ${(s.rssBytes / 1048576).toFixed(1).padStart(7)}  ${s.heapUsedBytes !== undefined ? (s.heapUsedBytes / 1048576).toFixed(1).padStart(8) : '       -'}  ${s.heapLiveBytes !== undefined ? (s.heapLiveBytes / 1048576).toFixed(1).padStart(7) : '      -'}  ${afterGc(s).padStart(21)}  ${String(s.fds ?? '-').padStart(4)}  ${String(s.activeResources ?? '-').padStart(9)}  ${String(s.peers ?? '-').padStart(5)}${i === r.settledIndex ? '  <- settled' : ''}`,
     ),
     '',
     ...r.growth.map(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type SoakSample, soakGrowth } from '../../src/bench/soak.ts';
+import { heapBasis, type SoakSample, soakGrowth } from '../../src/bench/soak.ts';
 
 const MB = 1048576;
 const series = (rss: number[], heap: number[], fds: number[]): SoakSample[] =>
@@ -19,6 +19,12 @@ const withGc = (heap: number[], gc: [number, number][]): SoakSample[] =>
     heap,
     heap.map(() => 40),
   ).map((s, i) => ({ ...s, fullCollections: gc[i]![0], heapAfterFullGcBytes: gc[i]![1] * MB }));
+
+/** `withGc` samples that also carry the live heap the soak read after its own collection. */
+const withLive = (live: (number | undefined)[], heap: number[], gc: [number, number][]) =>
+  withGc(heap, gc).map((s, i) =>
+    live[i] === undefined ? s : { ...s, heapLiveBytes: live[i]! * MB },
+  );
 
 const cases: {
   name: string;
@@ -138,6 +144,74 @@ const cases: {
       handles: { from: 30, to: 30, pass: true },
     },
   },
+  {
+    // heap in use saw-tooths ever higher and the node's own collections keep more each time
+    // (with V8 left to its pace), but what is live right after the soak's collections is flat
+    name: 'the live heap read after the soak asked for a collection decides over the others',
+    samples: withLive(
+      [20, 28, 28.2, 28.1, 28.3, 28.2, 28.4],
+      [30, 40, 45, 50, 55, 60, 65],
+      [
+        [1, 25],
+        [2, 28],
+        [3, 30],
+        [4, 33],
+        [5, 36],
+        [6, 38],
+        [7, 40],
+      ],
+    ),
+    settled: 1,
+    expect: {
+      rss: { from: 160 * MB, to: 160 * MB, pass: true },
+      heap: { from: 28.1 * MB, to: 28.3 * MB, pass: true },
+      fds: { from: 40, to: 40, pass: true },
+      handles: { from: 30, to: 30, pass: true },
+    },
+  },
+  {
+    name: 'a live heap that climbs is growth, whatever the heap in use does',
+    samples: withLive(
+      [28, 29, 30, 31, 32, 33, 34],
+      [40, 40, 40, 40, 40, 40, 40],
+      [
+        [1, 28],
+        [2, 29],
+        [3, 30],
+        [4, 31],
+        [5, 32],
+        [6, 33],
+        [7, 34],
+      ],
+    ),
+    settled: 0,
+    expect: {
+      rss: { from: 160 * MB, to: 160 * MB, pass: true },
+      heap: { from: 29 * MB, to: 33 * MB, pass: false },
+      fds: { from: 40, to: 40, pass: true },
+      handles: { from: 30, to: 30, pass: true },
+    },
+  },
+  {
+    name: 'one live reading after settling is too few: the full collections decide',
+    samples: withLive(
+      [undefined, undefined, undefined, 50],
+      [30, 40, 31, 41],
+      [
+        [1, 30],
+        [2, 30],
+        [3, 30],
+        [4, 30],
+      ],
+    ),
+    settled: 0,
+    expect: {
+      rss: { from: 160 * MB, to: 160 * MB, pass: true },
+      heap: { from: 30 * MB, to: 30 * MB, pass: true },
+      fds: { from: 40, to: 40, pass: true },
+      handles: { from: 30, to: 30, pass: true },
+    },
+  },
 ];
 
 describe('soak growth from the settled samples to the end (limit 10 %)', () => {
@@ -152,4 +226,30 @@ describe('soak growth from the settled samples to the end (limit 10 %)', () => {
       expect(got).toEqual(c.expect);
     });
   }
+});
+
+describe("the heap figure a soak's verdict rests on", () => {
+  const gc: [number, number][] = [
+    [1, 30],
+    [2, 30],
+    [3, 30],
+  ];
+  it('the live heap when two settled samples have it', () => {
+    expect(heapBasis(withLive([29, 29, 29], [30, 40, 35], gc))).toBe('live');
+  });
+  it("else the node's own full collections after the first settled sample", () => {
+    expect(heapBasis(withLive([29], [30, 40, 35], gc))).toBe('after-gc');
+  });
+  it('else the heap in use, or nothing', () => {
+    const rare = withGc(
+      [30, 40, 35],
+      [
+        [1, 30],
+        [1, 30],
+        [2, 30],
+      ],
+    );
+    expect(heapBasis(rare)).toBe('in-use');
+    expect(heapBasis(rare.map(({ heapUsedBytes: _, ...s }) => s))).toBe('none');
+  });
 });
