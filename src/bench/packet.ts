@@ -184,11 +184,13 @@ function runSrtpBench(options: PacketBenchOptions): PacketBenchResult {
               sink[i & 7] = cipher.encryptRtp(headers[i & 255]!, payload, 0);
             }),
           );
-          // a fresh receiver per pass: its rollover state starts again at the first number
+          // a fresh receiver per pass: its rollover state starts again at the first number;
+          // fresh datagrams too, as it decrypts in place
           const context = (session() as unknown as { remoteContext: RemoteContext }).remoteContext;
+          const datagrams = wire.map((w) => Buffer.from(w));
           t.open.push(
             pass(packets, (i) => {
-              sink[i & 7] = decryptRtpPacket(context, wire[i]!);
+              sink[i & 7] = decryptRtpPacket(context, datagrams[i]!);
             }),
           );
         }

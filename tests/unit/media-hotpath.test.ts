@@ -347,7 +347,8 @@ describe('werift hot-path patches', () => {
         };
         const viaPatch = (receiver: SrtpSession, wire: Buffer): Outcome => {
           try {
-            const packet = decryptRtpPacket(contextOf(receiver), wire);
+            // a copy: it decrypts in place, as into a datagram of its own
+            const packet = decryptRtpPacket(contextOf(receiver), Buffer.from(wire));
             return { header: packet.header, payload: packet.payload.toString('hex') };
           } catch (err) {
             return `throws ${(err as Error).constructor.name}`;
@@ -389,18 +390,20 @@ describe('werift hot-path patches', () => {
           expect(typeof padded !== 'string' && padded.header.paddingSize).toBe(3);
         });
 
-        it('leaves the header bytes in front of the payload, as werift does (the FEC path reads them)', () => {
+        it('decrypts in the datagram itself, the header bytes left in front of the payload as werift leaves them (the FEC path reads them)', () => {
           const sender = srtpSession(SRTP_KEYS);
           const ours = srtpSession(MIRRORED_KEYS);
+          const plain = srtpSession(MIRRORED_KEYS);
           for (const { wire, note } of wirePackets(sender)) {
-            const packet = decryptRtpPacket(contextOf(ours), wire);
+            const datagram = Buffer.from(wire);
+            const packet = decryptRtpPacket(contextOf(ours), datagram);
+            // no memory of its own: the payload is the datagram's, now in the clear
+            expect(packet.payload.buffer, note).toBe(datagram.buffer);
             const offset = packet.header.payloadOffset;
-            const before = Buffer.from(
-              packet.payload.buffer,
-              packet.payload.byteOffset - offset,
-              offset,
-            );
-            expect(before.equals(wire.subarray(0, offset)), note).toBe(true);
+            expect(packet.payload.byteOffset - datagram.byteOffset, note).toBe(offset);
+            expect(datagram.subarray(0, offset).equals(wire.subarray(0, offset)), note).toBe(true);
+            const expected = RtpPacket.deSerialize(plain.decrypt(wire)).payload;
+            expect(packet.payload.equals(expected), note).toBe(true);
           }
         });
 
@@ -439,10 +442,10 @@ describe('werift hot-path patches', () => {
           };
           const wire = sender.encrypt(Buffer.from('item'), header({ sequenceNumber: 1, ssrc: 3 }));
           const rtcp = Buffer.from([0x80, 200, 0, 6, ...Buffer.alloc(24)]);
+          const tampered = Buffer.from(wire); // before `wire` is decrypted in place
+          tampered[14]! ^= 1;
           receiveSrtp(dtls, wire, (d) => toWerift.push(d));
           receiveSrtp(dtls, rtcp, (d) => toWerift.push(d));
-          const tampered = Buffer.from(wire);
-          tampered[14]! ^= 1;
           receiveSrtp(dtls, tampered, (d) => toWerift.push(d));
           expect(delivered.map((p) => p.payload.toString())).toEqual(['item']);
           expect(toWerift).toEqual([rtcp]);

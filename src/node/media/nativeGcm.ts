@@ -20,7 +20,8 @@ interface Addon {
   seal(handle: GcmHandle, iv: Buffer, dst: Buffer, aadLength: number, plain: Buffer): void;
   /**
    * `src` = [aad | ciphertext | tag] → `dst` = [aad | plaintext] (`src.length - 16` bytes).
-   * False (and `dst` zeroed) when the tag does not match.
+   * `dst` may be `src`'s own first bytes (decrypting in place). False (and `dst` zeroed) when
+   * the tag does not match.
    */
   open(handle: GcmHandle, iv: Buffer, src: Buffer, aadLength: number, dst: Buffer): boolean;
   /**

@@ -709,8 +709,9 @@ function patchGcmEncrypt(): void {
 // `decryptRtpPacket` parses once, runs the context's `updateRolloverCount` (the RFC 3711 one of
 // srtpRollover.ts) on a reused scratch state that is committed only when the packet
 // authenticates (as werift's copy is), writes the IV into a reused Buffer (OpenSSL copies it),
-// and decrypts into the packet's own Buffer, through the native addon's context for the key
-// (`nativeGcm.ts`) or else a Node decipher, making the plaintext the payload. The patched
+// and decrypts in place, in the received datagram's own Buffer, through the native addon's
+// context for the key (`nativeGcm.ts`) or else a Node decipher, making the plaintext the payload:
+// no Buffer (and no ArrayBuffer for the young collections to sweep) per packet. The patched
 // `startSrtp` puts a listener in front of werift's: SRTP packets of a GCM session take this path,
 // everything else (SRTCP, the AES-CM profiles, the debug loss setting) goes to werift's listener
 // unchanged.
@@ -746,6 +747,10 @@ let gcmProto: GcmCipher | undefined;
  * Decrypts one SRTP packet (AES-128-GCM) into an `RtpPacket`, as werift's `decryptRtp` followed
  * by `RtpPacket.deSerialize` would: the same header fields, payload bytes and rollover state, and
  * an `SrtpAuthenticationError` (state untouched) for what werift rejects.
+ *
+ * In place: `data` becomes the packet (header, then plaintext, then the 16 tag bytes unused), so
+ * it must be the packet's own memory, as a datagram Node has just received is; after a failure
+ * its contents are undefined.
  */
 export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPacket {
   const authTagOffset = data.length - GCM_TAG_LENGTH;
@@ -772,14 +777,15 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
   s.highestIndex = existing?.highestIndex;
   context.updateRolloverCount(header.sequenceNumber, s);
   const iv = rtpIv(context.cipher.srtpSessionSalt, ssrc, s.rolloverCounter, header.sequenceNumber);
-  // The plaintext behind a copy of the header, as werift's decrypt leaves it: the publisher FEC
-  // path (`rawPacket` in fecReceivePath.ts) reads the packet's header bytes in front of its
-  // payload, and without them it gave up on every RED packet's FEC. Not from Buffer's shared
-  // pool: a packet kept in a retransmit history would keep its neighbours' 8 KB slab alive.
-  const packet = Buffer.allocUnsafeSlow(authTagOffset);
+  // The plaintext stays behind the header, as werift's decrypt leaves it: the publisher FEC path
+  // (`rawPacket` in fecReceivePath.ts) reads the packet's header bytes in front of its payload,
+  // and without them it gave up on every RED packet's FEC. The datagram is its own ArrayBuffer
+  // (Node's dgram gives each one its own), so a payload kept for a while keeps only its packet.
+  const packet = data;
   if (useNative) {
     const native = nativeGcm!;
-    if (!native.open(gcmHandle(native, context.cipher.srtpSessionKey), iv, data, offset, packet)) {
+    const sealed = data.subarray(0, authTagOffset);
+    if (!native.open(gcmHandle(native, context.cipher.srtpSessionKey), iv, data, offset, sealed)) {
       throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
     }
   } else {
@@ -792,7 +798,6 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
     } catch {
       throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
     }
-    data.copy(packet, 0, 0, offset);
     plain.copy(packet, offset);
   }
   const plainLength = authTagOffset - offset;
