@@ -610,7 +610,10 @@ describe('werift hot-path patches', () => {
         for (let i = 0; i < sentOurs.length; i++) {
           const sent = sendRtpNow(ours.sender, sentOurs[i]!);
           expect(ours.wire).toHaveLength(i + 1); // on the wire before sendRtpNow returned
-          expect(sent).toBe(ours.wire[i]); // and returned, for the retransmit history
+          // and returned, for the retransmit history: the node's scratch memory, so what sends
+          // later (here werift's asynchronous connection.send) was given a copy
+          expect(sent).toEqual(ours.wire[i]);
+          expect(sent).not.toBe(ours.wire[i]);
           await weriftOriginals.senderSendRtp!.call(theirs.sender, sentTheirs[i]!);
         }
         expect(theirs.wire).toHaveLength(sentTheirs.length);
@@ -652,7 +655,7 @@ describe('werift hot-path patches', () => {
       const { sender, wire, s } = senderWithWire([{ id: 1, uri: mid }]);
       s.__nacksIntercepted = true;
       const packets = inputs();
-      for (const p of packets) expect(sendRtpNow(sender, p)).toBe(wire.at(-1));
+      for (const p of packets) expect(sendRtpNow(sender, p)).toEqual(wire.at(-1));
       expect(wire).toHaveLength(packets.length);
       expect((s.rtpCache as unknown[]).filter(Boolean)).toEqual([]);
       // the header went out in the clear at the start of the SRTP packet, as rewritten

@@ -159,6 +159,25 @@ describe('native UDP send', () => {
     expect(udpSendCounts.direct - before.direct).toBe(1);
   });
 
+  it('gives Node a copy of borrowed memory, which the sender reuses before Node sends', async () => {
+    const to = await bound('udp4', '127.0.0.1');
+    const from = await bound('udp4', '127.0.0.1');
+    let answer: number | undefined = -constants.errno.EAGAIN;
+    const udp = refusing(() => answer);
+    const target: DatagramTarget = {};
+    const scratch = Buffer.from('first');
+    sendDatagram(from.socket, scratch, to.port, '127.0.0.1', target, udp, true);
+    scratch.write('again'); // Node has not sent it yet
+    answer = undefined;
+    await until(() => to.received.length === 1);
+    await new Promise((r) => setImmediate(r));
+    // directly: done with the memory before it returns
+    sendDatagram(from.socket, scratch, to.port, '127.0.0.1', target, udp, true);
+    scratch.write('third');
+    await until(() => to.received.length === 2);
+    expect(to.received.map((r) => r.data.toString())).toEqual(['first', 'again']);
+  });
+
   it('leaves a socket to Node until it is bound, and then sends on it directly', async () => {
     const to = await bound('udp4', '127.0.0.1');
     const socket = createSocket('udp4'); // Node binds it at its first send

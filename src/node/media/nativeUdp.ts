@@ -127,7 +127,9 @@ function directState(socket: DatagramSocket): DirectState {
 
 /**
  * Hot path: `data` to `host`:`port` (an IP literal) on `socket`, directly when it can, else
- * through Node's `send` (which throws on a closed socket, as before).
+ * through Node's `send` (which throws on a closed socket, as before). A `borrowed` `data` is
+ * the caller's scratch memory, reused once this returns: a direct send is done with it by then,
+ * and Node's (which sends later) gets a copy.
  */
 export function sendDatagram(
   socket: DatagramSocket,
@@ -136,6 +138,7 @@ export function sendDatagram(
   host: string,
   target: DatagramTarget,
   udp: UdpAddon | undefined = nativeUdp,
+  borrowed = false,
 ): void {
   if (udp !== undefined) {
     let address = target.__sockaddr;
@@ -156,7 +159,7 @@ export function sendDatagram(
     udpSendCounts.viaNode++;
     d.pending++;
     try {
-      socket.send(data, port, host, d.done);
+      socket.send(borrowed ? Buffer.from(data) : data, port, host, d.done);
     } catch (err) {
       d.pending--;
       throw err;
@@ -164,5 +167,5 @@ export function sendDatagram(
     return;
   }
   udpSendCounts.viaNode++;
-  socket.send(data, port, host);
+  socket.send(borrowed ? Buffer.from(data) : data, port, host);
 }

@@ -525,6 +525,21 @@ function patchRunRtcp(): void {
 
 const scratchIv = Buffer.alloc(12);
 
+/**
+ * Set by `dtlsSendRtpNow` around its encrypt: the SRTP packet then goes into `sealScratch`, since
+ * it is sent (or copied for a later send) before anything else is sealed, so no Buffer (and no
+ * share of Node's pool) is taken per packet per viewer.
+ */
+let sealIntoScratch = false;
+let sealScratch = Buffer.allocUnsafeSlow(2048);
+
+function scratchFor(size: number): Buffer {
+  if (sealScratch.length < size) {
+    sealScratch = Buffer.allocUnsafeSlow(Math.max(size, 2 * sealScratch.length));
+  }
+  return sealScratch.subarray(0, size);
+}
+
 /** Set when the native AES-GCM addon loaded and is not left out (`nativeGcm.ts`). */
 let nativeApplied = false;
 let useNative = false;
@@ -678,8 +693,9 @@ function patchGcmEncrypt(): void {
       weriftOriginals.gcmEncryptRtp = p.encryptRtp;
       p.encryptRtp = function encryptRtp(this: GcmCipher, header, payload, roc) {
         const headerSize = header.serializeSize;
-        // from Node's pool, not zeroed: the header, the sealed payload and the tag fill it
-        const dst = Buffer.allocUnsafe(headerSize + payload.length + this.aeadAuthTagLen);
+        const size = headerSize + payload.length + this.aeadAuthTagLen;
+        // not zeroed: the header, the sealed payload and the tag fill it
+        const dst = sealIntoScratch ? scratchFor(size) : Buffer.allocUnsafe(size);
         writeHeader(header, dst);
         const iv = rtpIv(this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber);
         if (useNative && this.aeadAuthTagLen === GCM_TAG_LENGTH) {
@@ -1247,8 +1263,11 @@ export function replaceLookup(socket: DgramSocket): boolean {
   return true;
 }
 
-/** ICE send without promises: straight to the UDP socket for a host/srflx pair. */
-function iceSendNow(connection: IceConnection, data: Buffer): void {
+/**
+ * ICE send without promises: straight to the UDP socket for a host/srflx pair. A `borrowed`
+ * `data` is reused once this returns, so what sends it later gets a copy.
+ */
+function iceSendNow(connection: IceConnection, data: Buffer, borrowed = false): void {
   if (!connection.canSendApplicationData()) return;
   const pair = (connection.nominated ?? connection.restartBridge)!;
   const protocol = pair.protocol as {
@@ -1269,14 +1288,22 @@ function iceSendNow(connection: IceConnection, data: Buffer): void {
     !transport.socket ||
     !pair.__literal
   ) {
-    connection.send(data).catch(ignore);
+    connection.send(borrowed ? Buffer.from(data) : data).catch(ignore);
     return;
   }
   if (transport.closed) return;
   const socket = transport.socket as DgramSocket;
   if (socket.__lookupReplaced === undefined) replaceLookup(socket);
   try {
-    sendDatagram(socket, data, pair.__port!, host, pair, directUdp ? nativeUdp : undefined);
+    sendDatagram(
+      socket,
+      data,
+      pair.__port!,
+      host,
+      pair,
+      directUdp ? nativeUdp : undefined,
+      borrowed,
+    );
   } catch {
     return; // werift's chain swallows send errors and then does not count the packet
   }
@@ -1284,19 +1311,28 @@ function iceSendNow(connection: IceConnection, data: Buffer): void {
   pair.bytesSent += data.length;
 }
 
-/** `RTCDtlsTransport.sendRtp` without the promise: the SRTP packet, undefined when it failed. */
+/**
+ * `RTCDtlsTransport.sendRtp` without the promise: the SRTP packet, undefined when it failed. The
+ * packet is scratch memory, good until the next send.
+ */
 function dtlsSendRtpNow(
   dtls: DtlsInternals,
   payload: Buffer,
   header: RtpHeader,
 ): Buffer | undefined {
   try {
-    const enc = dtls.srtp.encrypt(payload, header);
+    let enc: Buffer;
+    sealIntoScratch = true;
+    try {
+      enc = dtls.srtp.encrypt(payload, header);
+    } finally {
+      sealIntoScratch = false;
+    }
     const loss = dtls.config.debug?.outboundPacketLoss;
     if (loss && loss / 100 < Math.random()) return enc;
     dtls.bytesSent += enc.length;
     dtls.packetsSent++;
-    iceSendNow(dtls.iceTransport.connection, enc);
+    iceSendNow(dtls.iceTransport.connection, enc, true);
     return enc;
   } catch {
     return undefined;
@@ -1324,7 +1360,8 @@ export function sendRtpKeepsNothing(sender: RTCRtpSender): boolean {
  * Throws what werift's would reject with.
  *
  * Returns the SRTP packet sent (its RTP header is in the clear at its start), or undefined when
- * nothing was sent or werift's own `sendRtp` took the packet (asynchronously).
+ * nothing was sent or werift's own `sendRtp` took the packet (asynchronously). The packet is
+ * scratch memory that the next send overwrites: copy what must be kept.
  */
 export function sendRtpNow(sender: RTCRtpSender, rtp: RtpPacket): Buffer | undefined {
   const s = sender as unknown as SenderInternals;
