@@ -133,19 +133,19 @@ export const nodeConfigSchema = z.strictObject({
         .default(0),
       /**
        * How far V8 lets the old generation grow past what survived its last full collection
-       * before it starts the next one, % (0, the default: V8's own heuristics). The packets a
-       * node holds for retransmission outlive the young generation, and V8 keeps the limit so
-       * close to the live heap that under 20 calls it ran a full collection every 2-3 s, each
-       * stalling the packet path for up to ~12 ms. At 100 there was one every ~6 s and the transit
-       * p99 fell by a third, but the heap in use between collections sat higher and a 20-minute
-       * soak's heap check failed (docs/performance.md). Applied process-wide by `node start`.
+       * before it starts the next one, % (0: V8's own heuristics). Under load V8 kept the limit
+       * so close to the live heap that at 25 calls × 2 viewers it ran 22-28 full collections in
+       * 45 s, each stalling the packet path for up to ~12 ms. At 100 (the default) there was one
+       * in 45 s, the time the node adds at p99 fell by a third or more, CPU did not rise, and
+       * RSS rose ~17 MB; over a 30-minute soak what stays live grew no differently from V8's own
+       * setting (docs/performance.md). Applied process-wide by `node start`.
        */
       heapGrowthPercent: z
         .number()
         .int()
         .min(0, "use 0 (V8's own heuristics) or more")
         .max(400, 'at most 400: the heap may grow to five times what is live')
-        .default(0),
+        .default(100),
     })
     .prefault({}),
   turn: z
