@@ -72,7 +72,7 @@ export class InspectorClient {
   /**
    * One full collection, then the V8 heap in use: what is live. The process must run with
    * `--expose-gc`: the inspector's own `HeapProfiler.collectGarbage` is V8's low-memory
-   * notification, several collections that also shrink the young generation, which took 15 MB
+   * notification, several collections that also shrink the young generation, which took ~16 MB
    * off a bench node's RSS and so would change what a soak measures next.
    */
   async liveHeapBytes(): Promise<number> {

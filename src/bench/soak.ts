@@ -4,8 +4,9 @@
  * Every `sampleMs` it records the node's RSS, V8 heap and open file descriptors; the verdict is the
  * growth from the first settled sample to the end, against a limit (10 % by default). A node that
  * keeps something per ended session (a map entry, a socket, a timer) shows here as steady growth.
- * Before each sample of a node it started, it has that node run a full collection (through the
- * process's inspector), so the heap it judges is what the node keeps, whatever V8's pace.
+ * At each sample of a node it started, once RSS and /metrics are read, it has that node run a full
+ * collection (through the process's inspector), so the heap it judges is what the node keeps,
+ * whatever V8's pace.
  */
 import { readdirSync } from 'node:fs';
 import { errorMessage } from '../core/errors.ts';
@@ -44,9 +45,9 @@ export interface SoakSample {
   /** From the node's /metrics (`nodejs_heap_size_used_bytes`); undefined if it does not say. */
   heapUsedBytes?: number;
   /**
-   * The V8 heap in use right after a full collection the soak had the node run just before this
-   * sample (through its inspector): what the node keeps. Undefined for a node the soak did not
-   * start, or when the inspector did not answer.
+   * The V8 heap in use right after a full collection the soak had the node run at this sample,
+   * once the figures above were read (through its inspector): what the node keeps. Undefined for
+   * a node the soak did not start, or when the inspector did not answer.
    */
   heapLiveBytes?: number;
   /** The heap in use right after the node's last full collection (`nodejs_heap_after_full_gc_bytes`). */
@@ -140,7 +141,7 @@ function median(values: number[]): number {
  * at any other moment saw-tooths with garbage, and how far depends on V8's pace (at a few calls,
  * or with `media.heapGrowthPercent` set, a full collection may come only every minute or two), so
  * it says more about when a sample was taken than about what the node keeps. First choice: the
- * collections the soak asked for before each sample (medians, as above). Else the node's own full
+ * collections the soak asked for at each sample (medians, as above). Else the node's own full
  * collections made after settling (the heap right after each one). A node that reports neither,
  * or made fewer than two after settling, is judged on the lows of its heap in use (the run's
  * notes say so).
@@ -360,7 +361,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     if (basis === 'none')
       notes.push("the node's /metrics has no nodejs_heap_size_used_bytes: heap not measured");
     else if (basis === 'live')
-      notes.push('heap: what is live, right after a full collection asked for before each sample');
+      notes.push('heap: what is live, right after a full collection asked for at each sample');
     else if (basis === 'after-gc')
       notes.push("heap: what survived the node's own full collections after settling");
     else

@@ -57,7 +57,7 @@ describe('bench soak (CLI, a node process, calls coming and going)', () => {
       expect(x.heapLiveBytes).toBeLessThan(2 * x.heapUsedBytes!);
     }
     expect(s.notes).toContain(
-      'heap: what is live, right after a full collection asked for before each sample',
+      'heap: what is live, right after a full collection asked for at each sample',
     );
     for (const x of s.samples.filter((x) => x.fullCollections! > 0)) {
       expect(x.heapAfterFullGcBytes).toBeGreaterThan(1048576);
