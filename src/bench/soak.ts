@@ -173,11 +173,13 @@ export function soakGrowth(
       median,
     );
   }
-  const live = settled.map((s) => s.heapLiveBytes).filter((v): v is number => v !== undefined);
-  const afterGc = heapAfterFullCollections(settled);
-  if (live.length >= 2) compare('heap', live, median);
-  else if (afterGc.length >= 2) compare('heap', afterGc, median);
-  else {
+  const basis = heapBasis(settled);
+  if (basis === 'live') {
+    const live = settled.map((s) => s.heapLiveBytes).filter((v): v is number => v !== undefined);
+    compare('heap', live, median);
+  } else if (basis === 'after-gc') {
+    compare('heap', heapAfterFullCollections(settled), median);
+  } else {
     const used = settled.map((s) => s.heapUsedBytes);
     compare(
       'heap',
