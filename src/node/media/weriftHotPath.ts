@@ -797,7 +797,6 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
   // (`rawPacket` in fecReceivePath.ts) reads the packet's header bytes in front of its payload,
   // and without them it gave up on every RED packet's FEC. The datagram is its own ArrayBuffer
   // (Node's dgram gives each one its own), so a payload kept for a while keeps only its packet.
-  const packet = data;
   if (useNative) {
     const native = nativeGcm!;
     const sealed = data.subarray(0, authTagOffset);
@@ -814,12 +813,12 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
     } catch {
       throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
     }
-    plain.copy(packet, offset);
+    plain.copy(data, offset);
   }
   const plainLength = authTagOffset - offset;
   let padding = 0;
   if (header.padding) {
-    padding = plainLength > 0 ? packet[authTagOffset - 1]! : 0;
+    padding = plainLength > 0 ? data[authTagOffset - 1]! : 0;
     if (!(padding > 0 && padding <= plainLength)) {
       throw new SrtpAuthenticationError(SRTP_AUTH_FAILED);
     }
@@ -839,7 +838,7 @@ export function decryptRtpPacket(context: SrtpRtpContext, data: Buffer): RtpPack
       highestIndex: s.highestIndex,
     };
   }
-  return new RtpPacket(header, packet.subarray(offset, authTagOffset - padding));
+  return new RtpPacket(header, data.subarray(offset, authTagOffset - padding));
 }
 
 /** What of `RTCDtlsTransport` the receive listener touches. */
