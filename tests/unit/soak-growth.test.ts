@@ -20,6 +20,16 @@ const withGc = (heap: number[], gc: [number, number][]): SoakSample[] =>
     heap.map(() => 40),
   ).map((s, i) => ({ ...s, fullCollections: gc[i]![0], heapAfterFullGcBytes: gc[i]![1] * MB }));
 
+/** What `withGc` samples give for everything but the heap: nothing grows. */
+const STEADY = {
+  rss: { from: 160 * MB, to: 160 * MB, pass: true },
+  fds: { from: 40, to: 40, pass: true },
+  handles: { from: 30, to: 30, pass: true },
+};
+
+/** One full collection per sample, with the heap after it (MB). */
+const onePerSample = (after: number[]): [number, number][] => after.map((h, i) => [i + 1, h]);
+
 /** `withGc` samples that also carry the live heap the soak read after its own collection. */
 const withLive = (live: (number | undefined)[], heap: number[], gc: [number, number][]) =>
   withGc(heap, gc).map((s, i) =>
@@ -93,36 +103,17 @@ const cases: {
       ],
     ),
     settled: 0,
-    expect: {
-      rss: { from: 160 * MB, to: 160 * MB, pass: true },
-      heap: { from: 30.5 * MB, to: 30.5 * MB, pass: true },
-      fds: { from: 40, to: 40, pass: true },
-      handles: { from: 30, to: 30, pass: true },
-    },
+    expect: { ...STEADY, heap: { from: 30.5 * MB, to: 30.5 * MB, pass: true } },
   },
   {
     name: 'what survives full collections climbing is growth, however the samples fall',
     samples: withGc(
       [40, 31, 40, 31, 40, 31, 40, 31],
-      [
-        [1, 20],
-        [2, 30],
-        [3, 31],
-        [4, 33],
-        [5, 35],
-        [6, 37],
-        [7, 39],
-        [8, 41],
-      ],
+      onePerSample([20, 30, 31, 33, 35, 37, 39, 41]),
     ),
     settled: 1,
     // collections after the settled sample: 31, 33, 35, 37, 39, 41 (the one before is warm-up)
-    expect: {
-      rss: { from: 160 * MB, to: 160 * MB, pass: true },
-      heap: { from: 33 * MB, to: 39 * MB, pass: false },
-      fds: { from: 40, to: 40, pass: true },
-      handles: { from: 30, to: 30, pass: true },
-    },
+    expect: { ...STEADY, heap: { from: 33 * MB, to: 39 * MB, pass: false } },
   },
   {
     name: 'one full collection after settling is too few: the lows of the heap in use decide',
@@ -137,12 +128,7 @@ const cases: {
       ],
     ),
     settled: 0,
-    expect: {
-      rss: { from: 160 * MB, to: 160 * MB, pass: true },
-      heap: { from: 30 * MB, to: 30 * MB, pass: true },
-      fds: { from: 40, to: 40, pass: true },
-      handles: { from: 30, to: 30, pass: true },
-    },
+    expect: { ...STEADY, heap: { from: 30 * MB, to: 30 * MB, pass: true } },
   },
   {
     // heap in use saw-tooths ever higher and the node's own collections keep more each time
@@ -151,66 +137,30 @@ const cases: {
     samples: withLive(
       [20, 28, 28.2, 28.1, 28.3, 28.2, 28.4],
       [30, 40, 45, 50, 55, 60, 65],
-      [
-        [1, 25],
-        [2, 28],
-        [3, 30],
-        [4, 33],
-        [5, 36],
-        [6, 38],
-        [7, 40],
-      ],
+      onePerSample([25, 28, 30, 33, 36, 38, 40]),
     ),
     settled: 1,
-    expect: {
-      rss: { from: 160 * MB, to: 160 * MB, pass: true },
-      heap: { from: 28.1 * MB, to: 28.3 * MB, pass: true },
-      fds: { from: 40, to: 40, pass: true },
-      handles: { from: 30, to: 30, pass: true },
-    },
+    expect: { ...STEADY, heap: { from: 28.1 * MB, to: 28.3 * MB, pass: true } },
   },
   {
     name: 'a live heap that climbs is growth, whatever the heap in use does',
     samples: withLive(
       [28, 29, 30, 31, 32, 33, 34],
       [40, 40, 40, 40, 40, 40, 40],
-      [
-        [1, 28],
-        [2, 29],
-        [3, 30],
-        [4, 31],
-        [5, 32],
-        [6, 33],
-        [7, 34],
-      ],
+      onePerSample([28, 29, 30, 31, 32, 33, 34]),
     ),
     settled: 0,
-    expect: {
-      rss: { from: 160 * MB, to: 160 * MB, pass: true },
-      heap: { from: 29 * MB, to: 33 * MB, pass: false },
-      fds: { from: 40, to: 40, pass: true },
-      handles: { from: 30, to: 30, pass: true },
-    },
+    expect: { ...STEADY, heap: { from: 29 * MB, to: 33 * MB, pass: false } },
   },
   {
     name: 'one live reading after settling is too few: the full collections decide',
     samples: withLive(
       [undefined, undefined, undefined, 50],
       [30, 40, 31, 41],
-      [
-        [1, 30],
-        [2, 30],
-        [3, 30],
-        [4, 30],
-      ],
+      onePerSample([30, 30, 30, 30]),
     ),
     settled: 0,
-    expect: {
-      rss: { from: 160 * MB, to: 160 * MB, pass: true },
-      heap: { from: 30 * MB, to: 30 * MB, pass: true },
-      fds: { from: 40, to: 40, pass: true },
-      handles: { from: 30, to: 30, pass: true },
-    },
+    expect: { ...STEADY, heap: { from: 30 * MB, to: 30 * MB, pass: true } },
   },
 ];
 
@@ -229,11 +179,7 @@ describe('soak growth from the settled samples to the end (limit 10 %)', () => {
 });
 
 describe("the heap figure a soak's verdict rests on", () => {
-  const gc: [number, number][] = [
-    [1, 30],
-    [2, 30],
-    [3, 30],
-  ];
+  const gc: [number, number][] = onePerSample([30, 30, 30]);
   it('the live heap when two settled samples have it', () => {
     expect(heapBasis(withLive([29, 29, 29], [30, 40, 35], gc))).toBe('live');
   });
