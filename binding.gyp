@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "returncam_native",
-      "sources": ["native/addon.c", "native/srtp_gcm.c", "native/udp_send.c"],
+      "sources": ["native/addon.c", "native/srtp_gcm.c", "native/udp_send.c", "native/udp_recv.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

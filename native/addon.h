@@ -22,5 +22,6 @@ static inline bool buffer_arg(napi_env env, napi_value value, uint8_t **data, si
 /* Each part adds its functions to the addon's exports; false when N-API refused. */
 bool define_gcm(napi_env env, napi_value exports);
 bool define_udp(napi_env env, napi_value exports);
+bool define_udp_recv(napi_env env, napi_value exports);
 
 #endif

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Builds the node's native addon (native/*.c → build/Release/returncam_native.node) with the
 // node-gyp that ships with npm, against this Node's own headers (`npm install` runs it).
-// The addon makes SRTP's AES-GCM about six times cheaper per packet (src/node/media/nativeGcm.ts)
-// and sends the node's datagrams without Node's per-send objects (src/node/media/nativeUdp.ts);
-// without it the node still runs, on Node's own paths, and says so at start. So a failed build
+// The addon makes SRTP's AES-GCM about six times cheaper per packet (src/node/media/nativeGcm.ts),
+// sends the node's datagrams without Node's per-send objects (src/node/media/nativeUdp.ts) and
+// reads them without an ArrayBuffer per datagram (src/node/media/nativeUdpRecv.ts); without it
+// the node still runs, on Node's own paths, and says so at start. So a failed build
 // (no python3, make or C compiler) warns and leaves the install working, unless --strict.
 //
 // Usage: node scripts/build-native.mjs [--strict]
@@ -33,7 +34,7 @@ function nodeGyp() {
 }
 
 function fail(message) {
-  const text = `build-native: ${message}. The node will run without it (SRTP encryption in JavaScript and UDP sends through Node's dgram, slower); install python3, make and a C compiler, then run \`npm run build:native\``;
+  const text = `build-native: ${message}. The node will run without it (SRTP encryption in JavaScript and UDP through Node's dgram, slower); install python3, make and a C compiler, then run \`npm run build:native\``;
   if (strict) {
     console.error(text);
     process.exit(1);

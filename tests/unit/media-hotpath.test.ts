@@ -26,6 +26,7 @@ import {
 } from 'werift';
 import { forwardTiming, SAMPLE_EVERY } from '../../src/node/media/forwardTiming.ts';
 import { udpSendCounts } from '../../src/node/media/nativeUdp.ts';
+import { udpRecvCounts } from '../../src/node/media/nativeUdpRecv.ts';
 import { ntpFromPerformance } from '../../src/node/media/werift.ts';
 import {
   absSendTimeBytes,
@@ -126,6 +127,7 @@ describe('werift hot-path patches', () => {
       'RTCRtpSender.sendRtp',
       'dgram lookup',
       'native UDP send',
+      'native UDP receive',
       'Event.execute',
     ]);
   });
@@ -918,7 +920,10 @@ describe('werift hot-path patches', () => {
       }
       const ensure = (c: Connection, p: StunProtocol) =>
         (c as unknown as { ensureProtocol: (p: StunProtocol) => void }).ensureProtocol(p);
+      const readDirectly = udpRecvCounts.datagrams;
       expect(await promisesPerDatagram(ensure)).toBe(0);
+      // the ICE socket was read through the addon (nativeUdpRecv.ts), not Node's receive path
+      expect(udpRecvCounts.datagrams - readDirectly).toBe(20);
       // werift's own: a promise per event, two events per datagram
       expect(
         await promisesPerDatagram((c, p) => weriftOriginals.ensureProtocol!.call(c, p)),

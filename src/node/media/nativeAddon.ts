@@ -1,6 +1,7 @@
 /**
  * The node's small native addon (`native/`, built by `npm install` into `build/Release/`), loaded
- * once and shared by its parts: SRTP's AES-GCM (`nativeGcm.ts`) and UDP sends (`nativeUdp.ts`).
+ * once and shared by its parts: SRTP's AES-GCM (`nativeGcm.ts`), UDP sends (`nativeUdp.ts`) and
+ * UDP receives (`nativeUdpRecv.ts`).
  * Each part checks for its own functions, so an addon built by an older version still serves the
  * parts it has.
  *

@@ -39,6 +39,7 @@ import {
   nativeUdpStatus,
   sendDatagram,
 } from './nativeUdp.ts';
+import { dgramRecvShapeChanged, nativeUdpRecvStatus, receiveDirectly } from './nativeUdpRecv.ts';
 import type { SrtpSsrcState } from './srtpRollover.ts';
 
 /** Offset from the Unix epoch (1970) to the NTP epoch (1900), in milliseconds. */
@@ -168,6 +169,20 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
       directUdp = true;
     },
     () => nativeUdpStatus().turnedOff === true,
+  );
+  patch(
+    'native UDP receive',
+    "dgram's receive path on every ICE socket: an ArrayBuffer of its own (a 64 KiB malloc shrunk) and an address string per datagram; read into shared slabs through the addon instead (nativeUdpRecv.ts)",
+    () =>
+      nativeUdpRecvStatus().reason ??
+      dgramRecvShapeChanged(createSocket) ??
+      sourceHas(UdpTransport, ['this.socket.on("message", (data, info) =>', 'this.onData(data']) ??
+      sourceHas((UdpTransport.prototype as unknown as { init: unknown }).init, [
+        'this.socket.bind',
+        '"listening"',
+      ]),
+    patchUdpTransportInit,
+    () => nativeUdpRecvStatus().turnedOff === true,
   );
   patch(
     'Event.execute',
@@ -1238,6 +1253,18 @@ export function lookupShapeChanged(): string | undefined {
 let syncLookup = false;
 /** Set by the 'native UDP send' patch: `iceSendNow` sends through the addon. */
 let directUdp = false;
+
+/** Every werift UDP socket is read through the addon once it is bound (`nativeUdpRecv.ts`). */
+function patchUdpTransportInit(): void {
+  const proto = UdpTransport.prototype as unknown as {
+    init: (this: UdpTransport) => Promise<void>;
+  };
+  const init = proto.init;
+  proto.init = async function initAndReceiveDirectly(this: UdpTransport) {
+    await init.call(this);
+    receiveDirectly(this.socket);
+  };
+}
 
 /** Replaces a socket's lookup with one that answers IP literals at once. */
 export function replaceLookup(socket: DgramSocket): boolean {

@@ -1,0 +1,201 @@
+/**
+ * Datagrams in on the node's UDP sockets through the native addon (`native/udp_recv.c`), instead
+ * of Node's `dgram` receive path, which gives every datagram an `ArrayBuffer` of its own (a
+ * 64 KiB `malloc` shrunk to the datagram, freed when a young collection sweeps it) and a new
+ * address string: at 25 calls × 2 viewers ~2 750 of each a second.
+ *
+ * The addon watches a duplicate of the socket's descriptor on the same event loop; Node's own
+ * reading is stopped (the handle's `recvStop`). Each time the socket is readable, datagrams are
+ * read into one shared slab (`SLAB_BYTES`; a new one when less than `RECV_ROOM` is left, so a
+ * datagram of any size fits) and emitted as `'message'` with a `Buffer` view of the slab and the
+ * same `rinfo` fields Node gives, so the socket's listeners see no difference. A slab is never
+ * written twice: a view kept by a listener stays as it was, and keeps its slab alive.
+ *
+ * Closing the socket stops the watch and closes the duplicate. A read error hands the socket back
+ * to Node. Optional, with the rest of the addon (`nativeAddon.ts`): without it Node reads.
+ */
+import type { Socket } from 'node:dgram';
+import { type NativePartStatus, nativePart } from './nativeAddon.ts';
+import { dgramState } from './nativeUdp.ts';
+
+/** A watch on one socket, made by `recvStart`. */
+export type RecvWatch = object;
+
+export interface UdpRecvAddon {
+  /** Watches a duplicate of `fd`; `onReadable` runs whenever it has datagrams. */
+  recvStart(fd: number, onReadable: () => void): RecvWatch;
+  /** Reads datagrams into `slab` from `offset` (see `native/udp_recv.c`): 0 or -errno. */
+  recvBatch(watch: RecvWatch, slab: Buffer, offset: number, out: Int32Array): number;
+  /** The last datagram's sender: address, port, family ('IPv4' | 'IPv6'). */
+  recvPeer(watch: RecvWatch): [string, number, string];
+  /** Whether the watch keeps the event loop alive (a new one does). */
+  recvRef(watch: RecvWatch, on: boolean): void;
+  /** Stops the watch and closes the duplicate; again is harmless. */
+  recvStop(watch: RecvWatch): void;
+}
+
+const { part, status } = nativePart<UdpRecvAddon>([
+  'recvStart',
+  'recvBatch',
+  'recvPeer',
+  'recvRef',
+  'recvStop',
+]);
+
+/** The addon's receive part, or undefined when Node reads every socket. */
+export const nativeUdpRecv: UdpRecvAddon | undefined = part;
+
+export function nativeUdpRecvStatus(): NativePartStatus {
+  return status;
+}
+
+/** Bytes per slab. */
+export const SLAB_BYTES = 256 * 1024;
+/** Room a read needs (`native/udp_recv.c`): more than the largest UDP datagram. */
+export const RECV_ROOM = 65_536;
+/** Most datagrams read from one socket per wake-up, so a busy socket does not hold the loop. */
+export const MOST_PER_WAKE = 64;
+const NEW_SENDER = 1;
+const EMPTY = 2;
+
+/**
+ * Datagrams read directly, sockets read directly, and sockets handed back to Node after a read
+ * error. Per thread (a media worker counts its own).
+ */
+export const udpRecvCounts = { datagrams: 0, sockets: 0, handedBack: 0 };
+
+/** The slab being filled (per thread), and how much of it is taken. */
+let slab = Buffer.allocUnsafeSlow(0);
+let used = 0;
+/** `recvBatch`'s answer: count, flags, lengths. Every call is synchronous, so one is enough. */
+const out = new Int32Array(2 + MOST_PER_WAKE);
+
+function rethrow(err: unknown): never {
+  throw err;
+}
+
+/** Node's UDP handle, as far as this file uses it. */
+interface RecvHandle {
+  fd?: number;
+  recvStart?: () => number;
+  recvStop?: () => number;
+  hasRef?: () => boolean;
+}
+
+/** Why this Node's dgram sockets cannot be read directly, or undefined when they can. */
+export function dgramRecvShapeChanged(
+  createSocket: (type: 'udp4') => { close(): void },
+): string | undefined {
+  const probe = createSocket('udp4');
+  try {
+    const handle = dgramState(probe)?.handle as RecvHandle | null | undefined;
+    return handle &&
+      typeof handle.fd === 'number' &&
+      typeof handle.recvStart === 'function' &&
+      typeof handle.recvStop === 'function'
+      ? undefined
+      : 'dgram sockets no longer keep a handle with fd, recvStart and recvStop at [kStateSymbol].handle';
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * Reads `socket`'s datagrams through the addon from now on (see above); it must be bound. False
+ * when it cannot (no addon, a socket not bound or already closed, a handle of another shape), and
+ * Node goes on reading it.
+ */
+export function receiveDirectly(
+  socket: Socket,
+  udp: UdpRecvAddon | undefined = nativeUdpRecv,
+): boolean {
+  if (udp === undefined) return false;
+  const state = dgramState(socket);
+  const handle = state?.handle as RecvHandle | null | undefined;
+  if (
+    !handle ||
+    typeof handle.fd !== 'number' ||
+    handle.fd < 0 ||
+    typeof handle.recvStart !== 'function' ||
+    typeof handle.recvStop !== 'function'
+  ) {
+    return false;
+  }
+  let watch: RecvWatch | undefined;
+  let address = '';
+  let port = 0;
+  let family = '';
+
+  const stop = (): void => {
+    const w = watch;
+    watch = undefined;
+    if (w !== undefined) udp.recvStop(w);
+  };
+  /** A read failed: Node reads the socket again, unless it was closed meanwhile. */
+  const handBack = (): void => {
+    stop();
+    udpRecvCounts.handedBack++;
+    if (state?.handle === handle) handle.recvStart!();
+  };
+  const onReadable = (): void => {
+    let left = MOST_PER_WAKE;
+    while (watch !== undefined && left > 0) {
+      if (slab.length - used < RECV_ROOM) {
+        slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        used = 0;
+      }
+      const from = slab;
+      if (udp.recvBatch(watch, from, used, out) < 0) {
+        handBack();
+        return;
+      }
+      const count = out[0]!;
+      const flags = out[1]!;
+      for (let i = 0; i < count; i++) {
+        const size = out[2 + i]!;
+        const data = from.subarray(used, used + size);
+        used += size;
+        if (i === count - 1 && (flags & NEW_SENDER) !== 0) {
+          [address, port, family] = udp.recvPeer(watch);
+        }
+        udpRecvCounts.datagrams++;
+        try {
+          socket.emit('message', data, { address, family, port, size });
+        } catch (err) {
+          // as from Node's own receive: uncaught, but the datagrams read with this one still go
+          process.nextTick(rethrow, err);
+        }
+        if (watch === undefined) return; // a listener closed the socket
+      }
+      if ((flags & EMPTY) !== 0 || count === 0) return;
+      left -= count;
+    }
+  };
+
+  let started: RecvWatch;
+  try {
+    started = udp.recvStart(handle.fd, onReadable);
+  } catch {
+    return false;
+  }
+  watch = started;
+  if (handle.recvStop() !== 0) {
+    stop();
+    return false;
+  }
+  // libuv counts a UDP handle that does not read as inactive: the watch keeps the loop alive in
+  // its place, as far as the socket is ref'd
+  if (handle.hasRef?.() === false) udp.recvRef(started, false);
+  const { ref, unref } = socket;
+  socket.ref = function refToo(this: Socket) {
+    if (watch !== undefined) udp.recvRef(watch, true);
+    return ref.call(this);
+  };
+  socket.unref = function unrefToo(this: Socket) {
+    if (watch !== undefined) udp.recvRef(watch, false);
+    return unref.call(this);
+  };
+  socket.once('close', stop);
+  udpRecvCounts.sockets++;
+  return true;
+}
