@@ -6,12 +6,16 @@
  * JavaScript path (a Node cipher per packet), in alternating passes in one process. Then the
  * send of one video-sized datagram, through Node's `dgram` `send` (its lookup replaced, as the
  * node's sockets have it) and through the addon's `sendto` (`nativeUdp.ts`), to a loopback socket
- * (where the kernel delivers within the send, so the system call is most of either figure).
+ * (where the kernel delivers within the send, so the system call is most of either figure). Then
+ * the receive: bursts of datagrams waiting in a loopback socket, read and handed to a `'message'`
+ * listener by Node's `dgram` and by the addon (`nativeUdpRecv.ts`), from the moment the burst is
+ * in the socket until the listener has the last of it (the wake-up included, which both share).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { ProtectionProfileAeadAes128Gcm, RtpHeader, type RtpPacket, SrtpSession } from 'werift';
 import { nativeGcmStatus } from '../node/media/nativeGcm.ts';
 import { type DatagramTarget, nativeUdp, sendDatagram } from '../node/media/nativeUdp.ts';
+import { nativeUdpRecv, receiveDirectly } from '../node/media/nativeUdpRecv.ts';
 // werift as the node sets it up (the SRTP rollover fix and every hot-path patch), not bare
 import '../node/media/werift.ts';
 import { decryptRtpPacket, replaceLookup, setNativeGcm } from '../node/media/weriftHotPath.ts';
@@ -45,6 +49,16 @@ export interface UdpSendFigures {
   nativeUs?: number;
 }
 
+/** One datagram in, µs, median pass. */
+export interface UdpRecvFigures {
+  payloadBytes: number;
+  /** Datagrams waiting in the socket at each wake-up. */
+  burst: number;
+  dgramUs: number;
+  /** Undefined when the addon (or its receive part) is not built. */
+  nativeUs?: number;
+}
+
 export interface PacketBenchResult {
   version: 1;
   kind: 'packet';
@@ -56,6 +70,8 @@ export interface PacketBenchResult {
   rows: PacketBenchRow[];
   /** Absent in results saved before the send was measured. */
   udp?: UdpSendFigures;
+  /** Absent in results saved before the receive was measured. */
+  udpRecv?: UdpRecvFigures;
 }
 
 const KEYS = {
@@ -88,6 +104,7 @@ function pass(n: number, run: (i: number) => void): number {
 export async function runPacketBench(options: PacketBenchOptions = {}): Promise<PacketBenchResult> {
   const result = runSrtpBench(options);
   result.udp = await runUdpSendBench(result.packets, result.passes);
+  result.udpRecv = await runUdpRecvBench(result.packets, result.passes);
   return result;
 }
 
@@ -135,6 +152,58 @@ async function runUdpSendBench(datagrams: number, passes: number): Promise<UdpSe
   } finally {
     receiver.close();
     sender.close();
+  }
+}
+
+async function runUdpRecvBench(datagrams: number, passes: number): Promise<UdpRecvFigures> {
+  const payloadBytes = 1100;
+  // what a socket's default receive buffer holds of this size, with room to spare
+  const burst = 32;
+  const data = Buffer.alloc(payloadBytes, 0xa5);
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < 3; i++) sockets.push(await bound());
+    const [sender, viaNode, direct] = sockets as [Socket, Socket, Socket];
+    const paths =
+      nativeUdpRecv && receiveDirectly(direct)
+        ? (['dgram', 'native'] as const)
+        : (['dgram'] as const);
+    const receivers = { dgram: viaNode, native: direct };
+    let got = 0;
+    let whenAll: (() => void) | undefined;
+    const count = () => {
+      if (++got === burst) whenAll?.();
+    };
+    viaNode.on('message', count);
+    direct.on('message', count);
+    const times = { dgram: [] as number[], native: [] as number[] };
+    const bursts = Math.max(1, Math.round(datagrams / burst));
+    for (let p = 0; p < passes; p++) {
+      for (const path of paths) {
+        const port = receivers[path].address().port;
+        let ns = 0n;
+        for (let b = 0; b < bursts; b++) {
+          got = 0;
+          const all = new Promise<void>((resolve) => {
+            whenAll = resolve;
+          });
+          // on loopback each datagram is in the socket when its send returns
+          for (let i = 0; i < burst; i++) sendDatagram(sender, data, port, '127.0.0.1', {});
+          const t0 = process.hrtime.bigint();
+          await all;
+          ns += process.hrtime.bigint() - t0;
+        }
+        times[path].push(Number(ns) / 1000 / (bursts * burst));
+      }
+    }
+    return {
+      payloadBytes,
+      burst,
+      dgramUs: percentile(times.dgram, 50),
+      ...(paths.length === 2 ? { nativeUs: percentile(times.native, 50) } : {}),
+    };
+  } finally {
+    for (const s of sockets) s.close();
   }
 }
 
@@ -248,6 +317,12 @@ export function renderPacketText(r: PacketBenchResult): string {
     lines.push(
       '',
       `UDP send of one ${u.payloadBytes}-byte datagram to loopback, µs: dgram ${f(u.dgramUs)}, native ${f(u.nativeUs)}${u.nativeUs ? ` (${(u.dgramUs / u.nativeUs).toFixed(2)}×)` : ''}`,
+    );
+  }
+  if (r.udpRecv) {
+    const u = r.udpRecv;
+    lines.push(
+      `UDP receive of one ${u.payloadBytes}-byte datagram (bursts of ${u.burst}), µs: dgram ${f(u.dgramUs)}, native ${f(u.nativeUs)}${u.nativeUs ? ` (${(u.dgramUs / u.nativeUs).toFixed(2)}×)` : ''}`,
     );
   }
   if (!r.native.loaded) lines.push('', `native addon: ${r.native.reason}`);

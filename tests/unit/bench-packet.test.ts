@@ -7,7 +7,7 @@ import { renderPacketText, runPacketBench } from '../../src/bench/packet.ts';
 import { setNativeGcm } from '../../src/node/media/weriftHotPath.ts';
 
 describe('bench packet', () => {
-  it('times sealing and opening video- and audio-sized packets, and a send, on both paths', async () => {
+  it('times sealing and opening video- and audio-sized packets, a send and a receive, on both paths', async () => {
     const r = await runPacketBench({ packets: 300, passes: 2 });
     expect(r.native).toEqual({ loaded: true });
     expect(r.rows.map((row) => row.payloadBytes)).toEqual([1100, 120]);
@@ -29,6 +29,12 @@ describe('bench packet', () => {
     expect(r.udp?.nativeUs).toBeGreaterThan(0);
     expect(text).toMatch(
       /^UDP send of one 1100-byte datagram to loopback, µs: dgram [\d.]+, native [\d.]+ \([\d.]+×\)$/m,
+    );
+    expect(r.udpRecv?.burst).toBe(32);
+    expect(r.udpRecv?.dgramUs).toBeGreaterThan(0);
+    expect(r.udpRecv?.nativeUs).toBeGreaterThan(0);
+    expect(text).toMatch(
+      /^UDP receive of one 1100-byte datagram \(bursts of 32\), µs: dgram [\d.]+, native [\d.]+ \([\d.]+×\)$/m,
     );
   });
 
