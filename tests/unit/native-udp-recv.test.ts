@@ -58,11 +58,15 @@ async function until(check: () => boolean, ms = 3000): Promise<void> {
   while (!check() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
 }
 
-/** Bytes that say which datagram they are: `index` in the first four, then a pattern. */
+/**
+ * Bytes that say which datagram they are: RTP's first byte (0x80), `index` in the next four, then
+ * a pattern.
+ */
 function datagram(index: number, size: number): Buffer {
   const b = Buffer.alloc(size);
   for (let i = 0; i < size; i++) b[i] = (index * 31 + i * 7) & 0xff;
-  if (size >= 4) b.writeUInt32BE(index, 0);
+  if (size >= 1) b[0] = 0x80;
+  if (size >= 5) b.writeUInt32BE(index, 1);
   return b;
 }
 
@@ -120,7 +124,7 @@ describe('native UDP receive', () => {
     let seed = 7;
     for (let i = 0; i < 1500; i++) {
       seed = (seed * 1_103_515_245 + 12_345) & 0x7fff_ffff;
-      sizes.push(4 + (seed % 1400));
+      sizes.push(12 + (seed % 1400));
     }
     sizes[700] = 65_507; // the largest UDP datagram: it still fits whole
     // in rounds the socket's receive buffer holds, each read before the next is sent
@@ -143,6 +147,23 @@ describe('native UDP receive', () => {
     expect(slabs.size).toBeLessThan(Math.ceil(total / (SLAB_BYTES - RECV_ROOM)) + 2);
   });
 
+  it('reads RTP and RTCP into the slab, and gives anything else memory of its own', async () => {
+    const to = await bound('udp4', '127.0.0.1');
+    expect(receiveDirectly(to.socket)).toBe(true);
+    const from = await bound('udp4', '127.0.0.1');
+    // STUN (0-3), DTLS (20-63), TURN channel data (64-79), RTP and RTCP (128-191): RFC 7983
+    const firsts = [0x00, 0x01, 0x16, 0x40, 0x7f, 0x80, 0x90, 0xc8, 0xbf, 0xc0, 0xff];
+    for (const first of firsts)
+      from.socket.send(Buffer.from([first, 1, 2, 3]), to.port, '127.0.0.1');
+    await until(() => to.received.length === firsts.length);
+    const inSlab = to.received.map(({ data }) => data.buffer.byteLength === SLAB_BYTES);
+    expect(to.received.map(({ data }) => data[0])).toEqual(firsts);
+    expect(inSlab).toEqual(firsts.map((f) => f >= 128 && f < 192));
+    for (const { data } of to.received) {
+      if (data.buffer.byteLength !== SLAB_BYTES) expect(data.buffer.byteLength).toBe(4);
+    }
+  });
+
   it('names each datagram’s own sender when several send to one socket', async () => {
     const to = await bound('udp4', '127.0.0.1');
     expect(receiveDirectly(to.socket)).toBe(true);
@@ -155,9 +176,9 @@ describe('native UDP receive', () => {
     for (let i = 0; i < count; i++) {
       // runs from one sender, then another, so reads see both repeats and changes
       const sender = senders[Math.floor(i / 3 + i / 7) % senders.length]!;
-      const b = Buffer.alloc(8);
-      b.writeUInt32BE(i, 0);
-      b.writeUInt32BE(sender.port, 4);
+      const b = Buffer.alloc(9, 0x80);
+      b.writeUInt32BE(i, 1);
+      b.writeUInt32BE(sender.port, 5);
       sender.socket.send(b, to.port, '127.0.0.1');
       // in rounds the socket's receive buffer holds (~256 small datagrams)
       if (i % 50 === 49) await until(() => to.received.length === i + 1);
@@ -165,7 +186,7 @@ describe('native UDP receive', () => {
     await until(() => to.received.length === count);
     expect(to.received.length).toBe(count);
     for (const { data, rinfo } of to.received) {
-      expect(rinfo.port).toBe(data.readUInt32BE(4));
+      expect(rinfo.port).toBe(data.readUInt32BE(5));
       expect(rinfo.address).toBe('127.0.0.1');
     }
   });

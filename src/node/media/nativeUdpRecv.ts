@@ -7,9 +7,10 @@
  * The addon watches a duplicate of the socket's descriptor on the same event loop; Node's own
  * reading is stopped (the handle's `recvStop`). Each time the socket is readable, datagrams are
  * read into one shared slab (`SLAB_BYTES`; a new one when less than `RECV_ROOM` is left, so a
- * datagram of any size fits) and emitted as `'message'` with a `Buffer` view of the slab and the
- * same `rinfo` fields Node gives, so the socket's listeners see no difference. A slab is never
- * written twice: a view kept by a listener stays as it was, and keeps its slab alive.
+ * datagram of any size fits) and emitted as `'message'` with the same `rinfo` fields Node gives,
+ * so the socket's listeners see no difference. RTP and RTCP get a `Buffer` view of the slab;
+ * anything else (STUN, DTLS) a copy of its own (`ownsSlab`). A slab is never written twice: a
+ * view kept by a listener stays as it was, and keeps its slab alive.
  *
  * Closing the socket stops the watch and closes the duplicate. A read error hands the socket back
  * to Node. Optional, with the rest of the addon (`nativeAddon.ts`): without it Node reads.
@@ -69,6 +70,24 @@ let slab = Buffer.allocUnsafeSlow(0);
 let used = 0;
 /** `recvBatch`'s answer: count, flags, lengths. Every call is synchronous, so one is enough. */
 const out = new Int32Array(2 + MOST_PER_WAKE);
+
+/**
+ * RTP and RTCP (first byte 128-191, RFC 7983) are read in place: the node's packet path keeps
+ * nothing of a datagram past its packet but copies. Anything else (STUN, DTLS, TURN) gets its own
+ * memory, as from Node: werift may keep such a message for seconds, which would keep its whole
+ * slab alive and, past two young collections, in the old generation until a full collection.
+ */
+function ownsSlab(slab: Buffer, at: number, size: number): boolean {
+  if (size === 0) return false;
+  const first = slab[at]!;
+  return first >= 128 && first < 192;
+}
+
+function copyOf(slab: Buffer, at: number, size: number): Buffer {
+  const own = Buffer.allocUnsafeSlow(size);
+  slab.copy(own, 0, at, at + size);
+  return own;
+}
 
 function rethrow(err: unknown): never {
   throw err;
@@ -153,7 +172,9 @@ export function receiveDirectly(
       const flags = out[1]!;
       for (let i = 0; i < count; i++) {
         const size = out[2 + i]!;
-        const data = from.subarray(used, used + size);
+        const data = ownsSlab(from, used, size)
+          ? from.subarray(used, used + size)
+          : copyOf(from, used, size);
         used += size;
         if (i === count - 1 && (flags & NEW_SENDER) !== 0) {
           [address, port, family] = udp.recvPeer(watch);
