@@ -18,6 +18,8 @@ import {
   RTP_EXTENSION_URI,
   RtpHeader,
   RtpPacket,
+  RtpRouter,
+  rtpHeaderExtensionsParser,
   SrtpAuthenticationError,
   SrtpSession,
   StunProtocol,
@@ -34,9 +36,11 @@ import {
   type DtlsReceiveInternals,
   decryptRtpPacket,
   fastEvent,
+  fastRouting,
   hotPathStatus,
   isGcmContext,
   ntpNow,
+  parseExtensions,
   receiveSrtp,
   replaceLookup,
   reusablePacket,
@@ -124,12 +128,103 @@ describe('werift hot-path patches', () => {
       'RTCDtlsTransport.startSrtp',
       'RTCRtpCodecParameters.name',
       'RTCRtpReceiver.codecArray',
+      'RtpRouter.routeRtp',
       'RTCRtpSender.sendRtp',
       'dgram lookup',
       'native UDP send',
       'native UDP receive',
       'Event.execute',
     ]);
+  });
+
+  describe('RtpRouter.routeRtp', () => {
+    const U = RTP_EXTENSION_URI;
+    const MAP: Record<number, string> = {
+      1: U.sdesMid,
+      2: U.sdesRTPStreamID,
+      3: U.repairedRtpStreamId,
+      4: U.transportWideCC,
+      5: U.absSendTime,
+      6: U.audioLevelIndication,
+      7: U.videoOrientation,
+      8: 'http://www.webrtc.org/experiments/rtp-hdrext/playout-delay',
+    };
+    const ext = (id: number, ...bytes: number[]) => ({ id, payload: Buffer.from(bytes) });
+
+    it("makes werift's extension object: the same keys, in the same order, and values", () => {
+      const lists = [
+        [],
+        [ext(1, 0x30), ext(4, 0x01, 0x02)],
+        [ext(2, 0x68), ext(3, 0x6c), ext(5, 1, 2, 3), ext(6, 0x85), ext(7, 0x01)],
+        [ext(8, 0, 1, 2), ext(9, 7), ext(1, 0x61, 0x62)],
+        [ext(4, 0xff, 0xff), ext(4, 0, 1), ext(12, 1), ext(13, 2)], // repeats: the last wins
+        [ext(7, 0x0b), ext(6, 0x7f), ext(5, 0xff, 0xff, 0xff), ext(2, 0x71, 0x72, 0x73)],
+      ];
+      for (const list of lists) {
+        const ours = parseExtensions(list, MAP);
+        const werifts = rtpHeaderExtensionsParser(list, MAP);
+        expect(ours).toEqual(werifts);
+        expect(Object.keys(ours)).toEqual(Object.keys(werifts));
+      }
+    });
+
+    /** A router with werift's routeRtp or ours, and receivers that record what they are handed. */
+    function routed(fast: boolean) {
+      const router = new RtpRouter() as unknown as {
+        extIdUriMap: Record<number, string>;
+        ssrcTable: Record<number, unknown>;
+        ridTable: Record<string, unknown>;
+        routeRtp: (p: RtpPacket) => void;
+      };
+      router.extIdUriMap = MAP;
+      if (fast) fastRouting({ router });
+      const calls: unknown[][] = [];
+      const receiver = (name: string, base: object = {}) =>
+        Object.assign(base, {
+          trackBySSRC: {} as Record<number, unknown>,
+          handleRtpBySsrc: (p: RtpPacket, e: object) =>
+            calls.push([name, 'ssrc', p.header.ssrc, e]),
+          handleRtpByRid: (p: RtpPacket, rid: string, e: object) =>
+            calls.push([name, 'rid', p.header.ssrc, rid, e]),
+        });
+      const plain = receiver('plain');
+      const layered = receiver('layered', Object.create(RTCRtpReceiver.prototype));
+      layered.trackBySSRC[3000] = {};
+      router.ssrcTable[1000] = plain;
+      router.ridTable.h = layered;
+      const packets = [
+        [1000, [ext(1, 0x30), ext(4, 0, 9)]], // by SSRC, with a mid
+        [2000, [ext(2, 0x68), ext(3, 0x6c)]], // by rid, with a repaired rid
+        [3000, [ext(5, 1, 2, 3)]], // an SSRC only the layered receiver's tracks know
+        [3000, [ext(6, 0x85)]], // now in the SSRC table
+        [4000, [ext(7, 1)]], // nobody's
+      ] as const;
+      for (const [ssrc, extensions] of packets) {
+        router.routeRtp(
+          new RtpPacket(header({ ssrc, extensions: [...extensions] }), Buffer.alloc(2)),
+        );
+      }
+      const fields = (r: Record<string, unknown>) => [r.latestRid, r.sdesMid, r.latestRepairedRid];
+      return {
+        calls,
+        fields: [fields(plain), fields(layered)],
+        learned: router.ssrcTable[3000] === layered,
+        replaced: router.routeRtp,
+      };
+    }
+
+    it("routes each packet as werift's routeRtp does, with the same extension objects", () => {
+      const ours = routed(true);
+      const werifts = routed(false);
+      expect(ours.replaced).not.toBe(werifts.replaced);
+      expect(ours.calls.length).toBe(4);
+      expect(ours.calls).toEqual(werifts.calls);
+      expect(ours.fields).toEqual(werifts.fields);
+      expect(ours.fields[0]).toEqual([undefined, '0', undefined]);
+      expect(ours.fields[1]).toEqual(['h', undefined, 'l']);
+      expect(ours.learned).toBe(true);
+      expect(werifts.learned).toBe(true);
+    });
   });
 
   it("keeps a receiver's sorted codecs until its codecs change, as werift sorts them", () => {

@@ -41,6 +41,7 @@ import {
   tapIncomingRtp,
   verifyIceRequests,
 } from './werift.ts';
+import { fastRouting } from './weriftHotPath.ts';
 
 /** How often a publisher connection gets transport-wide congestion control feedback. */
 export const TRANSPORT_FEEDBACK_INTERVAL_MS = 50;
@@ -119,6 +120,7 @@ export abstract class MediaSession {
         throw new Error('MediaSession: the peer connection was used before `direction` was set');
       }
       const pc = new RTCPeerConnection(peerConfig(this.options.media, this.direction));
+      fastRouting(pc); // before anything wraps its router's routeRtp
       pc.iceConnectionStateChange.subscribe((state) => this.onIceState(state));
       pc.connectionStateChange.subscribe((state) => this.onConnectionState(state));
       this.peer = pc;

@@ -15,6 +15,11 @@ import { createSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import {
   Connection,
+  deserializeAbsSendTime,
+  deserializeAudioLevelIndication,
+  deserializeString,
+  deserializeUint16BE,
+  deserializeVideoOrientation,
   Event,
   ProtectionProfileAeadAes128Gcm,
   RTCDtlsTransport,
@@ -24,6 +29,8 @@ import {
   RTP_EXTENSION_URI,
   RtpHeader,
   RtpPacket,
+  RtpRouter,
+  rtpHeaderExtensionsParser,
   SrtpAuthenticationError,
   SrtpSession,
   StunProtocol,
@@ -152,6 +159,14 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
   patchSrtpReceive();
   patchCodecName();
   patchReceiverCodecArray();
+  patch(
+    'RtpRouter.routeRtp',
+    'RtpRouter.routeRtp (webrtc/src/media/router.ts): rtpHeaderExtensionsParser per received packet, a { uri, value } object per extension, an array and two closures; replaced per connection by fastRouting',
+    checkRouterShape,
+    () => {
+      fastRoutingOn = true;
+    },
+  );
   patchSenderSendRtp();
   patch(
     'dgram lookup',
@@ -973,6 +988,151 @@ function patchSrtpReceive(): void {
 
 interface SrtpStarter {
   iceTransport: { connection: { onData: WeriftEventLike } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// `RtpRouter.routeRtp` (webrtc/src/media/router.ts) hands every received packet's header
+// extensions on as an object keyed by URI, made by `rtpHeaderExtensionsParser`: a `{ uri, value }`
+// object per extension, the array of them and two closures per packet, reduced into that object.
+// `parseExtensions` makes the same object (same keys, in the same order, same values) in one loop.
+// `routeRtp` is an instance field and the parser a module-local function of werift's bundle, so
+// `fastRouting` replaces each connection's `routeRtp` with the same steps around it.
+
+const EXT = RTP_EXTENSION_URI;
+
+interface HeaderExtension {
+  id: number;
+  payload: Buffer;
+}
+
+/** `rtpHeaderExtensionsParser`'s object, without its per-extension objects, array and closures. */
+export function parseExtensions(
+  extensions: readonly HeaderExtension[],
+  extIdUriMap: Record<number, string>,
+): Record<string, unknown> {
+  const parsed: Record<string, unknown> = {};
+  for (let i = 0; i < extensions.length; i++) {
+    const extension = extensions[i]!;
+    const uri = extIdUriMap[extension.id];
+    if (!uri) {
+      parsed.unknown = extension.payload;
+      continue;
+    }
+    switch (uri) {
+      case EXT.sdesMid:
+      case EXT.sdesRTPStreamID:
+      case EXT.repairedRtpStreamId:
+        parsed[uri] = deserializeString(extension.payload);
+        break;
+      case EXT.transportWideCC:
+        parsed[uri] = deserializeUint16BE(extension.payload);
+        break;
+      case EXT.absSendTime:
+        parsed[uri] = deserializeAbsSendTime(extension.payload);
+        break;
+      case EXT.audioLevelIndication:
+        parsed[uri] = deserializeAudioLevelIndication(extension.payload);
+        break;
+      case EXT.videoOrientation:
+        parsed[uri] = deserializeVideoOrientation(extension.payload);
+        break;
+      default:
+        parsed[uri] = extension.payload;
+    }
+  }
+  return parsed;
+}
+
+/** werift's router, as far as `routeRtp` reads it. */
+interface RouterInternals {
+  extIdUriMap: Record<number, string>;
+  ssrcTable: Record<number, RoutedReceiver | undefined>;
+  ridTable: Record<string, RoutedReceiver | undefined>;
+  registerRtpReceiver: (receiver: RoutedReceiver, ssrc: number) => void;
+  routeRtp: (packet: RtpPacket) => void;
+  __fastRouting?: boolean;
+}
+
+interface RoutedReceiver {
+  latestRid?: string;
+  sdesMid?: string;
+  latestRepairedRid?: string;
+  trackBySSRC: Record<number, unknown>;
+  handleRtpByRid: (packet: RtpPacket, rid: string, extensions: Record<string, unknown>) => void;
+  handleRtpBySsrc: (packet: RtpPacket, extensions: Record<string, unknown>) => void;
+}
+
+let fastRoutingOn = false;
+
+function checkRouterShape(): string | undefined {
+  const router = new RtpRouter() as unknown as RouterInternals;
+  return (
+    sourceHas(router.routeRtp, [
+      'rtpHeaderExtensionsParser(',
+      'this.extIdUriMap',
+      'let rtpReceiver = this.ssrcTable[packet.header.ssrc]',
+      'extensions[RTP_EXTENSION_URI.sdesRTPStreamID]',
+      'rtpReceiver = this.ridTable[rid]',
+      'rtpReceiver.latestRid = rid',
+      'rtpReceiver.handleRtpByRid(packet, rid, extensions)',
+      'rtpReceiver.handleRtpBySsrc(packet, extensions)',
+      'Object.values(this.ridTable).filter((r) => r instanceof RTCRtpReceiver).find((r) => r.trackBySSRC[packet.header.ssrc])',
+      'this.registerRtpReceiver(rtpReceiver, packet.header.ssrc)',
+      'extensions[RTP_EXTENSION_URI.sdesMid]',
+      'rtpReceiver.sdesMid = sdesMid',
+      'extensions[RTP_EXTENSION_URI.repairedRtpStreamId]',
+      'rtpReceiver.latestRepairedRid = repairedRid',
+    ]) ??
+    sourceHas(rtpHeaderExtensionsParser, [
+      'return { uri: "unknown", value: extension.payload }',
+      'deserializeString(extension.payload)',
+      'deserializeUint16BE(extension.payload)',
+      'deserializeAbsSendTime(extension.payload)',
+      'deserializeAudioLevelIndication(extension.payload)',
+      'deserializeVideoOrientation(extension.payload)',
+      'return { uri, value: extension.payload }',
+      'acc[cur.uri] = cur.value',
+    ])
+  );
+}
+
+/**
+ * Replaces `pc`'s `routeRtp` with werift's steps around `parseExtensions`. Call it before anything
+ * wraps `routeRtp` (`tapIncomingRtp`, `routeSimulcastRtx`): they call whatever it was when they
+ * wrapped it. Idempotent; nothing when the patch is off.
+ */
+export function fastRouting(pc: unknown): void {
+  if (!fastRoutingOn) return;
+  const router = (pc as { router?: RouterInternals }).router;
+  if (!router || router.__fastRouting) return;
+  router.__fastRouting = true;
+  router.routeRtp = (packet) => {
+    const ssrc = packet.header.ssrc;
+    const extensions = parseExtensions(packet.header.extensions, router.extIdUriMap);
+    let receiver = router.ssrcTable[ssrc];
+    const rid = extensions[EXT.sdesRTPStreamID];
+    if (typeof rid === 'string') {
+      receiver = router.ridTable[rid]!; // werift throws here for a rid it does not know, too
+      receiver.latestRid = rid;
+      receiver.handleRtpByRid(packet, rid, extensions);
+    } else if (receiver) {
+      receiver.handleRtpBySsrc(packet, extensions);
+    } else {
+      // a simulcast layer whose SSRC the receiver learned after sending a report
+      receiver = Object.values(router.ridTable).find(
+        (r) => r instanceof RTCRtpReceiver && r.trackBySSRC[ssrc],
+      );
+      if (receiver) {
+        router.registerRtpReceiver(receiver, ssrc);
+        receiver.handleRtpBySsrc(packet, extensions);
+      }
+    }
+    if (!receiver) return;
+    const mid = extensions[EXT.sdesMid];
+    if (typeof mid === 'string') receiver.sdesMid = mid;
+    const repaired = extensions[EXT.repairedRtpStreamId];
+    if (typeof repaired === 'string') receiver.latestRepairedRid = repaired;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
