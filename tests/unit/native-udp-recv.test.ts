@@ -211,6 +211,18 @@ describe('native UDP receive', () => {
     expect(to.received.map((r) => r.data.toString())).toEqual(['before']);
   });
 
+  it('delivers nothing more once a listener has closed the socket', async () => {
+    const to = await bound('udp4', '127.0.0.1');
+    expect(receiveDirectly(to.socket)).toBe(true);
+    to.socket.on('message', () => to.socket.close());
+    const from = await bound('udp4', '127.0.0.1');
+    // all five wait in the socket, so one wake-up reads them together
+    for (let i = 0; i < 5; i++) from.socket.send(datagram(i, 20), to.port, '127.0.0.1');
+    await until(() => to.received.length > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(to.received.length).toBe(1);
+  });
+
   it('hands the socket back to Node when a read fails, and loses nothing', async () => {
     const udp = nativeUdpRecv!;
     let failures = 1;

@@ -77,15 +77,15 @@ const out = new Int32Array(2 + MOST_PER_WAKE);
  * memory, as from Node: werift may keep such a message for seconds, which would keep its whole
  * slab alive and, past two young collections, in the old generation until a full collection.
  */
-function ownsSlab(slab: Buffer, at: number, size: number): boolean {
+function ownsSlab(bytes: Buffer, at: number, size: number): boolean {
   if (size === 0) return false;
-  const first = slab[at]!;
+  const first = bytes[at]!;
   return first >= 128 && first < 192;
 }
 
-function copyOf(slab: Buffer, at: number, size: number): Buffer {
+function copyOf(bytes: Buffer, at: number, size: number): Buffer {
   const own = Buffer.allocUnsafeSlow(size);
-  slab.copy(own, 0, at, at + size);
+  bytes.copy(own, 0, at, at + size);
   return own;
 }
 
@@ -186,7 +186,11 @@ export function receiveDirectly(
           // as from Node's own receive: uncaught, but the datagrams read with this one still go
           process.nextTick(rethrow, err);
         }
-        if (watch === undefined) return; // a listener closed the socket
+        if (state?.handle !== handle) {
+          // a listener closed the socket ('close' comes on the next tick): nothing more for it
+          stop();
+          return;
+        }
       }
       if ((flags & EMPTY) !== 0 || count === 0) return;
       left -= count;
