@@ -10,9 +10,10 @@
  * Node's reading (the handle's recvStop). The duplicate is closed when the watch is stopped, or
  * when the environment (a worker thread) is torn down.
  *
- *   recvStart(fd, onReadable) -> a watch; onReadable() is called (through node's callback scope,
- *                                so promises and nextTicks run after it) each time the socket
- *                                has datagrams to read
+ *   recvStart(fd, onReadable) -> a watch; onReadable(status) is called (through node's callback
+ *                                scope, so promises and nextTicks run after it) each time the
+ *                                socket has datagrams to read, with status 0; a negative status
+ *                                is libuv's error, after which the watch reports nothing more
  *   recvBatch(watch, slab, offset, out) -> 0, or -errno when the socket cannot be read. Reads
  *                                datagrams into slab from offset, each only while at least
  *                                RECV_ROOM bytes are left (so none is cut short), until the socket
@@ -96,18 +97,18 @@ static void on_finalize(napi_env env, void *data, void *hint) {
 }
 
 static void on_readable(uv_poll_t *poll, int status, int events) {
-  (void)status;
   (void)events;
   watch_t *w = (watch_t *)poll->data;
   if (w->stopping) return;
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value callback, receiver, result;
+  napi_value callback, receiver, argument, result;
   if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && callback != NULL &&
-      napi_get_global(env, &receiver) == napi_ok) {
+      napi_get_global(env, &receiver) == napi_ok &&
+      napi_create_int32(env, status, &argument) == napi_ok) {
     /* An error thrown by the callback goes where Node sends uncaught exceptions. */
-    if (napi_make_callback(env, w->async_context, receiver, callback, 0, NULL, &result) ==
+    if (napi_make_callback(env, w->async_context, receiver, callback, 1, &argument, &result) ==
         napi_pending_exception) {
       napi_value error;
       if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);

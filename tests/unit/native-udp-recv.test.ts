@@ -223,6 +223,29 @@ describe('native UDP receive', () => {
     expect(to.received.length).toBe(1);
   });
 
+  it('hands the socket back to Node when the watch fails, and loses nothing', async () => {
+    const udp = nativeUdpRecv!;
+    const failing: UdpRecvAddon = {
+      ...udp,
+      // the first wake-up reports libuv's error, as after POLLERR (the watch then stops)
+      recvStart: (fd, onReadable) => {
+        let first = true;
+        return udp.recvStart(fd, (status) => {
+          onReadable(first ? -9 : status);
+          first = false;
+        });
+      },
+    };
+    const to = await bound('udp4', '127.0.0.1');
+    const handedBack = udpRecvCounts.handedBack;
+    expect(receiveDirectly(to.socket, failing)).toBe(true);
+    const from = await bound('udp4', '127.0.0.1');
+    for (let i = 0; i < 3; i++) from.socket.send(`w${i}`, to.port, '127.0.0.1');
+    await until(() => to.received.length === 3);
+    expect(to.received.map((r) => r.data.toString())).toEqual(['w0', 'w1', 'w2']);
+    expect(udpRecvCounts.handedBack - handedBack).toBe(1);
+  });
+
   it('hands the socket back to Node when a read fails, and loses nothing', async () => {
     const udp = nativeUdpRecv!;
     let failures = 1;

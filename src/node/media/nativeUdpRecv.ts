@@ -23,8 +23,11 @@ import { dgramState } from './nativeUdp.ts';
 export type RecvWatch = object;
 
 export interface UdpRecvAddon {
-  /** Watches a duplicate of `fd`; `onReadable` runs whenever it has datagrams. */
-  recvStart(fd: number, onReadable: () => void): RecvWatch;
+  /**
+   * Watches a duplicate of `fd`; `onReadable(0)` runs whenever it has datagrams, and a negative
+   * status (libuv's error) ends the watch.
+   */
+  recvStart(fd: number, onReadable: (status: number) => void): RecvWatch;
   /** Reads datagrams into `slab` from `offset` (see `native/udp_recv.c`): 0 or -errno. */
   recvBatch(watch: RecvWatch, slab: Buffer, offset: number, out: Int32Array): number;
   /** The last datagram's sender: address, port, family ('IPv4' | 'IPv6'). */
@@ -150,13 +153,17 @@ export function receiveDirectly(
     watch = undefined;
     if (w !== undefined) udp.recvStop(w);
   };
-  /** A read failed: Node reads the socket again, unless it was closed meanwhile. */
+  /** A read or the watch failed: Node reads the socket again, unless it was closed meanwhile. */
   const handBack = (): void => {
     stop();
     udpRecvCounts.handedBack++;
     if (state?.handle === handle) handle.recvStart!();
   };
-  const onReadable = (): void => {
+  const onReadable = (status: number): void => {
+    if (status < 0) {
+      handBack();
+      return;
+    }
     let left = MOST_PER_WAKE;
     while (watch !== undefined && left > 0) {
       if (slab.length - used < RECV_ROOM) {
