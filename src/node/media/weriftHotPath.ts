@@ -187,7 +187,7 @@ export function applyHotPathPatches(env: NodeJS.ProcessEnv = process.env): void 
   );
   patch(
     'native UDP receive',
-    "dgram's receive path on every ICE socket: an ArrayBuffer of its own (a 64 KiB malloc shrunk) and an address string per datagram; read into shared slabs through the addon instead (nativeUdpRecv.ts)",
+    "dgram's receive path on every ICE socket: an ArrayBuffer of its own (a 64 KiB malloc shrunk) and an address string per datagram; RTP and RTCP read into shared slabs through the addon instead (nativeUdpRecv.ts)",
     () =>
       nativeUdpRecvStatus().reason ??
       dgramRecvShapeChanged(createSocket) ??
@@ -995,8 +995,9 @@ interface SrtpStarter {
 // extensions on as an object keyed by URI, made by `rtpHeaderExtensionsParser`: a `{ uri, value }`
 // object per extension, the array of them and two closures per packet, reduced into that object.
 // `parseExtensions` makes the same object (same keys, in the same order, same values) in one loop.
-// `routeRtp` is an instance field and the parser a module-local function of werift's bundle, so
-// `fastRouting` replaces each connection's `routeRtp` with the same steps around it.
+// `routeRtp` is an instance field, and the parser it calls is bound inside werift's bundle
+// (replacing the export would not reach it), so `fastRouting` replaces each connection's
+// `routeRtp` with the same steps around `parseExtensions`.
 
 const EXT = RTP_EXTENSION_URI;
 
