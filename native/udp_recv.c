@@ -248,14 +248,28 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value recv_peer(napi_env env, napi_callback_info info) {
+/* The watch that is a function's only argument, or NULL with `usage` thrown. */
+static watch_t *only_watch(napi_env env, napi_callback_info info, const char *usage) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watch_t *w = NULL;
   if (argc < 1 || !watch_arg(env, argv[0], &w)) {
-    return throw_error(env, "recvPeer(watch): watch from recvStart");
+    throw_error(env, usage);
+    return NULL;
   }
+  return w;
+}
+
+static napi_value undefined_value(napi_env env) {
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
+static napi_value recv_peer(napi_env env, napi_callback_info info) {
+  watch_t *w = only_watch(env, info, "recvPeer(watch): watch from recvStart");
+  if (w == NULL) return NULL;
   char name[INET6_ADDRSTRLEN + 1] = "";
   int port = 0;
   const char *family = "";
@@ -294,23 +308,14 @@ static napi_value recv_ref(napi_env env, napi_callback_info info) {
     if (on) uv_ref((uv_handle_t *)&w->poll);
     else uv_unref((uv_handle_t *)&w->poll);
   }
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return undefined_value(env);
 }
 
 static napi_value recv_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  watch_t *w = NULL;
-  if (argc < 1 || !watch_arg(env, argv[0], &w)) {
-    return throw_error(env, "recvStop(watch): watch from recvStart");
-  }
+  watch_t *w = only_watch(env, info, "recvStop(watch): watch from recvStart");
+  if (w == NULL) return NULL;
   stop_watch(w);
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return undefined_value(env);
 }
 
 bool define_udp_recv(napi_env env, napi_value exports) {
