@@ -4,9 +4,9 @@
  * over IPv4 and IPv6; a datagram the kernel refuses for now goes through Node's `send` (queued in
  * libuv), and direct sends wait until Node has sent it; a closed socket is never written to.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { constants } from 'node:os';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   loadNativeAddon,
   NATIVE_ADDON_PATH,
@@ -21,16 +21,9 @@ import {
   udpSendCounts,
 } from '../../src/node/media/nativeUdp.ts';
 
-const open: Socket[] = [];
-afterEach(() => {
-  for (const s of open.splice(0)) {
-    try {
-      s.close();
-    } catch {
-      // already closed by the test
-    }
-  }
-});
+import { socketsClosedAfterEach } from '../helpers/udp.ts';
+
+const open = socketsClosedAfterEach();
 
 async function bound(type: 'udp4' | 'udp6', address: string) {
   const socket = createSocket(type);
