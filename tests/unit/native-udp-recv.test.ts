@@ -6,10 +6,10 @@
  * Node; a worker thread that ends while a socket is watched ends cleanly.
  */
 import { spawn } from 'node:child_process';
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NATIVE_ADDON_PATH, nativePart } from '../../src/node/media/nativeAddon.ts';
 import { dgramState } from '../../src/node/media/nativeUdp.ts';
 import {
@@ -22,16 +22,9 @@ import {
   udpRecvCounts,
 } from '../../src/node/media/nativeUdpRecv.ts';
 
-const open: Socket[] = [];
-afterEach(() => {
-  for (const s of open.splice(0)) {
-    try {
-      s.close();
-    } catch {
-      // already closed by the test
-    }
-  }
-});
+import { socketsClosedAfterEach } from '../helpers/udp.ts';
+
+const open = socketsClosedAfterEach();
 
 interface Arrival {
   data: Buffer;
@@ -74,6 +67,43 @@ describe('native UDP receive', () => {
   it('is built and loaded (npm install builds it)', () => {
     expect(nativeUdpRecvStatus()).toEqual({ loaded: true });
     expect(nativeUdpRecv).toBeDefined();
+  });
+
+  it('refuses bad arguments with what it takes, and a second stop is harmless', async () => {
+    const udp = nativeUdpRecv!;
+    const call = (f: () => unknown) => {
+      try {
+        f();
+        return 'no error';
+      } catch (err) {
+        return `${(err as { code?: string }).code}: ${(err as Error).message}`;
+      }
+    };
+    expect(call(() => udp.recvStart(-1, () => {}))).toBe(
+      'ERR_RETURNCAM_NATIVE: recvStart(fd, onReadable): fd must be a descriptor, onReadable a function',
+    );
+    expect(call(() => udp.recvPeer({}))).toBe(
+      'ERR_RETURNCAM_NATIVE: recvPeer(watch): watch from recvStart',
+    );
+    expect(call(() => udp.recvStop({}))).toBe(
+      'ERR_RETURNCAM_NATIVE: recvStop(watch): watch from recvStart',
+    );
+    const { socket } = await bound('udp4', '127.0.0.1');
+    const fd = (dgramState(socket)!.handle as { fd: number }).fd;
+    const watch = udp.recvStart(fd, () => {});
+    expect(call(() => udp.recvBatch(watch, Buffer.alloc(8), 9, new Int32Array(3)))).toContain(
+      'recvBatch(watch, slab, offset, out)',
+    );
+    expect(call(() => udp.recvBatch(watch, Buffer.alloc(8), 0, new Int32Array(2)))).toContain(
+      'an Int32Array of at least 3',
+    );
+    expect(call(() => udp.recvRef(watch, 1 as unknown as boolean))).toContain('recvRef(watch, on)');
+    expect(call(() => udp.recvStop(watch))).toBe('no error');
+    expect(call(() => udp.recvStop(watch))).toBe('no error');
+    // a stopped watch reads nothing
+    const out = new Int32Array(3);
+    expect(udp.recvBatch(watch, Buffer.alloc(RECV_ROOM), 0, out)).toBe(0);
+    expect(out[0]).toBe(0);
   });
 
   it('is left out, saying why, by an addon built by a version without it', () => {
@@ -226,7 +256,10 @@ describe('native UDP receive', () => {
   it('hands the socket back to Node when the watch fails, and loses nothing', async () => {
     const udp = nativeUdpRecv!;
     const failing: UdpRecvAddon = {
-      ...udp,
+      recvBatch: udp.recvBatch,
+      recvPeer: udp.recvPeer,
+      recvRef: udp.recvRef,
+      recvStop: udp.recvStop,
       // the first wake-up reports libuv's error, as after POLLERR (the watch then stops)
       recvStart: (fd, onReadable) => {
         let first = true;
