@@ -1,7 +1,9 @@
 // How late the node's event loop runs, and what its garbage collections cost: a `--require` hook
 // for `returncam node start` that, for a while under load, keeps a histogram of event-loop delay
 // (how late a 1 ms timer fires: a packet arriving then waits as long) and every GC pause by kind
-// and by why V8 ran it, then writes a JSON file and a one-line summary. Through NODE_OPTIONS,
+// and by why V8 ran it, and samples its ArrayBuffer memory and old generation twice a second (an
+// ArrayBuffer memory that climbs between full collections is packet memory something keeps past
+// two young collections), then writes a JSON file and a one-line summary. Through NODE_OPTIONS,
 // `bench capacity` (or `bench soak`) passes it to the node process it starts:
 //
 //   NODE_OPTIONS="--require ./scripts/loop-profile.cjs" \
@@ -16,6 +18,7 @@ if (process.argv.includes('start')) {
   const { monitorEventLoopDelay, PerformanceObserver, constants } = require('node:perf_hooks');
   const { writeFileSync } = require('node:fs');
   const { join } = require('node:path');
+  const { getHeapSpaceStatistics } = require('node:v8');
   const env = process.env;
   const dir = env.RETURNCAM_LOOP_DIR || process.cwd();
   const delayMs = 1000 * Number(env.RETURNCAM_LOOP_DELAY || 30);
@@ -36,7 +39,19 @@ if (process.argv.includes('start')) {
       .join('+') || 'allocation';
   const histogram = monitorEventLoopDelay({ resolution });
   const pauses = []; // [kind, ms, why]
+  const memory = []; // [s into the window, ArrayBuffer MB, old generation in use MB]
   let measuring = false;
+  let startedAt = 0;
+  let sampler;
+  const mb = (bytes) => Math.round(bytes / 1e5) / 10;
+  const sampleMemory = () => {
+    const old = getHeapSpaceStatistics().find((space) => space.space_name === 'old_space');
+    memory.push([
+      Math.round((performance.now() - startedAt) / 100) / 10,
+      mb(process.memoryUsage().arrayBuffers),
+      mb(old ? old.space_used_size : 0),
+    ]);
+  };
   const observer = new PerformanceObserver((list) => {
     if (!measuring) return;
     for (const e of list.getEntries()) {
@@ -56,6 +71,8 @@ if (process.argv.includes('start')) {
     measuring = false;
     histogram.disable();
     observer.disconnect();
+    clearInterval(sampler);
+    sampleMemory();
     const gc = {};
     for (const [kind, duration, reason] of pauses) {
       gc[kind] ??= { count: 0, totalMs: 0, pausesMs: [], why: {} };
@@ -85,13 +102,19 @@ if (process.argv.includes('start')) {
         samples: histogram.count,
       },
       gc,
+      arrayBuffersMB: {
+        min: Math.min(...memory.map((m) => m[1])),
+        max: Math.max(...memory.map((m) => m[1])),
+      },
+      memoryMB: memory,
     };
     const file = join(dir, `returncam-loop-${process.pid}.json`);
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     const d = result.loopDelayMs;
     const parts = Object.entries(gc).map(([k, g]) => `${k} ${g.count} (${g.totalMs} ms)`);
+    const ab = result.arrayBuffersMB;
     process.stderr.write(
-      `loop-profile: delay p50/p99/max ${d.p50}/${d.p99}/${d.max} ms; ${parts.join(', ') || 'no collections'}; wrote ${file}\n`,
+      `loop-profile: delay p50/p99/max ${d.p50}/${d.p99}/${d.max} ms; ${parts.join(', ') || 'no collections'}; ArrayBuffer memory ${ab.min}-${ab.max} MB; wrote ${file}\n`,
     );
   };
   // a process that ends inside the window still reports what it measured
@@ -99,6 +122,10 @@ if (process.argv.includes('start')) {
   setTimeout(() => {
     measuring = true;
     histogram.enable();
+    startedAt = performance.now();
+    sampleMemory();
+    sampler = setInterval(sampleMemory, 500);
+    sampler.unref();
     setTimeout(finish, spanMs).unref();
   }, delayMs).unref();
 }

@@ -9,6 +9,8 @@ interface LoopProfile {
     string,
     { count: number; totalMs: number; maxMs: number; why: Record<string, number> }
   >;
+  arrayBuffersMB: { min: number; max: number };
+  memoryMB: [number, number, number][];
 }
 
 describe('scripts/loop-profile.cjs', () => {
@@ -43,6 +45,26 @@ describe('scripts/loop-profile.cjs', () => {
     expect(full.count).toBeGreaterThanOrEqual(2);
     expect(full.why.FORCED).toBe(full.count);
     expect(full.totalMs).toBeGreaterThan(0);
+  });
+
+  it('samples ArrayBuffer memory and the old generation twice a second', async () => {
+    // 4 MB more ArrayBuffer memory kept every 100 ms, ten times
+    const code = `
+      const kept = [];
+      const t = setInterval(() => {
+        kept.push(new ArrayBuffer(4e6));
+        if (kept.length === 10) clearInterval(t);
+      }, 100);
+      setTimeout(() => {}, 1500);
+    `;
+    const p = await profile(code, '1.3');
+    expect(p.memoryMB.length).toBeGreaterThanOrEqual(3);
+    const times = p.memoryMB.map((m) => m[0]);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(times.at(-1)).toBeGreaterThanOrEqual(1);
+    expect(p.arrayBuffersMB.max - p.arrayBuffersMB.min).toBeGreaterThanOrEqual(30);
+    expect(Math.max(...p.memoryMB.map((m) => m[1]))).toBe(p.arrayBuffersMB.max);
+    expect(p.memoryMB.every((m) => m[2] > 0)).toBe(true);
   });
 
   it('reports what it measured when the process ends inside the window', async () => {
