@@ -15,6 +15,7 @@ const waitFor = (what: string, check: () => boolean, timeoutMs = 5000) =>
 /** One video packet as the viewer got it: when, and the playout delay it carried, if any. */
 interface Seen {
   at: number;
+  seq: number;
   delay: { minMs: number; maxMs: number } | undefined;
 }
 
@@ -78,6 +79,7 @@ describe('playout delay: the node asks viewers to hide repairs on the publisher 
         const ext = rtp.header.extensions.find((e) => e.id === id);
         seen.push({
           at: performance.now(),
+          seq: rtp.header.sequenceNumber,
           delay: ext ? parsePlayoutDelay(ext.payload) : undefined,
         });
       });
@@ -124,8 +126,16 @@ describe('playout delay: the node asks viewers to hide repairs on the publisher 
     expect(firstAsked, 'no packet carried a playout delay').toBeDefined();
     // nothing before the third repair: the viewer's first frames came without it
     expect(viewer.seen[0]!.delay).toBeUndefined();
-    const asked = viewer.seen.filter((s) => s.at >= firstAsked!.at);
-    // once asked, every packet carries it, so a frame's first packet always does
+    // Once asked, every packet carries it, so a frame's first packet always does. Packets sent
+    // after the ask are those newer than it; an older one arriving later is a retransmission of
+    // a packet sent before (the node resends it as it went out), which a busy machine's viewer
+    // socket may have dropped.
+    const newer = (s: Seen) =>
+      s.seq !== firstAsked!.seq && ((s.seq - firstAsked!.seq) & 0xffff) < 0x8000;
+    const asked = viewer.seen.filter(
+      (s) => s.at >= firstAsked!.at && (s === firstAsked || newer(s)),
+    );
+    expect(asked.length).toBeGreaterThan(50);
     expect(asked.every((s) => s.delay !== undefined)).toBe(true);
     const last = asked.at(-1)!.delay!;
     // a repair comes ~300 ms (+ the node's 15 ms reordering wait) after its gap: minus the
