@@ -863,7 +863,7 @@ function registerSoakAndStartup(bench: Command): void {
   bench
     .command('packet')
     .description(
-      "what one packet's SRTP and UDP send cost the node, in isolation: native addon against Node's own paths",
+      "what one packet's SRTP, UDP send and UDP receive cost the node, in isolation: native addon against Node's own paths",
     )
     .option('--packets <n>', 'packets per pass', '20000')
     .option('--passes <n>', 'passes per path and size (the median is reported)', '7')
