@@ -10,18 +10,23 @@
  * Node's reading (the handle's recvStop). The duplicate is closed when the watch is stopped, or
  * when the environment (a worker thread) is torn down.
  *
- *   recvStart(fd, onReadable) -> a watch; onReadable(status) is called (through node's callback
- *                                scope, so promises and nextTicks run after it) each time the
- *                                socket has datagrams to read, with status 0; a negative status
- *                                is libuv's error, after which the watch reports nothing more
- *   recvBatch(watch, slab, offset, out) -> 0, or -errno when the socket cannot be read. Reads
+ *   recvStart(fd, onReadable[, stamped]) -> a watch; onReadable(status) is called (through
+ *                                node's callback scope, so promises and nextTicks run after it)
+ *                                each time the socket has datagrams to read, with status 0; a
+ *                                negative status is libuv's error, after which the watch reports
+ *                                nothing more. stamped: the kernel notes when each datagram
+ *                                arrived (SO_TIMESTAMPNS), for recvBatch's ages
+ *   recvBatch(watch, slab, offset, out[, ages]) -> 0, or -errno when the socket cannot be read. Reads
  *                                datagrams into slab from offset, each only while at least
  *                                RECV_ROOM bytes are left (so none is cut short), until the socket
  *                                is empty, out is full, or a datagram comes from another sender
  *                                than the one before (it ends the batch). out (Int32Array):
  *                                [count, flags, length...]; flags: RECV_NEW_SENDER (the last
  *                                datagram's sender differs from the one before), RECV_EMPTY (the
- *                                socket had no more)
+ *                                socket had no more). ages (Float64Array, as long as out's room
+ *                                for lengths), on a stamped watch: per datagram, how long ago the
+ *                                kernel received it, in ms, when the call returns; -1 when the
+ *                                kernel gave no time (a datagram queued before the watch began)
  *   recvPeer(watch)            -> [address, port, family] of the last datagram's sender
  *   recvRef(watch, on)         -> whether the watch keeps the event loop alive, as the socket's
  *                                handle did while Node read it (libuv counts a UDP handle that
@@ -34,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -48,6 +54,8 @@ typedef struct watch {
   uv_poll_t poll;
   napi_env env;
   int fd;
+  /* the kernel stamps each datagram's arrival (SO_TIMESTAMPNS) */
+  bool stamped;
   bool stopping;
   /* freed once both are true: libuv has closed the poll, and JavaScript has let go of the watch */
   bool closed;
@@ -124,14 +132,18 @@ static bool watch_arg(napi_env env, napi_value value, watch_t **w) {
 }
 
 static napi_value recv_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd = -1;
   napi_valuetype type = napi_undefined;
+  bool stamped = false;
   if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
-      napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
-    return throw_error(env, "recvStart(fd, onReadable): fd must be a descriptor, onReadable a function");
+      napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function ||
+      (argc > 2 && napi_typeof(env, argv[2], &type) == napi_ok && type != napi_undefined &&
+       napi_get_value_bool(env, argv[2], &stamped) != napi_ok)) {
+    return throw_error(env, "recvStart(fd, onReadable[, stamped]): fd must be a descriptor, "
+                            "onReadable a function, stamped a boolean");
   }
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
@@ -145,6 +157,13 @@ static napi_value recv_start(napi_env env, napi_callback_info info) {
     free(w);
     return throw_error(env, "recvStart: could not duplicate the descriptor");
   }
+#ifdef SO_TIMESTAMPNS
+  if (stamped) {
+    /* a socket option: the socket's own descriptor shares it, and Node's reads ignore it */
+    int on = 1;
+    w->stamped = setsockopt(w->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0;
+  }
+#endif
   napi_value name;
   napi_create_string_utf8(env, "returncam:udp-recv", NAPI_AUTO_LENGTH, &name);
   if (uv_poll_init_socket(loop, &w->poll, w->fd) != 0) {
@@ -192,9 +211,25 @@ static bool same_sender(const watch_t *w, const struct sockaddr_storage *from, s
   return memcmp(from, &w->peer, length) == 0;
 }
 
+/* The kernel's arrival time of a datagram read with recvmsg, in ms since the epoch; -1 if none. */
+static double arrival_ms(struct msghdr *message) {
+#ifdef SO_TIMESTAMPNS
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(message); c != NULL; c = CMSG_NXTHDR(message, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec at;
+      memcpy(&at, CMSG_DATA(c), sizeof at);
+      return (double)at.tv_sec * 1e3 + (double)at.tv_nsec / 1e6;
+    }
+  }
+#else
+  (void)message;
+#endif
+  return -1;
+}
+
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watch_t *w = NULL;
   uint8_t *slab;
@@ -211,33 +246,70 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
           napi_ok ||
       out_type != napi_int32_array || out_length < 3) {
     return throw_error(env,
-                       "recvBatch(watch, slab, offset, out): watch from recvStart, slab a Buffer, "
-                       "offset within it, out an Int32Array of at least 3");
+                       "recvBatch(watch, slab, offset, out[, ages]): watch from recvStart, slab a "
+                       "Buffer, offset within it, out an Int32Array of at least 3");
   }
+  size_t most = out_length - 2;
+  double *ages = NULL;
+  napi_valuetype ages_type = napi_undefined;
+  if (argc > 4 && napi_typeof(env, argv[4], &ages_type) == napi_ok && ages_type != napi_undefined) {
+    napi_typedarray_type type;
+    size_t length = 0;
+    void *data = NULL;
+    if (napi_is_typedarray(env, argv[4], &is_typedarray) != napi_ok || !is_typedarray ||
+        napi_get_typedarray_info(env, argv[4], &type, &length, &data, NULL, NULL) != napi_ok ||
+        type != napi_float64_array || length < most) {
+      return throw_error(env, "recvBatch: ages must be a Float64Array with room for as many "
+                              "datagrams as out");
+    }
+    ages = (double *)data;
+  }
+  bool stamping = ages != NULL && w->stamped;
   int32_t *out = (int32_t *)out_data;
   int32_t count = 0;
   int32_t error = 0;
   int32_t flags = 0;
-  size_t most = out_length - 2;
   while (!w->stopping && (size_t)count < most && slab_length - offset >= RECV_ROOM) {
     struct sockaddr_storage from;
-    socklen_t from_length = sizeof from;
-    ssize_t n = recvfrom(w->fd, slab + offset, RECV_ROOM, MSG_DONTWAIT, (struct sockaddr *)&from,
-                         &from_length);
+    struct iovec data = {.iov_base = slab + offset, .iov_len = RECV_ROOM};
+    /* aligned for cmsghdr */
+    union {
+      struct cmsghdr header;
+      char room[CMSG_SPACE(sizeof(struct timespec))];
+    } control;
+    struct msghdr message = {
+        .msg_name = &from,
+        .msg_namelen = sizeof from,
+        .msg_iov = &data,
+        .msg_iovlen = 1,
+        .msg_control = stamping ? &control : NULL,
+        .msg_controllen = stamping ? sizeof control : 0,
+    };
+    ssize_t n = recvmsg(w->fd, &message, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) flags |= RECV_EMPTY;
       else error = -errno;
       break;
     }
+    if (ages != NULL) ages[count] = stamping ? arrival_ms(&message) : -1;
     out[2 + count] = (int32_t)n;
     offset += (uint32_t)n;
     count++;
-    if (!same_sender(w, &from, from_length)) {
-      memcpy(&w->peer, &from, from_length);
-      w->peer_length = from_length;
+    if (!same_sender(w, &from, message.msg_namelen)) {
+      memcpy(&w->peer, &from, message.msg_namelen);
+      w->peer_length = message.msg_namelen;
       flags |= RECV_NEW_SENDER;
       break;
+    }
+  }
+  if (stamping && count > 0) {
+    /* ages against one reading of the same clock, taken as the call returns */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double now_ms = (double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6;
+    for (int32_t i = 0; i < count; i++) {
+      if (ages[i] >= 0) ages[i] = now_ms > ages[i] ? now_ms - ages[i] : 0;
     }
   }
   out[0] = count;

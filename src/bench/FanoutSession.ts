@@ -224,6 +224,7 @@ export class FanoutSession implements BenchSession {
         up: sumDirections(staff.map((s) => s.up)),
         down: sumDirections(staff.map((s) => s.down)),
         stunRttMs: staff.flatMap((s) => s.stunRttMs),
+        kernelTimed: staff.reduce((sum, s) => sum + s.kernelTimed, 0),
       },
     };
   }

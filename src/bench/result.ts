@@ -230,6 +230,11 @@ export interface BenchResult {
     /** CPU of this process (clients, relays; and the node when in-process), % of one core. */
     cpuPercent: number;
     rssBytes: number;
+    /**
+     * Share of the packets reaching the relays whose arrival the kernel timed (0-1); the rest
+     * were timed when this process read them, stalls included. Absent in results from before.
+     */
+    kernelTimedArrivals?: number;
   };
   browser?: Record<string, unknown>;
   /** Things worth knowing about this run (client warnings, outages the run did not reach). */
@@ -325,10 +330,19 @@ function unreachedOutages(profile: NetworkProfile, epoch: number, windowEnd: num
 
 /** A warning when the relays could not keep time: the tails then say more about this machine. */
 function busyHarness(h: BenchResult['harness']): string[] {
-  if (h.deliveries === 0 || h.lateDeliveries / h.deliveries <= 0.02) return [];
-  return [
-    `this machine was busy: ${((100 * h.lateDeliveries) / h.deliveries).toFixed(1)} % of relay deliveries were more than 2 ms late, so the latency tails partly measure the harness; run again on a quieter machine or compare with bench run --direct`,
-  ];
+  const notes: string[] = [];
+  const loopTimed = h.kernelTimedArrivals !== undefined && h.kernelTimedArrivals < 0.99;
+  if (loopTimed) {
+    notes.push(
+      `${(100 * (1 - h.kernelTimedArrivals!)).toFixed(1)} % of the packets reaching the relays were timed when the harness read them, not by the kernel (the native addon is off or not built: npm run build:native), so the node's part includes the harness's own stalls`,
+    );
+  }
+  if (h.deliveries > 0 && h.lateDeliveries / h.deliveries > 0.02) {
+    notes.push(
+      `this machine was busy: ${((100 * h.lateDeliveries) / h.deliveries).toFixed(1)} % of relay deliveries were more than 2 ms late, so the transit tails partly measure the harness${loopTimed || h.kernelTimedArrivals === undefined ? '' : " (not the node's part: the kernel timed the packets it sent)"}; run again on a quieter machine or compare with bench run --direct`,
+    );
+  }
+  return notes;
 }
 
 export function buildResult(input: BuildResultInput): BenchResult {

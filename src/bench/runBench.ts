@@ -22,6 +22,7 @@ import { benchLayers } from './browser/pages.ts';
 import { ensureTestMedia, parseIvf, parseOggOpus } from './clients/media.ts';
 import type { NetworkProfile } from './profiles.ts';
 import { RelayHub } from './relay/RelayHub.ts';
+import type { UdpRelay } from './relay/UdpRelay.ts';
 import { type BenchResult, buildResult, type RelayTotals, sumDirections } from './result.ts';
 import { SyntheticSession, type SyntheticSessionOptions } from './SyntheticSession.ts';
 import { detectFreezes, percentile, renderTimeline } from './stats.ts';
@@ -185,6 +186,18 @@ async function startAll(sessions: BenchSession[], parallel = 4): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, sessions.length) }, worker));
+}
+
+/** Share of the packets that reached the relays whose arrival the kernel timed. */
+function kernelTimedShare(relays: readonly UdpRelay[]): number | undefined {
+  let timed = 0;
+  let packets = 0;
+  for (const r of relays) {
+    const s = r.stats();
+    timed += s.kernelTimed;
+    packets += s.up.packets + s.down.packets;
+  }
+  return packets > 0 ? timed / packets : undefined;
 }
 
 function relayTotals(sessions: readonly BenchSession[]): RelayTotals {
@@ -485,6 +498,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
           1e4 /
           Math.max(0.001, (windowEnd - measuredFrom) / 1000),
         rssBytes: process.memoryUsage.rss(),
+        kernelTimedArrivals: kernelTimedShare(hub.all),
       },
       targetMs: options.targetMs ?? DEFAULT_TARGET_MS,
       sessionKbps: perSessionKbps,

@@ -11,6 +11,8 @@ import {
   type UdpRelay,
   videoPayloadTypes,
 } from '../../src/bench/relay/index.ts';
+import type { RelayTap } from '../../src/bench/relay/UdpRelay.ts';
+import { dgramState, nativeUdp } from '../../src/node/media/nativeUdp.ts';
 import { sleep } from '../helpers/wait.ts';
 
 const NODE_ANSWER = [
@@ -143,11 +145,11 @@ describe('UDP relay on loopback', () => {
     for (const o of open.splice(0)) o.close();
   });
 
-  async function setup(buyer: Record<string, unknown>) {
+  async function setup(buyer: Record<string, unknown>, tap?: RelayTap) {
     const profile = parseProfile({ name: 't', buyer }, 'test');
     const hub = new RelayHub({ profile, seed: 3 });
     open.push(hub);
-    const relay = await hub.create('buyer', 'buyer-1');
+    const relay = await hub.create('buyer', 'buyer-1', tap);
     const echo = await startEcho();
     open.push(echo.socket);
     const client = await bindUdp();
@@ -172,8 +174,41 @@ describe('UDP relay on loopback', () => {
       b.writeDoubleBE(performance.now(), 12);
       client.send(b, towardsNode.port, towardsNode.address);
     };
-    return { hub, relay, echo, client, send, rtts, back: () => back };
+    return { hub, relay, echo, client, send, rtts, back: () => back, towardsNode };
   }
+
+  it("times a packet in when the kernel had it and out when it was sent, though the relay's loop was busy", async () => {
+    const seen: { direction: string; phase: string; at: number }[] = [];
+    const { relay, echo, client, towardsNode } = await setup({}, (direction, phase, _p, at) =>
+      seen.push({ direction, phase, at }),
+    );
+    const wallNow = () => performance.timeOrigin + performance.now();
+    const fd = (dgramState(client)!.handle as { fd: number }).fd;
+    const address = nativeUdp!.sockaddr(towardsNode.address, towardsNode.port)!;
+    const packet = Buffer.alloc(200);
+    packet[0] = 0x80;
+    packet[1] = 96;
+    const sentAt = wallNow();
+    packet.writeDoubleBE(performance.now(), 12);
+    expect(nativeUdp!.sendTo(fd, packet, address)).toBe(200);
+    const busyUntil = performance.now() + 40;
+    while (performance.now() < busyUntil) {
+      // the relay's process is stalled for 40 ms with the packet in its socket
+    }
+    for (let i = 0; i < 100 && echo.oneWay.length === 0; i++) await sleep(5);
+    expect(echo.oneWay).toHaveLength(1);
+    const stats = relay.stats();
+    expect(stats.up.packets).toBe(1);
+    expect(stats.kernelTimed).toBe(stats.up.packets + stats.down.packets);
+    const ingress = seen.find((e) => e.direction === 'up' && e.phase === 'ingress')!;
+    const egress = seen.find((e) => e.direction === 'up' && e.phase === 'egress')!;
+    // in as the client sent it; out after the stall: the stall is on the relay's side of the hop
+    expect(ingress.at - sentAt).toBeLessThan(5);
+    expect(egress.at - sentAt).toBeGreaterThan(40);
+    // and the packet was at the far side as it went out (sent in the call, not after this turn)
+    expect(performance.timeOrigin + echo.firstAt! - egress.at).toBeGreaterThanOrEqual(0);
+    expect(performance.timeOrigin + echo.firstAt! - egress.at).toBeLessThan(20);
+  });
 
   it('delays each direction by its own model: one-way up ~40 ms, round trip ~100 ms', async () => {
     const { relay, echo, send, rtts } = await setup({

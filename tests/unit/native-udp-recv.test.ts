@@ -11,8 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { NATIVE_ADDON_PATH, nativePart } from '../../src/node/media/nativeAddon.ts';
-import { dgramState } from '../../src/node/media/nativeUdp.ts';
+import { dgramState, nativeUdp } from '../../src/node/media/nativeUdp.ts';
 import {
+  type ArrivalInfo,
   nativeUdpRecv,
   nativeUdpRecvStatus,
   RECV_ROOM,
@@ -80,7 +81,7 @@ describe('native UDP receive', () => {
       }
     };
     expect(call(() => udp.recvStart(-1, () => {}))).toBe(
-      'ERR_RETURNCAM_NATIVE: recvStart(fd, onReadable): fd must be a descriptor, onReadable a function',
+      'ERR_RETURNCAM_NATIVE: recvStart(fd, onReadable[, stamped]): fd must be a descriptor, onReadable a function, stamped a boolean',
     );
     expect(call(() => udp.recvPeer({}))).toBe(
       'ERR_RETURNCAM_NATIVE: recvPeer(watch): watch from recvStart',
@@ -90,13 +91,25 @@ describe('native UDP receive', () => {
     );
     const { socket } = await bound('udp4', '127.0.0.1');
     const fd = (dgramState(socket)!.handle as { fd: number }).fd;
+    expect(call(() => udp.recvStart(fd, () => {}, 1 as unknown as boolean))).toContain(
+      'stamped a boolean',
+    );
     const watch = udp.recvStart(fd, () => {});
     expect(call(() => udp.recvBatch(watch, Buffer.alloc(8), 9, new Int32Array(3)))).toContain(
-      'recvBatch(watch, slab, offset, out)',
+      'recvBatch(watch, slab, offset, out[, ages])',
     );
     expect(call(() => udp.recvBatch(watch, Buffer.alloc(8), 0, new Int32Array(2)))).toContain(
       'an Int32Array of at least 3',
     );
+    for (const ages of [new Float64Array(1), new Float32Array(8), [0, 0]]) {
+      expect(
+        call(() =>
+          udp.recvBatch(watch, Buffer.alloc(8), 0, new Int32Array(4), ages as Float64Array),
+        ),
+      ).toBe(
+        'ERR_RETURNCAM_NATIVE: recvBatch: ages must be a Float64Array with room for as many datagrams as out',
+      );
+    }
     expect(call(() => udp.recvRef(watch, 1 as unknown as boolean))).toContain('recvRef(watch, on)');
     expect(call(() => udp.recvStop(watch))).toBe('no error');
     expect(call(() => udp.recvStop(watch))).toBe('no error');
@@ -219,6 +232,37 @@ describe('native UDP receive', () => {
       expect(rinfo.port).toBe(data.readUInt32BE(5));
       expect(rinfo.address).toBe('127.0.0.1');
     }
+  });
+
+  it('times each arrival by the kernel when asked, however late the event loop reads it', async () => {
+    const to = await bound('udp4', '127.0.0.1');
+    expect(receiveDirectly(to.socket, undefined, { arrivalTimes: true })).toBe(true);
+    const readAt: number[] = [];
+    to.socket.on('message', () => readAt.push(performance.now()));
+    const from = await bound('udp4', '127.0.0.1');
+    const fd = (dgramState(from.socket)!.handle as { fd: number }).fd;
+    const address = nativeUdp!.sockaddr('127.0.0.1', to.port)!;
+    // ten datagrams 6 ms apart, each in the kernel when sendTo returns, while this loop is busy
+    const sentAt: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      sentAt.push(performance.now());
+      expect(nativeUdp!.sendTo(fd, datagram(i, 100), address)).toBe(100);
+      const until6 = performance.now() + 6;
+      while (performance.now() < until6) {
+        // the event loop cannot read meanwhile
+      }
+    }
+    await until(() => to.received.length === 10);
+    expect(to.received.map(({ data }) => data.readUInt32BE(1))).toEqual([...sentAt.keys()]);
+    for (const [i, { rinfo }] of to.received.entries()) {
+      const arrival = rinfo as ArrivalInfo;
+      expect(arrival.kernelTime).toBe(true);
+      // stamped as it was sent, not as it was read (all were read after the last was sent)
+      expect(arrival.arrivedAt - sentAt[i]!).toBeGreaterThan(-0.1);
+      expect(arrival.arrivedAt - sentAt[i]!).toBeLessThan(5);
+      expect(readAt[i]! - sentAt[i]!).toBeGreaterThan(6 * (9 - i));
+    }
+    expect(readAt[0]! - sentAt[0]!).toBeGreaterThan(54);
   });
 
   it('frees the port when the socket closes, and delivers nothing after', async () => {

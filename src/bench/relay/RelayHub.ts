@@ -49,7 +49,7 @@ export class RelayHub {
 
   constructor(private readonly options: RelayHubOptions) {
     this.scheduler = new Scheduler<RelayDelivery>({
-      deliver: (d, at) => d.relay.deliver(d, at),
+      deliver: (d) => d.relay.deliver(d),
       onError: options.onError,
     });
   }

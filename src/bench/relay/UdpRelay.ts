@@ -1,5 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { errorMessage } from '../../core/errors.ts';
+import { type DatagramTarget, sendDatagram } from '../../node/media/nativeUdp.ts';
+import { type ArrivalInfo, receiveDirectly } from '../../node/media/nativeUdpRecv.ts';
 import { type DirectionStats, LinkModel } from '../impairment.ts';
 import type { DirectionSpec } from '../profiles.ts';
 import { PACKET_KINDS, type PacketKind, packetKind, stunInfo } from './packets.ts';
@@ -20,15 +22,19 @@ export interface RelayDelivery {
   relay: UdpRelay;
   direction: RelayDirection;
   packet: Buffer;
-  address: string;
-  port: number;
+  target: Endpoint;
   /** performance.now() when it reached the relay. */
   arrivedAt: number;
   /** Transaction id of a STUN response whose request passed through here. */
   stunTxid?: string;
 }
 
-/** Called for every packet as it enters (`ingress`) and leaves (`egress`) the relay. */
+/**
+ * Called for every packet as it enters (`ingress`) and leaves (`egress`) the relay. An ingress is
+ * timed when the kernel received the datagram (with the native addon; else when the relay read
+ * it), an egress when it was handed to the kernel: the harness's own event loop stalls fall
+ * between the two, on the relay's side of the hop, not on whatever is across it.
+ */
 export type RelayTap = (
   direction: RelayDirection,
   phase: 'ingress' | 'egress',
@@ -55,7 +61,8 @@ export interface UdpRelayOptions {
   tap?: RelayTap;
 }
 
-interface Endpoint {
+/** Where a packet goes; keeps its socket address once made (`sendDatagram`). */
+interface Endpoint extends DatagramTarget {
   address: string;
   port: number;
 }
@@ -71,6 +78,8 @@ export interface UdpRelayStats {
   down: RelayDirectionStats;
   /** STUN round trips through the relay, ms: client-initiated and node-initiated checks. */
   stunRttMs: number[];
+  /** Packets whose arrival the kernel timed (the rest: when the relay read them). */
+  kernelTimed: number;
 }
 
 const MAX_PENDING_TX = 512;
@@ -117,6 +126,7 @@ export class UdpRelay {
   private readonly kinds = { up: kindCounters(), down: kindCounters() };
   private readonly noRoute = { up: 0, down: 0 };
   private readonly rttSamples: number[] = [];
+  private kernelTimed = 0;
   private closed = false;
 
   constructor(private readonly options: UdpRelayOptions) {
@@ -188,14 +198,16 @@ export class UdpRelay {
       up: { ...this.up.stats, kinds: { ...this.kinds.up }, noRoute: this.noRoute.up },
       down: { ...this.down.stats, kinds: { ...this.kinds.down }, noRoute: this.noRoute.down },
       stunRttMs: [...this.rttSamples],
+      kernelTimed: this.kernelTimed,
     };
   }
 
-  /** Sends a packet that left the model (called by the scheduler). */
-  deliver(d: RelayDelivery, at: number): void {
+  /** Sends a packet that left the model (called by the scheduler, on time or late). */
+  deliver(d: RelayDelivery): void {
     if (this.closed) return;
     const socket = d.direction === 'up' ? this.nodeSocket : this.clientSocket;
     if (!socket) return;
+    const at = performance.now();
     if (d.stunTxid) {
       const pending = this.pendingTx.get(d.stunTxid);
       if (pending) {
@@ -205,9 +217,9 @@ export class UdpRelay {
         }
       }
     }
-    socket.send(d.packet, d.port, d.address, (err) => {
-      if (err && !this.closed) this.noRoute[d.direction]++;
-    });
+    // one sendto(2) with the addon, so the packet is in the far side's socket when it returns;
+    // Node's send would only send it after this turn of the loop
+    sendDatagram(socket, d.packet, d.target.port, d.target.address, d.target);
     this.options.tap?.(d.direction, 'egress', d.packet, wall(at));
   }
 
@@ -247,15 +259,28 @@ export class UdpRelay {
         socket.on('error', () => {
           // ICMP errors from a peer that went away: nothing to do, the model already counted
         });
+        // the kernel times each arrival, so a stall of this process is not counted in the hop
+        // across the relay (without the addon Node reads the socket and the relay times it)
+        receiveDirectly(socket, undefined, { arrivalTimes: true });
         resolve(socket);
       });
     });
   }
 
-  private onPacket(direction: RelayDirection, packet: Buffer, rinfo: RemoteInfo): void {
+  private onPacket(
+    direction: RelayDirection,
+    packet: Buffer,
+    rinfo: RemoteInfo | ArrivalInfo,
+  ): void {
     if (this.closed) return;
-    const now = performance.now();
-    const from: Endpoint = { address: rinfo.address, port: rinfo.port };
+    let now: number;
+    if ('arrivedAt' in rinfo) {
+      now = rinfo.arrivedAt;
+      if (rinfo.kernelTime) this.kernelTimed++;
+    } else {
+      now = performance.now();
+    }
+    const from = this.endpoint(direction, rinfo);
     const kind = packetKind(packet);
     this.kinds[direction][kind]++;
     this.options.tap?.(direction, 'ingress', packet, wall(now));
@@ -299,10 +324,17 @@ export class UdpRelay {
       relay: this,
       direction,
       packet,
-      address: target.address,
-      port: target.port,
+      target,
       arrivedAt: now,
       stunTxid,
     });
+  }
+
+  /** The sender, as the same object while it stays the same (its socket address is kept). */
+  private endpoint(direction: RelayDirection, rinfo: { address: string; port: number }): Endpoint {
+    const last = direction === 'up' ? this.clientLast : this.nodeLast;
+    return last !== undefined && last.port === rinfo.port && last.address === rinfo.address
+      ? last
+      : { address: rinfo.address, port: rinfo.port };
   }
 }

@@ -25,11 +25,21 @@ export type RecvWatch = object;
 export interface UdpRecvAddon {
   /**
    * Watches a duplicate of `fd`; `onReadable(0)` runs whenever it has datagrams, and a negative
-   * status (libuv's error) ends the watch.
+   * status (libuv's error) ends the watch. `stamped`: the kernel notes each datagram's arrival.
    */
-  recvStart(fd: number, onReadable: (status: number) => void): RecvWatch;
-  /** Reads datagrams into `slab` from `offset` (see `native/udp_recv.c`): 0 or -errno. */
-  recvBatch(watch: RecvWatch, slab: Buffer, offset: number, out: Int32Array): number;
+  recvStart(fd: number, onReadable: (status: number) => void, stamped?: boolean): RecvWatch;
+  /**
+   * Reads datagrams into `slab` from `offset` (see `native/udp_recv.c`): 0 or -errno. `ages`, on
+   * a stamped watch: how many ms before the call returned the kernel received each one (-1: not
+   * known).
+   */
+  recvBatch(
+    watch: RecvWatch,
+    slab: Buffer,
+    offset: number,
+    out: Int32Array,
+    ages?: Float64Array,
+  ): number;
   /** The last datagram's sender: address, port, family ('IPv4' | 'IPv6'). */
   recvPeer(watch: RecvWatch): [string, number, string];
   /** Whether the watch keeps the event loop alive (a new one does). */
@@ -73,6 +83,29 @@ let slab = Buffer.allocUnsafeSlow(0);
 let used = 0;
 /** `recvBatch`'s answer: count, flags, lengths. Every call is synchronous, so one is enough. */
 const out = new Int32Array(2 + MOST_PER_WAKE);
+/** `recvBatch`'s arrival ages, for sockets read with {@link ReceiveOptions.arrivalTimes}. */
+const ages = new Float64Array(MOST_PER_WAKE);
+
+export interface ReceiveOptions {
+  /**
+   * Give each datagram's `rinfo` an `arrivedAt`: when the kernel received it, on the
+   * `performance.now()` clock, however long the event loop took to read it. Where the kernel
+   * gives no time, the time it was read.
+   */
+  arrivalTimes?: boolean;
+}
+
+/** The `rinfo` of a socket read with {@link ReceiveOptions.arrivalTimes}. */
+export interface ArrivalInfo {
+  address: string;
+  family: string;
+  port: number;
+  size: number;
+  /** performance.now() ms. */
+  arrivedAt: number;
+  /** Whether the kernel gave `arrivedAt` (else it is when the datagram was read). */
+  kernelTime: boolean;
+}
 
 /**
  * RTP and RTCP (first byte 128-191, RFC 7983) are read in place: the node's packet path keeps
@@ -130,7 +163,9 @@ export function dgramRecvShapeChanged(
 export function receiveDirectly(
   socket: Socket,
   udp: UdpRecvAddon | undefined = nativeUdpRecv,
+  options: ReceiveOptions = {},
 ): boolean {
+  const stamped = options.arrivalTimes === true;
   if (udp === undefined) return false;
   const state = dgramState(socket);
   const handle = state?.handle as RecvHandle | null | undefined;
@@ -171,10 +206,12 @@ export function receiveDirectly(
         used = 0;
       }
       const from = slab;
-      if (udp.recvBatch(watch, from, used, out) < 0) {
+      if (stamped) ages.fill(-1);
+      if (udp.recvBatch(watch, from, used, out, stamped ? ages : undefined) < 0) {
         handBack();
         return;
       }
+      const readAt = stamped ? performance.now() : 0;
       const count = out[0]!;
       const flags = out[1]!;
       for (let i = 0; i < count; i++) {
@@ -187,8 +224,19 @@ export function receiveDirectly(
           [address, port, family] = udp.recvPeer(watch);
         }
         udpRecvCounts.datagrams++;
+        const age = stamped ? ages[i]! : -1;
+        const rinfo = stamped
+          ? {
+              address,
+              family,
+              port,
+              size,
+              arrivedAt: readAt - Math.max(0, age),
+              kernelTime: age >= 0,
+            }
+          : { address, family, port, size };
         try {
-          socket.emit('message', data, { address, family, port, size });
+          socket.emit('message', data, rinfo);
         } catch (err) {
           // as from Node's own receive: uncaught, but the datagrams read with this one still go
           process.nextTick(rethrow, err);
@@ -206,7 +254,9 @@ export function receiveDirectly(
 
   let started: RecvWatch;
   try {
-    started = udp.recvStart(handle.fd, onReadable);
+    started = stamped
+      ? udp.recvStart(handle.fd, onReadable, true)
+      : udp.recvStart(handle.fd, onReadable);
   } catch {
     return false;
   }
