@@ -328,8 +328,12 @@ function unreachedOutages(profile: NetworkProfile, epoch: number, windowEnd: num
   return out;
 }
 
-/** A warning when the relays could not keep time: the tails then say more about this machine. */
-function busyHarness(h: BenchResult['harness']): string[] {
+/**
+ * Warnings about the relays' timekeeping: arrivals the kernel did not time (the node's part then
+ * includes the harness's stalls), and deliveries late enough that the tails say more about this
+ * machine.
+ */
+export function harnessNotes(h: BenchResult['harness']): string[] {
   const notes: string[] = [];
   const loopTimed = h.kernelTimedArrivals !== undefined && h.kernelTimedArrivals < 0.99;
   if (loopTimed) {
@@ -593,7 +597,7 @@ export function buildResult(input: BuildResultInput): BenchResult {
     notes: [
       ...(input.notes ?? []),
       ...unreachedOutages(profile, input.epoch, windowEnd),
-      ...busyHarness(input.harness),
+      ...harnessNotes(input.harness),
     ],
     verdict: { targetMs: input.targetMs, p95Ms: p95, allowanceMs: allowance, pass, reason },
   };

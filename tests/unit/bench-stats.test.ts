@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildRtp } from '../../src/bench/clients/rtp.ts';
 import { FrameTap } from '../../src/bench/FrameTap.ts';
+import { harnessNotes } from '../../src/bench/result.ts';
 import {
   cdf,
   detectFreezes,
@@ -156,5 +157,42 @@ describe('frame tap (RTP headers seen in the clear at the relay)', () => {
       [10000, 100],
     ]);
     expect(tap.packets).toBe(7);
+  });
+});
+
+describe("notes on the relays' timekeeping", () => {
+  const harness = (late: number, kernelTimedArrivals?: number) => ({
+    deliveries: 1000,
+    lateDeliveries: late,
+    meanLatenessMs: 0.4,
+    cpuPercent: 50,
+    rssBytes: 1,
+    kernelTimedArrivals,
+  });
+
+  it('says nothing when the kernel timed the arrivals and few deliveries were late', () => {
+    expect(harnessNotes(harness(20, 1))).toEqual([]);
+    expect(harnessNotes(harness(20, 0.995))).toEqual([]);
+  });
+
+  it("keeps a busy machine's stalls out of the node's part when the kernel timed the arrivals", () => {
+    const notes = harnessNotes(harness(50, 1));
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/^this machine was busy: 5\.0 % of relay deliveries/);
+    expect(notes[0]).toContain("(not the node's part: the kernel timed the packets it sent)");
+  });
+
+  it("says when the relays timed arrivals themselves: the node's part then holds their stalls", () => {
+    const notes = harnessNotes(harness(50, 0.2));
+    expect(notes).toHaveLength(2);
+    expect(notes[0]).toMatch(
+      /^80\.0 % of the packets reaching the relays were timed when the harness read them, not by the kernel \(the native addon is off or not built: npm run build:native\)/,
+    );
+    expect(notes[1]).toMatch(/^this machine was busy/);
+    expect(notes[1]).not.toContain("not the node's part");
+    // a result from before arrivals were timed claims nothing either way
+    const older = harnessNotes(harness(50));
+    expect(older).toHaveLength(1);
+    expect(older[0]).not.toContain("not the node's part");
   });
 });

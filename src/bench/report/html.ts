@@ -9,7 +9,7 @@ import { describeDirection } from '../profiles.ts';
 import { renderRepeatText, summarizeRepeats } from '../repeat.ts';
 import type { BenchResult } from '../result.ts';
 import { escapeXml, lineChart, stackedBar } from './svg.ts';
-import { proofMark, renderSummaryTable } from './text.ts';
+import { harnessSummary, proofMark, renderSummaryTable } from './text.ts';
 
 const COLORS = ['#2e86de', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
 
@@ -169,7 +169,7 @@ ${budgetParts.length ? stackedBar('Latency budget, p50 per part (ms)', budgetPar
 <h3>Network legs</h3>
 <table><tr><th>leg</th><th>configured</th><th>packets</th><th>loss</th><th>dropped by</th><th>max queue</th><th>relay delay p50 / p95 ms</th></tr>${legRows}</table>
 ${outageRows ? `<h3>Outages</h3><ul>${outageRows}</ul>` : ''}
-<p class="small">Harness: ${r.harness.deliveries} relay deliveries, ${r.harness.lateDeliveries} late by more than 2 ms (mean lateness ${r.harness.meanLatenessMs.toFixed(2)} ms).
+<p class="small">Harness: ${escapeXml(harnessSummary(r.harness))}.
 ${r.nodeResources ? `Node CPU ${r.nodeResources.cpuPercent.toFixed(1)} % of a core${r.nodeResources.shared ? ' (shared with the harness)' : ''}, RSS ${(r.nodeResources.rssBytes / 1048576).toFixed(0)} MB.` : ''}</p>
 </section>`;
 }

@@ -112,6 +112,15 @@ function sendRateLines(r: BenchResult): string[] {
 }
 
 /** The full report of one run. */
+/** The relays' timekeeping, one line: how late their deliveries were, who timed the arrivals. */
+export function harnessSummary(h: BenchResult['harness']): string {
+  const timed =
+    h.kernelTimedArrivals === undefined
+      ? ''
+      : `; arrivals timed by the kernel: ${(100 * h.kernelTimedArrivals).toFixed(1)} %`;
+  return `${h.deliveries} relay deliveries, ${h.lateDeliveries} late by more than 2 ms, mean lateness ${h.meanLatenessMs.toFixed(2)} ms${timed}`;
+}
+
 export function renderRunText(r: BenchResult): string {
   const s = r.settings;
   const lines: string[] = [];
@@ -224,7 +233,7 @@ export function renderRunText(r: BenchResult): string {
   if (proofs) lines.push('', proofs);
   lines.push(
     '',
-    `harness   ${r.harness.deliveries} relay deliveries, ${r.harness.lateDeliveries} late by more than 2 ms, mean lateness ${r.harness.meanLatenessMs.toFixed(2)} ms`,
+    `harness   ${harnessSummary(r.harness)}`,
     `verdict   ${r.verdict.pass ? 'PASS' : 'FAIL'}: ${r.verdict.reason}`,
   );
   return lines.join('\n');
