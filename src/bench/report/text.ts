@@ -111,7 +111,6 @@ function sendRateLines(r: BenchResult): string[] {
   return lines;
 }
 
-/** The full report of one run. */
 /** The relays' timekeeping, one line: how late their deliveries were, who timed the arrivals. */
 export function harnessSummary(h: BenchResult['harness']): string {
   const timed =
@@ -121,6 +120,7 @@ export function harnessSummary(h: BenchResult['harness']): string {
   return `${h.deliveries} relay deliveries, ${h.lateDeliveries} late by more than 2 ms, mean lateness ${h.meanLatenessMs.toFixed(2)} ms${timed}`;
 }
 
+/** The full report of one run. */
 export function renderRunText(r: BenchResult): string {
   const s = r.settings;
   const lines: string[] = [];

@@ -14,6 +14,10 @@
  *
  * Closing the socket stops the watch and closes the duplicate. A read error hands the socket back
  * to Node. Optional, with the rest of the addon (`nativeAddon.ts`): without it Node reads.
+ *
+ * The benchmark's relays read their sockets the same way with `arrivalTimes`, for the kernel's
+ * time of each arrival (`SO_TIMESTAMPNS`): a hop timed by it leaves out how long the relay's own
+ * event loop took to come to the datagram.
  */
 import type { Socket } from 'node:dgram';
 import { type NativePartStatus, nativePart } from './nativeAddon.ts';
@@ -254,9 +258,7 @@ export function receiveDirectly(
 
   let started: RecvWatch;
   try {
-    started = stamped
-      ? udp.recvStart(handle.fd, onReadable, true)
-      : udp.recvStart(handle.fd, onReadable);
+    started = udp.recvStart(handle.fd, onReadable, stamped);
   } catch {
     return false;
   }
