@@ -73,6 +73,8 @@ export interface CapacityStep {
   harnessRssBytes: number;
   /** Relay deliveries late by more than 2 ms: the harness itself falling behind. */
   lateDeliveries: number;
+  /** Datagrams this machine dropped in full socket buffers during the step (every socket's). */
+  udpBufferDrops?: number;
   withinLimits: boolean;
   limitHit?: string;
   runId: string;
@@ -123,6 +125,7 @@ function stepOf(
     harnessCpuPercent: r.harness.cpuPercent,
     harnessRssBytes: r.harness.rssBytes,
     lateDeliveries: r.harness.lateDeliveries,
+    udpBufferDrops: r.harness.udpBufferDrops,
     runId: r.id,
   };
 }
@@ -259,6 +262,7 @@ export function renderCapacityText(c: CapacityResult): string {
       'RSS MB',
       'harness CPU %',
       'late relay',
+      'buffer drops',
       'frames lost',
       '',
     ],
@@ -278,6 +282,7 @@ export function renderCapacityText(c: CapacityResult): string {
       s.nodeRssBytes ? (s.nodeRssBytes / 1048576).toFixed(0) : '-',
       f(s.harnessCpuPercent),
       String(s.lateDeliveries),
+      s.udpBufferDrops === undefined ? '-' : String(s.udpBufferDrops),
       `${s.framesLost ?? '-'} (${(s.frameLoss * 100).toFixed(1)} %)`,
       s.mode === 'baseline' ? '' : s.withinLimits ? 'ok' : `LIMIT: ${s.limitHit}`,
     ]);

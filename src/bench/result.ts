@@ -235,6 +235,12 @@ export interface BenchResult {
      * were timed when this process read them, stalls included. Absent in results from before.
      */
     kernelTimedArrivals?: number;
+    /**
+     * Datagrams this machine dropped in full socket receive buffers during the measured window
+     * (the kernel's `RcvbufErrors`, every socket's: `src/bench/udpDrops.ts`). Absent where the
+     * kernel does not say, and in results from before.
+     */
+    udpBufferDrops?: number;
   };
   browser?: Record<string, unknown>;
   /** Things worth knowing about this run (client warnings, outages the run did not reach). */
@@ -329,9 +335,9 @@ function unreachedOutages(profile: NetworkProfile, epoch: number, windowEnd: num
 }
 
 /**
- * Warnings about the relays' timekeeping: arrivals the kernel did not time (the node's part then
- * includes the harness's stalls), and deliveries late enough that the tails say more about this
- * machine.
+ * Warnings about the harness: arrivals the kernel did not time (the node's part then includes the
+ * harness's stalls), datagrams dropped in full socket buffers (losses that are not the profile's),
+ * and deliveries late enough that the tails say more about this machine.
  */
 export function harnessNotes(h: BenchResult['harness']): string[] {
   const notes: string[] = [];
@@ -339,6 +345,11 @@ export function harnessNotes(h: BenchResult['harness']): string[] {
   if (loopTimed) {
     notes.push(
       `${(100 * (1 - h.kernelTimedArrivals!)).toFixed(1)} % of the packets reaching the relays were timed when the harness read them, not by the kernel (the native addon is off or not built: npm run build:native), so the node's part includes the harness's own stalls`,
+    );
+  }
+  if (h.udpBufferDrops !== undefined && h.udpBufferDrops > 0) {
+    notes.push(
+      `${h.udpBufferDrops} datagrams were dropped on this machine during the measured window because a socket's receive buffer was full (the kernel's RcvbufErrors, every socket's): losses and repairs in this run may come from a socket that could not keep up, the harness's, the node's or another program's, not from the profile`,
     );
   }
   if (h.deliveries > 0 && h.lateDeliveries / h.deliveries > 0.02) {

@@ -26,6 +26,7 @@ import type { UdpRelay } from './relay/UdpRelay.ts';
 import { type BenchResult, buildResult, type RelayTotals, sumDirections } from './result.ts';
 import { SyntheticSession, type SyntheticSessionOptions } from './SyntheticSession.ts';
 import { detectFreezes, percentile, renderTimeline } from './stats.ts';
+import { udpBufferDrops } from './udpDrops.ts';
 
 export type NodeChoice =
   /** `media`: settings for the node's media section (e.g. `{ publisherFec: true }`). */
@@ -348,6 +349,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
     let resourcesAtWindow: NodeResources | undefined;
     let harnessCpuAtWindow = process.cpuUsage();
     let windowStartedAt: number | undefined;
+    let dropsAtWindow: number | undefined;
     let bytesAtWindow = { sent: 0, received: 0 };
     const perSessionBytesAtWindow = new Map<number, number>();
     const bitrateSeries: { t: number; kbps: number }[] = [];
@@ -368,6 +370,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
       await Promise.all(sessions.map((s) => s.refresh?.()));
       if (windowStartedAt === undefined && now >= windowStart) {
         windowStartedAt = now;
+        dropsAtWindow = udpBufferDrops();
         resourcesAtWindow = node?.resources();
         harnessCpuAtWindow = process.cpuUsage();
         const totals = relayTotals(sessions);
@@ -399,6 +402,7 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
       });
     }
     const windowEnd = wallNow();
+    const dropsAtEnd = udpBufferDrops();
     const resourcesAtEnd = node?.resources();
     const harnessCpu = process.cpuUsage(harnessCpuAtWindow);
     const totalsAtEnd = relayTotals(sessions);
@@ -499,6 +503,10 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
           Math.max(0.001, (windowEnd - measuredFrom) / 1000),
         rssBytes: process.memoryUsage.rss(),
         kernelTimedArrivals: kernelTimedShare(hub.all),
+        udpBufferDrops:
+          dropsAtWindow !== undefined && dropsAtEnd !== undefined
+            ? dropsAtEnd - dropsAtWindow
+            : undefined,
       },
       targetMs: options.targetMs ?? DEFAULT_TARGET_MS,
       sessionKbps: perSessionKbps,

@@ -161,13 +161,14 @@ describe('frame tap (RTP headers seen in the clear at the relay)', () => {
 });
 
 describe("notes on the relays' timekeeping", () => {
-  const harness = (late: number, kernelTimedArrivals?: number) => ({
+  const harness = (late: number, kernelTimedArrivals?: number, udpBufferDrops?: number) => ({
     deliveries: 1000,
     lateDeliveries: late,
     meanLatenessMs: 0.4,
     cpuPercent: 50,
     rssBytes: 1,
     kernelTimedArrivals,
+    udpBufferDrops,
   });
 
   it('says nothing when the kernel timed the arrivals and few deliveries were late', () => {
@@ -194,5 +195,15 @@ describe("notes on the relays' timekeeping", () => {
     const older = harnessNotes(harness(50));
     expect(older).toHaveLength(1);
     expect(older[0]).not.toContain("not the node's part");
+  });
+
+  it("says when full socket buffers dropped datagrams: the losses may not be the profile's", () => {
+    expect(harnessNotes(harness(20, 1, 0))).toEqual([]);
+    const notes = harnessNotes(harness(20, 1, 37));
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(
+      /^37 datagrams were dropped on this machine during the measured window because a socket's receive buffer was full/,
+    );
+    expect(notes[0]).toContain('not from the profile');
   });
 });

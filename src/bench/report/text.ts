@@ -111,13 +111,20 @@ function sendRateLines(r: BenchResult): string[] {
   return lines;
 }
 
-/** The relays' timekeeping, one line: how late their deliveries were, who timed the arrivals. */
+/**
+ * The harness, one line: how late the relays' deliveries were, who timed the arrivals, and how
+ * many datagrams full socket buffers dropped.
+ */
 export function harnessSummary(h: BenchResult['harness']): string {
   const timed =
     h.kernelTimedArrivals === undefined
       ? ''
       : `; arrivals timed by the kernel: ${(100 * h.kernelTimedArrivals).toFixed(1)} %`;
-  return `${h.deliveries} relay deliveries, ${h.lateDeliveries} late by more than 2 ms, mean lateness ${h.meanLatenessMs.toFixed(2)} ms${timed}`;
+  const drops =
+    h.udpBufferDrops === undefined
+      ? ''
+      : `; datagrams dropped in full socket buffers: ${h.udpBufferDrops}`;
+  return `${h.deliveries} relay deliveries, ${h.lateDeliveries} late by more than 2 ms, mean lateness ${h.meanLatenessMs.toFixed(2)} ms${timed}${drops}`;
 }
 
 /** The full report of one run. */
