@@ -23,8 +23,6 @@ export interface RelayDelivery {
   direction: RelayDirection;
   packet: Buffer;
   target: Endpoint;
-  /** performance.now() when it reached the relay. */
-  arrivedAt: number;
   /** Transaction id of a STUN response whose request passed through here. */
   stunTxid?: string;
 }
@@ -325,7 +323,6 @@ export class UdpRelay {
       direction,
       packet,
       target,
-      arrivedAt: now,
       stunTxid,
     });
   }
