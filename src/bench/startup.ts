@@ -9,20 +9,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../core/errors.ts';
+import { NODE_START_FLAGS } from '../node/heapFlags.ts';
 import { percentile } from './stats.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/returncam', import.meta.url));
 
 /**
- * `[extra] BIN node start --port 0 --data DIR`: a node on a free port with its data in `dataDir`,
- * as the benchmarks start one (after `process.execPath`).
+ * `[node flags] [extra] BIN node start --port 0 --data DIR`: a node on a free port with its data
+ * in `dataDir`, as the benchmarks start one (after `process.execPath`), with the Node.js flags a
+ * deployed node runs with.
  */
 export function nodeStartArgs(
   bin: string,
   dataDir: string,
   extraFlags: readonly string[] = [],
 ): string[] {
-  return [...extraFlags, bin, 'node', 'start', '--port', '0', '--data', dataDir];
+  return [
+    ...NODE_START_FLAGS,
+    ...extraFlags,
+    bin,
+    'node',
+    'start',
+    '--port',
+    '0',
+    '--data',
+    dataDir,
+  ];
 }
 
 export interface StartupOptions {

@@ -288,6 +288,16 @@ function perWorker(
     (w) => w.eventLoopUtilization,
   );
   series(
+    'returncam_media_worker_heap_used_bytes',
+    "The worker's V8 heap in use (live, and garbage not yet collected), bytes",
+    (w) => w.heap.usedBytes,
+  );
+  series(
+    'returncam_media_worker_young_generation_bytes',
+    "What the worker's V8 young generation (its two semi-spaces) takes now, bytes",
+    (w) => w.heap.youngGenerationBytes,
+  );
+  series(
     'returncam_media_worker_rtp_packets_in_total',
     'RTP packets the worker received from publishers (since it last started)',
     (w) => w.counters.packetsIn,

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { turnAllocate } from '../../src/node/fleet/stun.ts';
+import { NODE_START_FLAGS } from '../../src/node/heapFlags.ts';
 import { runCli } from '../helpers/cli.ts';
 import { alive, freePort, type Sshd, startSshd, treeSnapshot } from '../helpers/fleet.ts';
 
@@ -175,6 +176,9 @@ describe.skipIf(missing.length > 0)('returncam node deploy (over ssh, to a temp 
     expect(readFileSync(join(rel, '.release'), 'utf8').trim()).toMatch(/^[0-9a-f]{32}$/);
     const h = await healthz();
     expect(h).toMatchObject({ status: 'ok', nodeId: 't1', version: '0.1.0' });
+    // the node runs with the young generation the benchmarks measured it with
+    const argv = readFileSync(`/proc/${pidOf('node')}/cmdline`, 'utf8').split('\0');
+    expect(argv.slice(1, 1 + NODE_START_FLAGS.length)).toEqual(NODE_START_FLAGS);
 
     // secrets sit in the node's data directory, mode 0600, equal to the provisioned ones
     const data = join(host, 'var/lib/returncam');

@@ -176,7 +176,7 @@ describe('node provision', () => {
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'ReadWritePaths=/var/lib/returncam',
-      'ExecStart=/usr/bin/node /opt/returncam/current/bin/returncam node start --config /etc/returncam/node.yaml',
+      'ExecStart=/usr/bin/node --max-semi-space-size=4 /opt/returncam/current/bin/returncam node start --config /etc/returncam/node.yaml',
     ])
       expect(node).toContain(`\n${line}\n`);
     // verify checks every key and that ExecStart's binary exists (/usr/bin/node, /usr/bin/turnserver here)

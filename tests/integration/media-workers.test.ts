@@ -6,6 +6,7 @@ import { collectResults } from '../../src/bench/clients/index.ts';
 import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
+import { NODE_SEMI_SPACE_MB, WORKER_YOUNG_GENERATION_MB } from '../../src/node/heapFlags.ts';
 import type { RecordingRecord } from '../../src/node/store/Store.ts';
 import { MediaWorkerPool } from '../../src/node/workers/MediaWorkerPool.ts';
 import { testMedia } from '../helpers/media.ts';
@@ -144,6 +145,20 @@ describe('media rooms in worker threads (media.workers: 2)', () => {
     expect(metric(after, 'returncam_rtp_packets_in_total')).toBe(
       inPerWorker['0']! + inPerWorker['1']!,
     );
+    // each worker reports its own heap, and runs with the node's young generation, not V8's
+    // default (which grows to three times this under load)
+    const heapUsed = perWorker(after, 'returncam_media_worker_heap_used_bytes');
+    const young = perWorker(after, 'returncam_media_worker_young_generation_bytes');
+    for (const w of ['0', '1']) {
+      expect(heapUsed[w]).toBeGreaterThan(1024 * 1024);
+      expect(young[w]).toBeGreaterThan(0);
+      expect(young[w]).toBeLessThanOrEqual(2 * NODE_SEMI_SPACE_MB * 1024 * 1024);
+    }
+    const status = await t.node.media.status(true);
+    expect(status.workers.map((w) => w.heap.youngGenerationLimitBytes)).toEqual([
+      WORKER_YOUNG_GENERATION_MB * 1024 * 1024,
+      WORKER_YOUNG_GENERATION_MB * 1024 * 1024,
+    ]);
 
     await Promise.all(clients.splice(0).map((client) => client.close()));
     await waitFor('sessions to end', () => t.node.media.stats().rooms === 0);

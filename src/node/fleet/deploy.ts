@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { errorMessage, UserError } from '../../core/errors.ts';
+import { NODE_START_FLAGS } from '../heapFlags.ts';
 import { turnRestCredential } from '../http/turnRoutes.ts';
 import { type Warehouse, warehouseUrls } from './fleetConfig.ts';
 import { type ProvisionedFile, provisionWarehouse } from './provision.ts';
@@ -73,8 +74,7 @@ class StepFailed extends Error {}
 
 const DEFAULT_COMMANDS = {
   // the subshell execs into the process, so $! is its pid; its output never holds the ssh session
-  start:
-    '(cd "$(readlink -f {installDir}/current)" && exec setsid {nodeBinary} bin/returncam node start --config {configDir}/node.yaml) >>{logDir}/node.log 2>&1 </dev/null & echo $! >{runDir}/node.pid',
+  start: `(cd "$(readlink -f {installDir}/current)" && exec setsid {nodeBinary} ${NODE_START_FLAGS.join(' ')} bin/returncam node start --config {configDir}/node.yaml) >>{logDir}/node.log 2>&1 </dev/null & echo $! >{runDir}/node.pid`,
   stop: 'stop_pid {runDir}/node.pid',
   turnStart:
     '(exec setsid {turnBinary} -c {configDir}/turnserver.conf --pidfile=) >>{logDir}/turn.log 2>&1 </dev/null & echo $! >{runDir}/turn.pid',

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { stringify } from 'yaml';
 import type { NodeConfigInput } from '../../core/config.ts';
 import { formatDuration } from '../../core/duration.ts';
+import { NODE_START_FLAGS } from '../heapFlags.ts';
 import { type Warehouse, warehouseUrls } from './fleetConfig.ts';
 
 /**
@@ -185,7 +186,7 @@ Type=simple
 User=${w.service.user}
 Group=${w.service.user}
 WorkingDirectory=${installDir}/current
-ExecStart=${w.service.nodeBinary} ${installDir}/current/bin/returncam node start --config ${configDir}/node.yaml
+ExecStart=${w.service.nodeBinary} ${NODE_START_FLAGS.join(' ')} ${installDir}/current/bin/returncam node start --config ${configDir}/node.yaml
 Environment=NODE_ENV=production
 # The first SIGINT closes sessions and the database cleanly; recordings stay playable.
 KillSignal=SIGINT

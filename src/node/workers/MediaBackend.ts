@@ -51,6 +51,17 @@ export interface WorkerStatus {
   counters: MediaCounters;
   /** Share of the last second the worker's event loop was busy (0..1). */
   eventLoopUtilization: number;
+  heap: WorkerHeap;
+}
+
+/** A worker thread's own V8 heap (each thread has one). */
+export interface WorkerHeap {
+  /** In use, live or garbage not yet collected. */
+  usedBytes: number;
+  /** What the young generation's two semi-spaces take now (V8 grows them under load). */
+  youngGenerationBytes: number;
+  /** The young generation the worker was started with at most (its `resourceLimits`). */
+  youngGenerationLimitBytes: number;
 }
 
 export interface MediaBackendStatus {

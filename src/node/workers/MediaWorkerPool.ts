@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import type { Logger, LogLevel } from '../../core/log.ts';
 import { COMPILED } from '../../core/paths.ts';
+import { WORKER_YOUNG_GENERATION_MB } from '../heapFlags.ts';
 import { forwardTiming } from '../media/forwardTiming.ts';
 import type { RemoteIceFragment } from '../media/iceRestart.ts';
 import type { MediaStats, SessionAnswer } from '../media/RoomManager.ts';
@@ -104,6 +105,7 @@ function emptySnapshot(): WorkerSnapshot {
     counters: createMediaCounters(),
     stats: { rooms: 0, publishers: 0, subscribers: 0 },
     eventLoopUtilization: 0,
+    heap: { usedBytes: 0, youngGenerationBytes: 0, youngGenerationLimitBytes: 0 },
     forwardMs: new Float64Array(0),
   };
 }
@@ -305,6 +307,7 @@ export class MediaWorkerPool implements MediaBackend {
       ...this.countSessions((s) => s.worker === slot.index),
       counters: { ...slot.snapshot.counters },
       eventLoopUtilization: slot.snapshot.eventLoopUtilization,
+      heap: { ...slot.snapshot.heap },
     }));
     return { mode: 'workers', ready: workers.every((w) => w.state === 'ready'), workers };
   }
@@ -414,6 +417,9 @@ export class MediaWorkerPool implements MediaBackend {
     const worker = new Worker(WORKER_ENTRY, {
       workerData: data,
       name: `returncam-media-${slot.index}`,
+      // the main thread's young generation is set by the flags the process starts with; a
+      // worker's own heap takes it from here
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
     slot.worker = worker;
     slot.state = 'starting';

@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
+import { parentPort, resourceLimits, workerData } from 'node:worker_threads';
 import type { RtpPacket } from 'werift';
 import { errorMessage, HttpError } from '../../core/errors.ts';
 import { Logger } from '../../core/log.ts';
 import { forwardTiming } from '../media/forwardTiming.ts';
 import { RoomManager, type TrackPublishedInfo } from '../media/RoomManager.ts';
-import { patchSession, viewerStalled } from './MediaBackend.ts';
+import { patchSession, viewerStalled, type WorkerHeap } from './MediaBackend.ts';
 import { PacketBatchWriter } from './packetBatch.ts';
 import type {
   FromWorker,
@@ -150,6 +151,17 @@ function snapshot(): WorkerSnapshot {
     counters: { ...rooms.counters },
     stats: rooms.stats(),
     eventLoopUtilization: delta.utilization,
+    heap: heapNow(),
+  };
+}
+
+const MB = 1024 * 1024;
+function heapNow(): WorkerHeap {
+  const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+  return {
+    usedBytes: getHeapStatistics().used_heap_size,
+    youngGenerationBytes: young?.space_size ?? 0,
+    youngGenerationLimitBytes: (resourceLimits.maxYoungGenerationSizeMb ?? 0) * MB,
   };
 }
 const statsTimer = setInterval(

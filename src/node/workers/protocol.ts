@@ -9,7 +9,7 @@ import type {
   SessionEndedInfo,
   SessionInfo,
 } from '../media/types.ts';
-import type { SessionView } from './MediaBackend.ts';
+import type { SessionView, WorkerHeap } from './MediaBackend.ts';
 
 /** Messages between the main thread and a media worker (structured clone; batches transferred). */
 
@@ -58,6 +58,7 @@ export interface WorkerSnapshot {
   counters: MediaCounters;
   stats: MediaStats;
   eventLoopUtilization: number;
+  heap: WorkerHeap;
   /** Forwarding-time samples (ms) taken since the last snapshot, for `returncam_forward_seconds`. */
   forwardMs: Float64Array;
 }
