@@ -135,17 +135,18 @@ export const nodeConfigSchema = z.strictObject({
        * How far V8 lets the old generation grow past what survived its last full collection
        * before it starts the next one, % (0: V8's own heuristics). Under load V8 kept the limit
        * so close to the live heap that at 25 calls × 2 viewers it ran 22-28 full collections in
-       * 45 s, each stalling the packet path for up to ~12 ms. At 100 (the default) there was one
-       * in 45 s, the time the node adds at p99 fell by a third or more, CPU did not rise, and
-       * RSS rose ~17 MB; over a 30-minute soak what stays live grew no differently from V8's own
-       * setting (docs/performance.md). Applied process-wide by `node start`.
+       * 45 s, each stalling the packet path for up to ~12 ms. A larger step means fewer of them
+       * and more memory: at 25 × 2 with 4 MB semi-spaces, 100 gave RSS 171 MB and the node's
+       * added p99 2.3-2.5 ms; 50 (the default) 151-154 MB and 2.9 ms; 25 143 MB and 3.7-3.9 ms,
+       * CPU the same (docs/performance.md, "Eleventh round"). Applied process-wide by
+       * `node start`.
        */
       heapGrowthPercent: z
         .number()
         .int()
         .min(0, "use 0 (V8's own heuristics) or more")
         .max(400, 'at most 400: the heap may grow to five times what is live')
-        .default(100),
+        .default(50),
     })
     .prefault({}),
   turn: z
