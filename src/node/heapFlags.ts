@@ -3,8 +3,7 @@
  * them grow to 16 MB each under load, and a node forwarding media allocates fast enough that
  * they do: at 25 calls × 2 viewers the young generation alone then holds 32 MB. Capped at 4 MB,
  * RSS was 22-25 MB lower with CPU per session and the time the node adds at p99 unchanged
- * (docs/performance.md, "Eleventh round"). Smaller (1-2 MB) promotes more short-lived packet
- * objects into the old generation, whose full collections stall the packet path.
+ * (docs/performance.md, "Eleventh round").
  */
 export const NODE_SEMI_SPACE_MB = 4;
 
