@@ -146,7 +146,7 @@ describe('media rooms in worker threads (media.workers: 2)', () => {
       inPerWorker['0']! + inPerWorker['1']!,
     );
     // each worker reports its own heap, and runs with the node's young generation, not V8's
-    // default (which grows to three times this under load)
+    // default (which grows to four times this under load)
     const heapUsed = perWorker(after, 'returncam_media_worker_heap_used_bytes');
     const young = perWorker(after, 'returncam_media_worker_young_generation_bytes');
     for (const w of ['0', '1']) {
