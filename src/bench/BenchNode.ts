@@ -52,6 +52,10 @@ export type NodeCounters = MediaCounters;
 export interface NodeResources {
   cpuSeconds: number;
   rssBytes: number;
+  /** The anonymous part of `rssBytes` (heaps, buffers, stacks), from /proc; undefined elsewhere. */
+  rssAnonBytes?: number;
+  /** The file-backed part of `rssBytes` (the executable and libraries), from /proc. */
+  rssFileBytes?: number;
   /** True when the figure includes the benchmark harness too (node in the same process). */
   shared: boolean;
 }
@@ -136,8 +140,17 @@ export function procResources(pid: number): NodeResources | undefined {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    return { cpuSeconds: ticks / 100, rssBytes: rssKb * 1024, shared: false };
+    const kb = (field: string) => {
+      const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status);
+      return m ? Number(m[1]) * 1024 : undefined;
+    };
+    return {
+      cpuSeconds: ticks / 100,
+      rssBytes: kb('VmRSS') ?? 0,
+      rssAnonBytes: kb('RssAnon'),
+      rssFileBytes: kb('RssFile'),
+      shared: false,
+    };
   } catch {
     return undefined;
   }

@@ -42,6 +42,13 @@ export interface SoakSample {
   /** Seconds since the first call started. */
   t: number;
   rssBytes: number;
+  /** The anonymous and file-backed parts of `rssBytes` (/proc/PID/status); undefined off Linux. */
+  rssAnonBytes?: number;
+  rssFileBytes?: number;
+  /** The main thread's V8 heap reserved from the system (`nodejs_heap_size_total_bytes`). */
+  heapTotalBytes?: number;
+  /** Memory held outside the V8 heap by ArrayBuffers and Buffers (`nodejs_external_memory_bytes`). */
+  externalBytes?: number;
   /** From the node's /metrics (`nodejs_heap_size_used_bytes`); undefined if it does not say. */
   heapUsedBytes?: number;
   /**
@@ -87,6 +94,8 @@ export interface SoakResult {
   /** Index in `samples` of the first settled sample. */
   settledIndex: number;
   growth: SoakGrowth[];
+  /** Where the RSS growth went, when the samples say (see `rssGrowthParts`). */
+  rssParts?: RssGrowthParts;
   callsStarted: number;
   callsEnded: number;
   /** Calls that failed to connect. */
@@ -192,6 +201,53 @@ export function soakGrowth(
   return out.sort((a, b) => order.indexOf(a.metric) - order.indexOf(b.metric));
 }
 
+/**
+ * The RSS growth from the settled start to the end, split by where it went, in bytes (medians of
+ * the first and last few settled samples, as `soakGrowth` compares them): file-backed pages (the
+ * executable and libraries, as more of their code runs) and anonymous memory, itself split into
+ * the main thread's V8 heap as reserved, memory held by ArrayBuffers and Buffers, and the rest
+ * (the allocator's own memory, native libraries, worker threads' heaps, stacks). Undefined unless
+ * every part was read in at least two settled samples.
+ */
+export interface RssGrowthParts {
+  rss: number;
+  file: number;
+  anon: number;
+  v8Heap: number;
+  external: number;
+  otherNative: number;
+}
+
+export function rssGrowthParts(
+  samples: readonly SoakSample[],
+  settledIndex: number,
+): RssGrowthParts | undefined {
+  const settled = samples
+    .slice(settledIndex)
+    .filter(
+      (s) =>
+        s.rssAnonBytes !== undefined &&
+        s.rssFileBytes !== undefined &&
+        s.heapTotalBytes !== undefined &&
+        s.externalBytes !== undefined,
+    );
+  if (settled.length < 2) return undefined;
+  const k = Math.min(3, Math.floor(settled.length / 2));
+  const delta = (get: (s: SoakSample) => number) =>
+    median(settled.slice(-k).map(get)) - median(settled.slice(0, k).map(get));
+  const anon = delta((s) => s.rssAnonBytes!);
+  const v8Heap = delta((s) => s.heapTotalBytes!);
+  const external = delta((s) => s.externalBytes!);
+  return {
+    rss: delta((s) => s.rssBytes),
+    file: delta((s) => s.rssFileBytes!),
+    anon,
+    v8Heap,
+    external,
+    otherNative: anon - v8Heap - external,
+  };
+}
+
 /** The heap after each full collection made after the first of `settled`, one value each. */
 export function heapAfterFullCollections(settled: readonly SoakSample[]): number[] {
   const first = settled[0]?.fullCollections;
@@ -242,6 +298,10 @@ async function sampleNode(
   return {
     t,
     rssBytes: res?.rssBytes ?? metric(text, 'process_resident_memory_bytes') ?? 0,
+    rssAnonBytes: res?.rssAnonBytes,
+    rssFileBytes: res?.rssFileBytes,
+    heapTotalBytes: metric(text, 'nodejs_heap_size_total_bytes'),
+    externalBytes: metric(text, 'nodejs_external_memory_bytes'),
     heapUsedBytes: metric(text, 'nodejs_heap_size_used_bytes'),
     heapLiveBytes,
     heapAfterFullGcBytes: metric(text, 'nodejs_heap_after_full_gc_bytes'),
@@ -393,6 +453,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       samples,
       settledIndex,
       growth,
+      rssParts: rssGrowthParts(samples, settledIndex),
       callsStarted: started,
       callsEnded: ended,
       callsFailed: failed,
@@ -416,6 +477,12 @@ function afterGc(s: SoakSample): string {
   return `${(s.heapAfterFullGcBytes / 1048576).toFixed(1)} (${s.fullCollections})`;
 }
 
+/** One line: where the RSS growth went. */
+export function rssPartsText(p: RssGrowthParts): string {
+  const mb = (v: number) => `${v >= 0 ? '+' : '-'}${(Math.abs(v) / 1048576).toFixed(1)} MB`;
+  return `rss growth ${mb(p.rss)}: file-backed ${mb(p.file)}, anonymous ${mb(p.anon)} (V8 heap reserved ${mb(p.v8Heap)}, ArrayBuffers and Buffers ${mb(p.external)}, other native ${mb(p.otherNative)})`;
+}
+
 export function renderSoakText(r: SoakResult): string {
   const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
   const fmt = (g: SoakGrowth) =>
@@ -436,6 +503,7 @@ export function renderSoakText(r: SoakResult): string {
       (g) =>
         `  ${g.metric.padEnd(5)} ${fmt(g)}  ${g.growth >= 0 ? '+' : ''}${(g.growth * 100).toFixed(1)} %  ${g.pass ? 'ok' : `OVER ${(r.growthLimit * 100).toFixed(0)} %`}`,
     ),
+    ...(r.rssParts ? [`  ${rssPartsText(r.rssParts)}`] : []),
     ...r.notes.map((n) => `  note: ${n}`),
     `verdict: ${r.pass ? 'PASS' : 'FAIL'} (growth from the settled sample to the end within ${(r.growthLimit * 100).toFixed(0)} %, every call connected and saw media)`,
   ];

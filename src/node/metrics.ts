@@ -195,6 +195,16 @@ export function createMetrics(src: MetricsSources): Registry {
     'V8 heap in use, bytes',
     () => process.memoryUsage().heapUsed,
   );
+  gauge(
+    'nodejs_heap_size_total_bytes',
+    "Main thread's V8 heap reserved from the system (what it uses plus room to grow), bytes",
+    () => process.memoryUsage().heapTotal,
+  );
+  gauge(
+    'nodejs_external_memory_bytes',
+    'Memory outside the V8 heap held by JavaScript objects (ArrayBuffers, Buffers), bytes',
+    () => process.memoryUsage().external,
+  );
   watchFullCollections();
   sourcedCounter(
     registry,

@@ -46,7 +46,18 @@ describe('bench soak (CLI, a node process, calls coming and going)', () => {
       expect(x.activeResources).toBeGreaterThan(0);
       expect(x.fullCollections).toBeGreaterThanOrEqual(0);
       expect(x.heapAfterFullGcBytes).toBeGreaterThanOrEqual(0);
+      // the parts of RSS: what /proc splits it into, and the heap and buffers the node reports
+      expect(x.rssAnonBytes! + x.rssFileBytes!).toBeLessThanOrEqual(x.rssBytes);
+      expect(x.rssFileBytes).toBeGreaterThan(4 * 1048576);
+      expect(x.heapTotalBytes).toBeGreaterThanOrEqual(x.heapUsedBytes!);
+      expect(x.heapTotalBytes).toBeLessThan(x.rssAnonBytes!);
+      expect(x.externalBytes).toBeGreaterThan(0);
     }
+    // and the result says where the RSS growth went
+    expect(Object.keys(s.rssParts!).sort()).toEqual(
+      ['anon', 'external', 'file', 'otherNative', 'rss', 'v8Heap'].sort(),
+    );
+    for (const v of Object.values(s.rssParts!)) expect(Number.isFinite(v)).toBe(true);
     // before each sample's live reading the node really ran a full collection: its own count of
     // them rises by at least one from each sample to the next, and what is live is a real heap
     // below the in-use figure around it

@@ -49,3 +49,24 @@ describe('/metrics: the heap after full collections', () => {
     expect(released).toBeGreaterThan(1048576);
   });
 });
+
+describe('/metrics: where memory is held', () => {
+  it('counts ArrayBuffers outside the heap and the heap reserved beyond what it uses', async () => {
+    const registry = createMetrics({
+      counters: createMediaCounters,
+      rooms: () => ({ rooms: 0, publishers: 0, subscribers: 0 }),
+      sseClients: () => 0,
+    });
+    const before = value(await registry.metrics(), 'nodejs_external_memory_bytes');
+    const held = new ArrayBuffer(32 * 1048576);
+    new Uint8Array(held).fill(7);
+    const text = await registry.metrics();
+    expect(value(text, 'nodejs_external_memory_bytes') - before).toBeGreaterThanOrEqual(
+      32 * 1048576,
+    );
+    expect(held.byteLength).toBe(32 * 1048576);
+    expect(value(text, 'nodejs_heap_size_total_bytes')).toBeGreaterThanOrEqual(
+      value(text, 'nodejs_heap_size_used_bytes'),
+    );
+  });
+});

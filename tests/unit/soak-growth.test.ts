@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { heapBasis, type SoakSample, soakGrowth } from '../../src/bench/soak.ts';
+import {
+  heapBasis,
+  rssGrowthParts,
+  rssPartsText,
+  type SoakSample,
+  soakGrowth,
+} from '../../src/bench/soak.ts';
 
 const MB = 1048576;
 const series = (rss: number[], heap: number[], fds: number[]): SoakSample[] =>
@@ -197,5 +203,49 @@ describe("the heap figure a soak's verdict rests on", () => {
     );
     expect(heapBasis(rare)).toBe('in-use');
     expect(heapBasis(rare.map(({ heapUsedBytes: _, ...s }) => s))).toBe('none');
+  });
+});
+
+describe('where the RSS growth went', () => {
+  /** Samples of [rss, file-backed, V8 heap reserved, ArrayBuffers] in MB; anonymous is the rest. */
+  const parts = (rows: [number, number, number, number][]): SoakSample[] =>
+    rows.map(([rss, file, heap, ext], i) => ({
+      t: i * 10,
+      rssBytes: rss * MB,
+      rssFileBytes: file * MB,
+      rssAnonBytes: (rss - file) * MB,
+      heapTotalBytes: heap * MB,
+      externalBytes: ext * MB,
+      liveSessions: 4,
+    }));
+
+  it('splits it into file-backed, V8 heap, ArrayBuffers and the other native memory', () => {
+    const samples = parts([
+      [200, 10, 10, 10], // before settling: not counted
+      [100, 40, 30, 10],
+      [101, 40, 31, 10],
+      [100, 40, 30, 10],
+      [111, 41, 32, 12],
+      [112, 41, 33, 12],
+      [112, 41, 32, 13],
+    ]);
+    const p = rssGrowthParts(samples, 1)!;
+    const inMb = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v / MB]));
+    // medians of the first three and last three settled samples
+    expect(inMb).toEqual({ rss: 12, file: 1, anon: 11, v8Heap: 2, external: 2, otherNative: 7 });
+    expect(rssPartsText(p)).toBe(
+      'rss growth +12.0 MB: file-backed +1.0 MB, anonymous +11.0 MB (V8 heap reserved +2.0 MB, ArrayBuffers and Buffers +2.0 MB, other native +7.0 MB)',
+    );
+  });
+
+  it('says nothing when the node or /proc did not give every part', () => {
+    const samples = parts([
+      [100, 40, 30, 10],
+      [110, 40, 30, 10],
+    ]);
+    expect(rssGrowthParts(samples, 0)).toBeDefined();
+    expect(rssGrowthParts(samples, 1)).toBeUndefined();
+    const noExternal = samples.map(({ externalBytes: _, ...s }) => s);
+    expect(rssGrowthParts(noExternal, 0)).toBeUndefined();
   });
 });
