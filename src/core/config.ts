@@ -136,17 +136,18 @@ export const nodeConfigSchema = z.strictObject({
        * before it starts the next one, % (0: V8's own heuristics). Under load V8 kept the limit
        * so close to the live heap that at 25 calls × 2 viewers it ran 22-28 full collections in
        * 45 s, each stalling the packet path for up to ~12 ms. A larger step means fewer of them
-       * and more memory: at 25 × 2 with 4 MB semi-spaces, 100 gave RSS 171 MB and the node's
-       * added p99 2.3-2.5 ms; 50 (the default) 151-154 MB and 2.9 ms; 25 143 MB and 3.7-3.9 ms,
-       * CPU the same (docs/performance.md, "Eleventh round"). Applied process-wide by
-       * `node start`.
+       * and more memory. Since the RTCP report loops stopped promoting a promise chain per
+       * report, a small step costs no more: at 25 × 2 with 4 MB semi-spaces, 25 (the default)
+       * gave RSS 139-140 MB and the node's added p99 3.0-3.4 ms, 50 148-151 MB and 3.9-4.4 ms,
+       * 15 no less memory than 25, CPU within the runs' spread (docs/performance.md, "Twelfth
+       * round"; 100 gave 171 MB before). Applied process-wide by `node start`.
        */
       heapGrowthPercent: z
         .number()
         .int()
         .min(0, "use 0 (V8's own heuristics) or more")
         .max(400, 'at most 400: the heap may grow to five times what is live')
-        .default(50),
+        .default(25),
     })
     .prefault({}),
   turn: z
