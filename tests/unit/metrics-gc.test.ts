@@ -13,13 +13,17 @@ function value(text: string, name: string): number {
   return Number(m[1]);
 }
 
+/** The node's /metrics registry with no rooms or clients. */
+const idleMetrics = () =>
+  createMetrics({
+    counters: createMediaCounters,
+    rooms: () => ({ rooms: 0, publishers: 0, subscribers: 0 }),
+    sseClients: () => 0,
+  });
+
 describe('/metrics: the heap after full collections', () => {
   it('counts full collections and reports what survived the last one', async () => {
-    const registry = createMetrics({
-      counters: createMediaCounters,
-      rooms: () => ({ rooms: 0, publishers: 0, subscribers: 0 }),
-      sseClients: () => 0,
-    });
+    const registry = idleMetrics();
     const before = value(await registry.metrics(), 'nodejs_gc_full_collections_total');
     // ~40 MB kept across the collection, then dropped before the next
     let kept: number[][] | undefined = Array.from({ length: 40 }, () =>
@@ -52,11 +56,7 @@ describe('/metrics: the heap after full collections', () => {
 
 describe('/metrics: where memory is held', () => {
   it('counts ArrayBuffers outside the heap and the heap reserved beyond what it uses', async () => {
-    const registry = createMetrics({
-      counters: createMediaCounters,
-      rooms: () => ({ rooms: 0, publishers: 0, subscribers: 0 }),
-      sseClients: () => 0,
-    });
+    const registry = idleMetrics();
     const before = value(await registry.metrics(), 'nodejs_external_memory_bytes');
     const held = new ArrayBuffer(32 * 1048576);
     new Uint8Array(held).fill(7);
