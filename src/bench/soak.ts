@@ -479,7 +479,10 @@ function afterGc(s: SoakSample): string {
 
 /** One line: where the RSS growth went. */
 export function rssPartsText(p: RssGrowthParts): string {
-  const mb = (v: number) => `${v >= 0 ? '+' : '-'}${(Math.abs(v) / 1048576).toFixed(1)} MB`;
+  const mb = (v: number) => {
+    const tenths = Math.round(v / 104857.6); // so that a few KB either way reads +0.0
+    return `${tenths < 0 ? '-' : '+'}${(Math.abs(tenths) / 10).toFixed(1)} MB`;
+  };
   return `rss growth ${mb(p.rss)}: file-backed ${mb(p.file)}, anonymous ${mb(p.anon)} (V8 heap reserved ${mb(p.v8Heap)}, ArrayBuffers and Buffers ${mb(p.external)}, other native ${mb(p.otherNative)})`;
 }
 

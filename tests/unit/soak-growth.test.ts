@@ -245,6 +245,19 @@ describe('where the RSS growth went', () => {
     ]);
     expect(rssGrowthParts(samples, 0)).toBeDefined();
     expect(rssGrowthParts(samples, 1)).toBeUndefined();
+    // a few KB either way is no growth, not "-0.0"
+    expect(
+      rssPartsText({
+        rss: 1.5 * MB,
+        file: -2048,
+        anon: 1.5 * MB,
+        v8Heap: -0.07 * MB,
+        external: 0,
+        otherNative: 1.55 * MB,
+      }),
+    ).toBe(
+      'rss growth +1.5 MB: file-backed +0.0 MB, anonymous +1.5 MB (V8 heap reserved -0.1 MB, ArrayBuffers and Buffers +0.0 MB, other native +1.6 MB)',
+    );
     const noExternal = samples.map(({ externalBytes: _, ...s }) => s);
     expect(rssGrowthParts(noExternal, 0)).toBeUndefined();
   });
