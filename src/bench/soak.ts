@@ -141,6 +141,12 @@ function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/** The first few and the last few of at least two values: three each, fewer on a short run. */
+function settledEnds<T>(values: readonly T[]): [T[], T[]] {
+  const k = Math.min(3, Math.floor(values.length / 2));
+  return [values.slice(0, k), values.slice(-k)];
+}
+
 /**
  * Growth of each metric from the settled start to the end: the first few settled samples against
  * the last few (three each, fewer on a short run), so one sample caught before or after a GC is
@@ -169,9 +175,9 @@ export function soakGrowth(
   ];
   const compare = (name: SoakGrowth['metric'], values: number[], of: (v: number[]) => number) => {
     if (values.length < 2) return;
-    const k = Math.min(3, Math.floor(values.length / 2));
-    const from = of(values.slice(0, k));
-    const to = of(values.slice(-k));
+    const [first, last] = settledEnds(values);
+    const from = of(first);
+    const to = of(last);
     const growth = (to - from) / from;
     out.push({ metric: name, from, to, growth, pass: growth <= limit });
   };
@@ -232,9 +238,8 @@ export function rssGrowthParts(
         s.externalBytes !== undefined,
     );
   if (settled.length < 2) return undefined;
-  const k = Math.min(3, Math.floor(settled.length / 2));
-  const delta = (get: (s: SoakSample) => number) =>
-    median(settled.slice(-k).map(get)) - median(settled.slice(0, k).map(get));
+  const [first, last] = settledEnds(settled);
+  const delta = (get: (s: SoakSample) => number) => median(last.map(get)) - median(first.map(get));
   const anon = delta((s) => s.rssAnonBytes!);
   const v8Heap = delta((s) => s.heapTotalBytes!);
   const external = delta((s) => s.externalBytes!);

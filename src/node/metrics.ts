@@ -193,17 +193,17 @@ export function createMetrics(src: MetricsSources): Registry {
   gauge(
     'nodejs_heap_size_used_bytes',
     'V8 heap in use, bytes',
-    () => process.memoryUsage().heapUsed,
+    () => getHeapStatistics().used_heap_size,
   );
   gauge(
     'nodejs_heap_size_total_bytes',
     "Main thread's V8 heap reserved from the system (what it uses plus room to grow), bytes",
-    () => process.memoryUsage().heapTotal,
+    () => getHeapStatistics().total_heap_size,
   );
   gauge(
     'nodejs_external_memory_bytes',
     'Memory outside the V8 heap held by JavaScript objects (ArrayBuffers, Buffers), bytes',
-    () => process.memoryUsage().external,
+    () => getHeapStatistics().external_memory,
   );
   watchFullCollections();
   sourcedCounter(

@@ -12,9 +12,7 @@ import {
 // the node's werift: its hot-path patches, the RTCP loops among them, are applied at import
 import '../../src/node/media/werift.ts';
 import { hotPathStatus } from '../../src/node/media/weriftHotPath.ts';
-import { waitFor } from '../helpers/wait.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep, waitFor } from '../helpers/wait.ts';
 
 async function gathered(pc: RTCPeerConnection) {
   await waitFor('ICE gathering', () => pc.iceGatheringState === 'complete');

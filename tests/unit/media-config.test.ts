@@ -39,7 +39,7 @@ describe('media.maxBitrateKbps: the video ceiling per publishing role', () => {
 });
 
 describe('media.heapGrowthPercent: how far the heap grows before a full collection', () => {
-  it("defaults to 50, and takes 0 (V8's own) from the environment", () => {
+  it("defaults to 25, and takes 0 (V8's own) from the environment", () => {
     expect(loadNodeConfig({ env: {} }).media.heapGrowthPercent).toBe(25);
     const cfg = loadNodeConfig({ env: { RETURNCAM_MEDIA_HEAP_GROWTH_PERCENT: '0' } });
     expect(cfg.media.heapGrowthPercent).toBe(0);
