@@ -49,6 +49,11 @@ export interface SoakSample {
   heapTotalBytes?: number;
   /** Memory held outside the V8 heap by ArrayBuffers and Buffers (`nodejs_external_memory_bytes`). */
   externalBytes?: number;
+  /**
+   * Memory freed to the C allocator and kept in its arenas (`returncam_malloc_free_bytes`);
+   * undefined without the node's native addon on glibc.
+   */
+  mallocFreeBytes?: number;
   /** From the node's /metrics (`nodejs_heap_size_used_bytes`); undefined if it does not say. */
   heapUsedBytes?: number;
   /**
@@ -222,6 +227,11 @@ export interface RssGrowthParts {
   v8Heap: number;
   external: number;
   otherNative: number;
+  /**
+   * The part of `otherNative` that is memory freed and kept by the C allocator, when every
+   * settled sample says (`mallocFreeBytes`).
+   */
+  allocatorFree?: number;
 }
 
 export function rssGrowthParts(
@@ -243,7 +253,7 @@ export function rssGrowthParts(
   const anon = delta((s) => s.rssAnonBytes!);
   const v8Heap = delta((s) => s.heapTotalBytes!);
   const external = delta((s) => s.externalBytes!);
-  return {
+  const parts: RssGrowthParts = {
     rss: delta((s) => s.rssBytes),
     file: delta((s) => s.rssFileBytes!),
     anon,
@@ -251,6 +261,10 @@ export function rssGrowthParts(
     external,
     otherNative: anon - v8Heap - external,
   };
+  if (settled.every((s) => s.mallocFreeBytes !== undefined)) {
+    parts.allocatorFree = delta((s) => s.mallocFreeBytes!);
+  }
+  return parts;
 }
 
 /** The heap after each full collection made after the first of `settled`, one value each. */
@@ -307,6 +321,7 @@ async function sampleNode(
     rssFileBytes: res?.rssFileBytes,
     heapTotalBytes: metric(text, 'nodejs_heap_size_total_bytes'),
     externalBytes: metric(text, 'nodejs_external_memory_bytes'),
+    mallocFreeBytes: metric(text, 'returncam_malloc_free_bytes'),
     heapUsedBytes: metric(text, 'nodejs_heap_size_used_bytes'),
     heapLiveBytes,
     heapAfterFullGcBytes: metric(text, 'nodejs_heap_after_full_gc_bytes'),
@@ -488,7 +503,7 @@ export function rssPartsText(p: RssGrowthParts): string {
     const tenths = Math.round(v / 104857.6); // so that a few KB either way reads +0.0
     return `${tenths < 0 ? '-' : '+'}${(Math.abs(tenths) / 10).toFixed(1)} MB`;
   };
-  return `rss growth ${mb(p.rss)}: file-backed ${mb(p.file)}, anonymous ${mb(p.anon)} (V8 heap reserved ${mb(p.v8Heap)}, ArrayBuffers and Buffers ${mb(p.external)}, other native ${mb(p.otherNative)})`;
+  return `rss growth ${mb(p.rss)}: file-backed ${mb(p.file)}, anonymous ${mb(p.anon)} (V8 heap reserved ${mb(p.v8Heap)}, ArrayBuffers and Buffers ${mb(p.external)}, other native ${mb(p.otherNative)}${p.allocatorFree === undefined ? '' : `, of it freed and kept by the allocator ${mb(p.allocatorFree)}`})`;
 }
 
 export function renderSoakText(r: SoakResult): string {

@@ -2,6 +2,7 @@ import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks
 import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { registerForwardHistogram } from './media/forwardTiming.ts';
+import { mallocStats } from './media/nativeMalloc.ts';
 import type { MediaCounters } from './media/types.ts';
 import type { MediaBackendStatus } from './workers/MediaBackend.ts';
 
@@ -205,6 +206,19 @@ export function createMetrics(src: MetricsSources): Registry {
     'Memory outside the V8 heap held by JavaScript objects (ArrayBuffers, Buffers), bytes',
     () => getHeapStatistics().external_memory,
   );
+  // glibc's figures through the addon: what the rest of the process's memory is
+  if (mallocStats() !== undefined) {
+    gauge(
+      'returncam_malloc_in_use_bytes',
+      'Memory allocated from the C allocator and not freed (ArrayBuffers included), bytes',
+      () => mallocStats()?.inUseBytes ?? 0,
+    );
+    gauge(
+      'returncam_malloc_free_bytes',
+      'Memory freed to the C allocator and kept in its arenas for later requests, bytes',
+      () => mallocStats()?.freeBytes ?? 0,
+    );
+  }
   watchFullCollections();
   sourcedCounter(
     registry,

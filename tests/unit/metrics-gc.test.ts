@@ -55,15 +55,22 @@ describe('/metrics: the heap after full collections', () => {
 });
 
 describe('/metrics: where memory is held', () => {
-  it('counts ArrayBuffers outside the heap and the heap reserved beyond what it uses', async () => {
+  it('counts ArrayBuffers outside the heap, what the C allocator holds, and the heap reserved beyond what it uses', async () => {
     const registry = idleMetrics();
-    const before = value(await registry.metrics(), 'nodejs_external_memory_bytes');
+    const first = await registry.metrics();
+    const before = value(first, 'nodejs_external_memory_bytes');
+    const mallocBefore = value(first, 'returncam_malloc_in_use_bytes');
     const held = new ArrayBuffer(32 * 1048576);
     new Uint8Array(held).fill(7);
     const text = await registry.metrics();
     expect(value(text, 'nodejs_external_memory_bytes') - before).toBeGreaterThanOrEqual(
       32 * 1048576,
     );
+    // the C allocator gave it (the addon's figures), and says what it keeps after frees
+    expect(value(text, 'returncam_malloc_in_use_bytes') - mallocBefore).toBeGreaterThanOrEqual(
+      32 * 1048576,
+    );
+    expect(value(text, 'returncam_malloc_free_bytes')).toBeGreaterThanOrEqual(0);
     expect(held.byteLength).toBe(32 * 1048576);
     expect(value(text, 'nodejs_heap_size_total_bytes')).toBeGreaterThanOrEqual(
       value(text, 'nodejs_heap_size_used_bytes'),

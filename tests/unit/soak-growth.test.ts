@@ -261,4 +261,23 @@ describe('where the RSS growth went', () => {
     const noExternal = samples.map(({ externalBytes: _, ...s }) => s);
     expect(rssGrowthParts(noExternal, 0)).toBeUndefined();
   });
+
+  it('says how much of the other native growth is freed memory the allocator keeps, when told', () => {
+    const samples = parts([
+      [100, 40, 30, 10],
+      [100, 40, 30, 10],
+      [106, 40, 31, 10],
+      [106, 40, 31, 10],
+    ]).map((s, i) => ({ ...s, mallocFreeBytes: (i < 2 ? 3 : 7) * MB }));
+    const p = rssGrowthParts(samples, 0)!;
+    expect(p.otherNative / MB).toBe(5);
+    expect(p.allocatorFree! / MB).toBe(4);
+    expect(rssPartsText(p)).toBe(
+      'rss growth +6.0 MB: file-backed +0.0 MB, anonymous +6.0 MB (V8 heap reserved +1.0 MB, ArrayBuffers and Buffers +0.0 MB, other native +5.0 MB, of it freed and kept by the allocator +4.0 MB)',
+    );
+    // one sample without the figure: the part is left out, the rest stands
+    const oneMissing = samples.map((s, i) => (i === 3 ? { ...s, mallocFreeBytes: undefined } : s));
+    expect(rssGrowthParts(oneMissing, 0)!.allocatorFree).toBeUndefined();
+    expect(rssGrowthParts(oneMissing, 0)!.otherNative / MB).toBe(5);
+  });
 });
