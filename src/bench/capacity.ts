@@ -68,6 +68,12 @@ export interface CapacityStep {
   /** Per session (a publisher and its viewers). */
   nodeCpuPerSessionPercent?: number;
   nodeRssBytes?: number;
+  /**
+   * Its anonymous part (heaps, buffers, stacks) and file-backed part (pages of the executable and
+   * its libraries, shared with every process running them), on Linux.
+   */
+  nodeRssAnonBytes?: number;
+  nodeRssFileBytes?: number;
   /** This process (clients and relays), % of one core. */
   harnessCpuPercent: number;
   harnessRssBytes: number;
@@ -101,6 +107,17 @@ export interface CapacityResult {
   stoppedBecause: string;
 }
 
+/** RSS in MB, with its anonymous and file-backed parts when /proc gave them. */
+function rssCell(s: CapacityStep): string {
+  if (!s.nodeRssBytes) return '-';
+  const mb = (v: number) => (v / 1048576).toFixed(0);
+  const parts =
+    s.nodeRssAnonBytes !== undefined && s.nodeRssFileBytes !== undefined
+      ? ` (${mb(s.nodeRssAnonBytes)}/${mb(s.nodeRssFileBytes)})`
+      : '';
+  return `${mb(s.nodeRssBytes)}${parts}`;
+}
+
 function stepOf(
   r: BenchResult,
   mode: CapacityStep['mode'],
@@ -122,6 +139,8 @@ function stepOf(
     nodeCpuPercent: cpu,
     nodeCpuPerSessionPercent: cpu !== undefined ? cpu / sessions : undefined,
     nodeRssBytes: r.nodeResources?.rssBytes,
+    nodeRssAnonBytes: r.nodeResources?.rssAnonBytes,
+    nodeRssFileBytes: r.nodeResources?.rssFileBytes,
     harnessCpuPercent: r.harness.cpuPercent,
     harnessRssBytes: r.harness.rssBytes,
     lateDeliveries: r.harness.lateDeliveries,
@@ -259,7 +278,7 @@ export function renderCapacityText(c: CapacityResult): string {
       'server-added p50/p99 ms',
       'CPU %',
       'CPU/session %',
-      'RSS MB',
+      'RSS (anon/file) MB',
       'harness CPU %',
       'late relay',
       'buffer drops',
@@ -279,7 +298,7 @@ export function renderCapacityText(c: CapacityResult): string {
       `${f(s.nodeAdded?.p50, 2)} / ${f(s.nodeAdded?.p99, 2)}`,
       f(s.nodeCpuPercent),
       f(s.nodeCpuPerSessionPercent, 2),
-      s.nodeRssBytes ? (s.nodeRssBytes / 1048576).toFixed(0) : '-',
+      rssCell(s),
       f(s.harnessCpuPercent),
       String(s.lateDeliveries),
       s.udpBufferDrops === undefined ? '-' : String(s.udpBufferDrops),

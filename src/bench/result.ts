@@ -190,7 +190,14 @@ export interface BenchResult {
     node?: NodeCounters;
   };
   bitrate: { sentKbps: number; receivedKbps: number };
-  nodeResources?: { cpuPercent: number; rssBytes: number; shared: boolean };
+  nodeResources?: {
+    cpuPercent: number;
+    rssBytes: number;
+    /** Its anonymous (heaps, buffers) and file-backed (executable, libraries) parts, on Linux. */
+    rssAnonBytes?: number;
+    rssFileBytes?: number;
+    shared: boolean;
+  };
   outages: OutageRecovery[];
   series: {
     /** Per second: p50 and max transit of frames sent in it. */

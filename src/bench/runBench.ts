@@ -488,6 +488,8 @@ export async function runBench(options: RunOptions): Promise<BenchResult> {
                 (100 * (resourcesAtEnd.cpuSeconds - resourcesAtWindow.cpuSeconds)) /
                 Math.max(0.001, (windowEnd - measuredFrom) / 1000),
               rssBytes: resourcesAtEnd.rssBytes,
+              rssAnonBytes: resourcesAtEnd.rssAnonBytes,
+              rssFileBytes: resourcesAtEnd.rssFileBytes,
               shared: resourcesAtEnd.shared,
             }
           : undefined,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CapacityResult } from '../../src/bench/capacity.ts';
+import { type CapacityResult, renderCapacityText } from '../../src/bench/capacity.ts';
 import { BIN } from '../helpers/cli.ts';
 
 const data = mkdtempSync(join(tmpdir(), 'returncam-capacity-'));
@@ -49,7 +49,17 @@ describe('bench capacity --viewers (CLI, a node process per step)', () => {
       expect(s.nodeCpuPerSessionPercent).toBeGreaterThan(0);
       expect(s.nodeCpuPerSessionPercent! * s.sessions).toBeCloseTo(s.nodeCpuPercent!, 6);
       expect(s.nodeRssBytes).toBeGreaterThan(20 * 1048576);
+      // its parts from /proc: heaps and buffers, and pages of node and its libraries
+      expect(s.nodeRssAnonBytes! + s.nodeRssFileBytes!).toBeLessThanOrEqual(s.nodeRssBytes!);
+      expect(s.nodeRssAnonBytes).toBeGreaterThan(4 * 1048576);
+      expect(s.nodeRssFileBytes).toBeGreaterThan(4 * 1048576);
     }
+    // the table shows each step's RSS with its parts
+    const last = c.steps.at(-1)!;
+    const mb = (v: number | undefined) => (v! / 1048576).toFixed(0);
+    expect(renderCapacityText(c)).toContain(
+      `${mb(last.nodeRssBytes)} (${mb(last.nodeRssAnonBytes)}/${mb(last.nodeRssFileBytes)})`,
+    );
     for (const s of c.baseline) {
       expect(s.mode).toBe('baseline');
       expect(s.nodeCpuPercent).toBeUndefined();
