@@ -23,6 +23,6 @@ static inline bool buffer_arg(napi_env env, napi_value value, uint8_t **data, si
 bool define_gcm(napi_env env, napi_value exports);
 bool define_udp(napi_env env, napi_value exports);
 bool define_udp_recv(napi_env env, napi_value exports);
-bool define_malloc_tune(napi_env env, napi_value exports);
+bool define_malloc_stats(napi_env env, napi_value exports);
 
 #endif

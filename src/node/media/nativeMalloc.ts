@@ -1,15 +1,11 @@
 /**
- * The C allocator through the native addon (`native/malloc_tune.c`): its large-allocation
- * threshold, set once at start, and what it holds, for `/metrics`.
+ * What the C allocator holds, through the native addon (`native/malloc_stats.c`), for `/metrics`
+ * and the soak: memory allocated and not freed, and memory freed and kept in the allocator's
+ * arenas. Outside V8's heap and ArrayBuffers, the node's anonymous RSS is mostly one or the
+ * other; only the second grows when memory fragments.
  *
- * glibc raises its mmap threshold to the size of every large block freed, so after the recorder
- * freed its 1 MiB read windows the node's 256 KiB receive slabs and 128 KiB retransmit rings were
- * carved from the allocator's arenas, which keep freed room resident. A fixed threshold keeps them
- * in mappings of their own, returned to the kernel when freed (docs/performance.md, "Thirteenth
- * round").
- *
- * Optional, with the rest of the addon (`nativeAddon.ts`), and glibc only: elsewhere nothing is set
- * and no figures are read.
+ * Optional, with the rest of the addon (`nativeAddon.ts`), and glibc 2.33 or later only:
+ * elsewhere there are no figures.
  */
 import { type NativePartStatus, nativePart } from './nativeAddon.ts';
 
@@ -24,22 +20,13 @@ export interface MallocStats {
 }
 
 interface MallocAddon {
-  setMmapThreshold(bytes: number): boolean;
   mallocStats(): MallocStats | undefined;
 }
 
-const { part, status } = nativePart<MallocAddon>(['setMmapThreshold', 'mallocStats']);
+const { part, status } = nativePart<MallocAddon>(['mallocStats']);
 
 export function nativeMallocStatus(): NativePartStatus {
   return status;
-}
-
-/**
- * Fixes the allocator's mmap threshold at `bytes` (4 KiB to 32 MiB), process-wide. False when it
- * could not be set: no addon, or a C library other than glibc.
- */
-export function setMallocMmapThreshold(bytes: number): boolean {
-  return part?.setMmapThreshold(bytes) ?? false;
 }
 
 /** What the allocator holds now; undefined without the addon or glibc 2.33. */
