@@ -54,6 +54,11 @@ export interface SoakSample {
    * undefined without the node's native addon on glibc.
    */
   mallocFreeBytes?: number;
+  /**
+   * Memory allocated from the C allocator and not freed, ArrayBuffers included
+   * (`returncam_malloc_in_use_bytes`); undefined as `mallocFreeBytes` is.
+   */
+  mallocInUseBytes?: number;
   /** From the node's /metrics (`nodejs_heap_size_used_bytes`); undefined if it does not say. */
   heapUsedBytes?: number;
   /**
@@ -228,10 +233,11 @@ export interface RssGrowthParts {
   external: number;
   otherNative: number;
   /**
-   * The part of `otherNative` that is memory freed and kept by the C allocator, when every
-   * settled sample says (`mallocFreeBytes`).
+   * Of `otherNative`, when every settled sample gives the allocator's figures: memory freed and
+   * kept by the C allocator, and memory allocated from it and held, ArrayBuffers aside.
    */
   allocatorFree?: number;
+  allocatorInUse?: number;
 }
 
 export function rssGrowthParts(
@@ -261,8 +267,9 @@ export function rssGrowthParts(
     external,
     otherNative: anon - v8Heap - external,
   };
-  if (settled.every((s) => s.mallocFreeBytes !== undefined)) {
+  if (settled.every((s) => s.mallocFreeBytes !== undefined && s.mallocInUseBytes !== undefined)) {
     parts.allocatorFree = delta((s) => s.mallocFreeBytes!);
+    parts.allocatorInUse = delta((s) => s.mallocInUseBytes!) - external;
   }
   return parts;
 }
@@ -322,6 +329,7 @@ async function sampleNode(
     heapTotalBytes: metric(text, 'nodejs_heap_size_total_bytes'),
     externalBytes: metric(text, 'nodejs_external_memory_bytes'),
     mallocFreeBytes: metric(text, 'returncam_malloc_free_bytes'),
+    mallocInUseBytes: metric(text, 'returncam_malloc_in_use_bytes'),
     heapUsedBytes: metric(text, 'nodejs_heap_size_used_bytes'),
     heapLiveBytes,
     heapAfterFullGcBytes: metric(text, 'nodejs_heap_after_full_gc_bytes'),
@@ -503,7 +511,7 @@ export function rssPartsText(p: RssGrowthParts): string {
     const tenths = Math.round(v / 104857.6); // so that a few KB either way reads +0.0
     return `${tenths < 0 ? '-' : '+'}${(Math.abs(tenths) / 10).toFixed(1)} MB`;
   };
-  return `rss growth ${mb(p.rss)}: file-backed ${mb(p.file)}, anonymous ${mb(p.anon)} (V8 heap reserved ${mb(p.v8Heap)}, ArrayBuffers and Buffers ${mb(p.external)}, other native ${mb(p.otherNative)}${p.allocatorFree === undefined ? '' : `, of it freed and kept by the allocator ${mb(p.allocatorFree)}`})`;
+  return `rss growth ${mb(p.rss)}: file-backed ${mb(p.file)}, anonymous ${mb(p.anon)} (V8 heap reserved ${mb(p.v8Heap)}, ArrayBuffers and Buffers ${mb(p.external)}, other native ${mb(p.otherNative)}${p.allocatorFree === undefined || p.allocatorInUse === undefined ? '' : `: allocated and held ${mb(p.allocatorInUse)}, freed and kept by the allocator ${mb(p.allocatorFree)}`})`;
 }
 
 export function renderSoakText(r: SoakResult): string {

@@ -55,10 +55,22 @@ describe('bench soak (CLI, a node process, calls coming and going)', () => {
       // what the C allocator keeps after frees (the node's addon, on glibc)
       expect(x.mallocFreeBytes).toBeGreaterThan(0);
       expect(x.mallocFreeBytes).toBeLessThan(x.rssAnonBytes!);
+      // and what it has given out, ArrayBuffers included
+      expect(x.mallocInUseBytes).toBeGreaterThanOrEqual(x.externalBytes!);
+      expect(x.mallocInUseBytes).toBeLessThan(x.rssAnonBytes!);
     }
     // and the result says where the RSS growth went
     expect(Object.keys(s.rssParts!).sort()).toEqual(
-      ['allocatorFree', 'anon', 'external', 'file', 'otherNative', 'rss', 'v8Heap'].sort(),
+      [
+        'allocatorFree',
+        'allocatorInUse',
+        'anon',
+        'external',
+        'file',
+        'otherNative',
+        'rss',
+        'v8Heap',
+      ].sort(),
     );
     for (const v of Object.values(s.rssParts!)) expect(Number.isFinite(v)).toBe(true);
     // before each sample's live reading the node really ran a full collection: its own count of

@@ -262,22 +262,33 @@ describe('where the RSS growth went', () => {
     expect(rssGrowthParts(noExternal, 0)).toBeUndefined();
   });
 
-  it('says how much of the other native growth is freed memory the allocator keeps, when told', () => {
+  it('splits the other native growth into what the allocator holds in use and keeps freed', () => {
     const samples = parts([
       [100, 40, 30, 10],
       [100, 40, 30, 10],
-      [106, 40, 31, 10],
-      [106, 40, 31, 10],
-    ]).map((s, i) => ({ ...s, mallocFreeBytes: (i < 2 ? 3 : 7) * MB }));
+      [106, 40, 31, 11],
+      [106, 40, 31, 11],
+    ]).map((s, i) => ({
+      ...s,
+      mallocFreeBytes: (i < 2 ? 3 : 5) * MB,
+      // ArrayBuffers come from the allocator too: +1 of its +2 in use
+      mallocInUseBytes: (i < 2 ? 20 : 22) * MB,
+    }));
     const p = rssGrowthParts(samples, 0)!;
-    expect(p.otherNative / MB).toBe(5);
-    expect(p.allocatorFree! / MB).toBe(4);
+    expect(p.otherNative / MB).toBe(4);
+    expect(p.allocatorFree! / MB).toBe(2);
+    expect(p.allocatorInUse! / MB).toBe(1);
     expect(rssPartsText(p)).toBe(
-      'rss growth +6.0 MB: file-backed +0.0 MB, anonymous +6.0 MB (V8 heap reserved +1.0 MB, ArrayBuffers and Buffers +0.0 MB, other native +5.0 MB, of it freed and kept by the allocator +4.0 MB)',
+      'rss growth +6.0 MB: file-backed +0.0 MB, anonymous +6.0 MB (V8 heap reserved +1.0 MB, ArrayBuffers and Buffers +1.0 MB, other native +4.0 MB: allocated and held +1.0 MB, freed and kept by the allocator +2.0 MB)',
     );
-    // one sample without the figure: the part is left out, the rest stands
-    const oneMissing = samples.map((s, i) => (i === 3 ? { ...s, mallocFreeBytes: undefined } : s));
-    expect(rssGrowthParts(oneMissing, 0)!.allocatorFree).toBeUndefined();
-    expect(rssGrowthParts(oneMissing, 0)!.otherNative / MB).toBe(5);
+    // one sample without the figures: those parts are left out, the rest stands
+    const oneMissing = samples.map((s, i) =>
+      i === 3 ? { ...s, mallocFreeBytes: undefined, mallocInUseBytes: undefined } : s,
+    );
+    const without = rssGrowthParts(oneMissing, 0)!;
+    expect(without.allocatorFree).toBeUndefined();
+    expect(without.allocatorInUse).toBeUndefined();
+    expect(without.otherNative / MB).toBe(4);
+    expect(rssPartsText(without)).toContain('other native +4.0 MB)');
   });
 });
