@@ -31,6 +31,24 @@ function sourcedCounter(registry: Registry, name: string, help: string, read: ()
 }
 
 /**
+ * `read` once per scrape: the gauges of one scrape are collected in one synchronous pass, so
+ * they share its first reading, and the next scrape (after a microtask at least) reads afresh.
+ */
+function oncePerScrape<T>(read: () => T): () => T {
+  let reading: { value: T } | undefined;
+  return () => {
+    if (reading === undefined) {
+      reading = { value: read() };
+      queueMicrotask(() => {
+        reading = undefined;
+      });
+    }
+    return reading.value;
+  };
+}
+
+const heapStatistics = oncePerScrape(getHeapStatistics);
+/**
  * The main thread's full (mark-compact) collections: how many, and the heap in use right after
  * the last one. The heap in use saw-tooths with garbage between collections; what survives a
  * full collection is what the node actually holds, so a leak shows there and nowhere sooner.
@@ -194,29 +212,30 @@ export function createMetrics(src: MetricsSources): Registry {
   gauge(
     'nodejs_heap_size_used_bytes',
     'V8 heap in use, bytes',
-    () => getHeapStatistics().used_heap_size,
+    () => heapStatistics().used_heap_size,
   );
   gauge(
     'nodejs_heap_size_total_bytes',
     "Main thread's V8 heap reserved from the system (what it uses plus room to grow), bytes",
-    () => getHeapStatistics().total_heap_size,
+    () => heapStatistics().total_heap_size,
   );
   gauge(
     'nodejs_external_memory_bytes',
     'Memory outside the V8 heap held by JavaScript objects (ArrayBuffers, Buffers), bytes',
-    () => getHeapStatistics().external_memory,
+    () => heapStatistics().external_memory,
   );
   // glibc's figures through the addon: what the rest of the process's memory is
-  if (mallocStats() !== undefined) {
+  const allocator = oncePerScrape(mallocStats);
+  if (allocator() !== undefined) {
     gauge(
       'returncam_malloc_in_use_bytes',
       'Memory allocated from the C allocator and not freed (ArrayBuffers included), bytes',
-      () => mallocStats()?.inUseBytes ?? 0,
+      () => allocator()?.inUseBytes ?? 0,
     );
     gauge(
       'returncam_malloc_free_bytes',
       'Memory freed to the C allocator and kept in its arenas for later requests, bytes',
-      () => mallocStats()?.freeBytes ?? 0,
+      () => allocator()?.freeBytes ?? 0,
     );
   }
   watchFullCollections();
