@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/core/errors.ts';
 import { verifyChain } from '../../src/node/store/eventChain.ts';
-import { loadMigrations, Store } from '../../src/node/store/Store.ts';
+import { loadMigrations, PAGE_CACHE_KIB, Store } from '../../src/node/store/Store.ts';
 import { testDir } from '../helpers/tmp.ts';
 
 const dbFile = () => join(testDir('returncam-store-'), 'returncam.db');
@@ -31,6 +31,14 @@ describe('store', () => {
     const again = new Store(file);
     expect(again.schemaVersion).toBe(loadMigrations().length);
     again.closeDb();
+  });
+
+  it("bounds SQLite's page cache below SQLite's own default", () => {
+    const store = new Store(dbFile());
+    // negative: KiB rather than pages; SQLite's default is -2000
+    expect(store.db.pragma('cache_size', { simple: true })).toBe(-PAGE_CACHE_KIB);
+    expect(PAGE_CACHE_KIB).toBeLessThan(2000);
+    store.closeDb();
   });
 
   it('uses WAL and enforces foreign keys', () => {

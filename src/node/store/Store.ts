@@ -207,6 +207,15 @@ function toSession(r: Row): SessionRecord {
   };
 }
 
+/**
+ * SQLite's page cache per connection, in KiB. SQLite's own default (2 000 KiB) is filled page by
+ * page as cases accumulate, and in a node that runs for days it is the only native memory that
+ * grows with the calls: a 20-minute soak held +2.4 MiB more with it, +0.2 MiB with this bound.
+ * The node reads by key (tokens, case ids) and appends events, so its working set is a few dozen
+ * pages; anything else is read back from the OS's file cache, which is shared and reclaimable.
+ */
+export const PAGE_CACHE_KIB = 512;
+
 export class Store {
   readonly db: Database.Database;
   private closed = false;
@@ -218,6 +227,7 @@ export class Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     this.migrate();
     const db = this.db;
     this.stmt = {
