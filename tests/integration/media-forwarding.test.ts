@@ -5,6 +5,7 @@ import type { TestMedia } from '../../src/bench/clients/media.ts';
 import { deleteSession } from '../../src/bench/clients/signalling.ts';
 import { WhepSubscriber } from '../../src/bench/clients/WhepSubscriber.ts';
 import { WhipPublisher } from '../../src/bench/clients/WhipPublisher.ts';
+import type { SubscriberSession } from '../../src/node/media/SubscriberSession.ts';
 import type { SessionEndedInfo, SessionInfo } from '../../src/node/media/types.ts';
 import { standardTestMedia } from '../helpers/media.ts';
 import { startTestNode, type TestNode } from '../helpers/node.ts';
@@ -140,6 +141,17 @@ describe('media forwarding through a real node: node-datachannel clients over WH
     expect(counters.packetsOut).toBeGreaterThanOrEqual(counters.packetsIn * 2 - 20);
     // A keyframe was asked of the publisher when it connected and when the viewers joined.
     expect(counters.plisToPublishers).toBeGreaterThan(0);
+    // Each viewer negotiated NACK for VP8 and none for Opus: its video leg keeps what it was
+    // sent, for the repairs above, and its audio leg keeps nothing it could never be asked for.
+    const viewers = iceConnected.filter(
+      (i) => i.caseId === c.caseId && i.direction === 'subscribe',
+    );
+    expect(viewers).toHaveLength(2);
+    for (const { sessionId } of viewers) {
+      const session = server.node.rooms.session(c.caseId, sessionId) as SubscriberSession;
+      expect(session.forwardersOf('video')[0]!.retransmitHistoryBytes).toBeGreaterThan(0);
+      expect(session.forwardersOf('audio')[0]!.retransmitHistoryBytes).toBe(0);
+    }
 
     await Promise.all([publisher.close(), clean.close(), lossy.close()]);
     await waitFor('sessions to end', () => server.node.rooms.stats().rooms === 0);

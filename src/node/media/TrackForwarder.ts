@@ -170,6 +170,14 @@ function ignore(): void {}
 
 const NO_BYTES = new Uint8Array(0);
 
+/** Audio: ~50 packets of ~100 bytes a second. */
+const AUDIO_HISTORY = { initialCapacity: 128, initialBytes: 32 * 1024 } as const;
+
+/** Generic NACK (RFC 4585 `a=rtcp-fb:PT nack`, no parameter) negotiated for `codec`. */
+function negotiatesNack(codec: RTCRtpCodecParameters): boolean {
+  return codec.rtcpFeedback.some((f) => f.type === 'nack' && !f.parameter);
+}
+
 /**
  * Sends one publisher track to one subscriber: clones every packet (werift's sendRtp rewrites the
  * packet), strips the publisher's header extensions, maps the codec to the subscriber's payload
@@ -189,7 +197,12 @@ export class TrackForwarder {
   private readonly counters: MediaCounters;
   private readonly log: Logger;
   private readonly unsubscribe: (() => void)[] = [];
-  private readonly history: RetransmitHistory;
+  /**
+   * What NACKs are answered from, kept only while the codec sent to the subscriber has generic
+   * NACK negotiated: browsers and most clients offer none for Opus, so an audio leg usually keeps
+   * nothing.
+   */
+  private history: RetransmitHistory | undefined;
   private readonly sentMeter = new RateMeter(1_000, 10);
   private readonly estimate: LinkEstimate;
   private readonly selector: LayerSelector;
@@ -266,10 +279,6 @@ export class TrackForwarder {
 
   constructor(private readonly options: TrackForwarderOptions) {
     this.kind = options.kind;
-    // audio: ~50 packets of ~100 bytes a second
-    this.history = new RetransmitHistory(
-      options.kind === 'audio' ? { initialCapacity: 128, initialBytes: 32 * 1024 } : {},
-    );
     this.backup = options.kind === 'video' && options.backup === true;
     this.legLoss = options.kind === 'video' ? new LegLoss() : undefined;
     this.sender = options.transceiver.sender;
@@ -370,11 +379,12 @@ export class TrackForwarder {
     if (timed) forwardTiming.record(performance.now() - arrivedAt);
     // sendRtp has rewritten the header synchronously: the number the subscriber will NACK, and
     // the header it saw (in the clear at the start of the SRTP packet).
-    if (sent) {
-      this.history.add(out.header.sequenceNumber, sent, out.header.serializeSize, out.payload, now);
-    } else {
+    const history = this.history;
+    if (history && sent) {
+      history.add(out.header.sequenceNumber, sent, out.header.serializeSize, out.payload, now);
+    } else if (history) {
       const raw = out.serialize();
-      this.history.add(out.header.sequenceNumber, raw, raw.length, NO_BYTES, now);
+      history.add(out.header.sequenceNumber, raw, raw.length, NO_BYTES, now);
     }
     this.legLoss?.sent(out.header.sequenceNumber, now);
     this.sentMeter.add(packet.payload.length, now);
@@ -532,7 +542,7 @@ export class TrackForwarder {
       this.earlyFrom = undefined;
     }
     const rttMs = this.legRttMs();
-    if (rttMs !== undefined) this.history.setRtt(rttMs);
+    if (rttMs !== undefined) this.history?.setRtt(rttMs);
     if (this.backup) {
       // a switch to the lowest layer still waiting for its keyframe asks again
       if (this.target && now - this.targetSince >= SWITCH_RETRY_MS) {
@@ -794,6 +804,9 @@ export class TrackForwarder {
     if (match.mimeType.toLowerCase() === 'video/vp8') this.vp8Ids ??= new Vp8IdRewriter();
     else this.vp8Ids = undefined;
     this.internals.rtxPayloadType = rtxPayloadTypeFor(match.payloadType, candidates);
+    this.history = negotiatesNack(match)
+      ? (this.history ?? new RetransmitHistory(this.kind === 'audio' ? AUDIO_HISTORY : {}))
+      : undefined;
     this.clockRate = match.clockRate;
     this.codecUsable = true;
   }
@@ -871,13 +884,18 @@ export class TrackForwarder {
     this.estimate.onRemb(bps, now, this.sentBitrate(now) + this.audioBps + this.backupSentBps);
   }
 
+  /** Bytes this leg keeps for answering NACKs (0 when the subscriber negotiated none). */
+  get retransmitHistoryBytes(): number {
+    return this.history?.bytes ?? 0;
+  }
+
   /** Resends what the subscriber lost from this leg's own history (RTX when negotiated). */
   private onNack(lost: number[]): void {
     if (this.closed) return;
     this.counters.nacksFromSubscribers++;
     const now = performance.now();
     for (const requested of lost) {
-      const packet = this.history.get(requested & 0xffff, now);
+      const packet = this.history?.get(requested & 0xffff, now);
       if (!packet) continue;
       if (this.resend(packet)) this.counters.retransmits++;
     }
