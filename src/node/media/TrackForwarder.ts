@@ -199,8 +199,8 @@ export class TrackForwarder {
   private readonly unsubscribe: (() => void)[] = [];
   /**
    * What NACKs are answered from, kept only while the codec sent to the subscriber has generic
-   * NACK negotiated: browsers and most clients offer none for Opus, so an audio leg usually keeps
-   * nothing.
+   * NACK negotiated: Chrome and the bench's clients offer none for Opus, so an audio leg usually
+   * keeps nothing.
    */
   private history: RetransmitHistory | undefined;
   private readonly sentMeter = new RateMeter(1_000, 10);
