@@ -63,12 +63,13 @@ describe('/metrics: where memory is held', () => {
     const held = new ArrayBuffer(32 * 1048576);
     new Uint8Array(held).fill(7);
     const text = await registry.metrics();
-    expect(value(text, 'nodejs_external_memory_bytes') - before).toBeGreaterThanOrEqual(
-      32 * 1048576,
-    );
+    // Other buffers of this process may be freed between the two scrapes (a collection can run
+    // in between): the 32 MiB must show, less what little else went.
+    const shown = 31 * 1048576;
+    expect(value(text, 'nodejs_external_memory_bytes') - before).toBeGreaterThanOrEqual(shown);
     // the C allocator gave it (the addon's figures), and says what it keeps after frees
     expect(value(text, 'returncam_malloc_in_use_bytes') - mallocBefore).toBeGreaterThanOrEqual(
-      32 * 1048576,
+      shown,
     );
     expect(value(text, 'returncam_malloc_free_bytes')).toBeGreaterThanOrEqual(0);
     expect(held.byteLength).toBe(32 * 1048576);
