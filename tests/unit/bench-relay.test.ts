@@ -201,6 +201,7 @@ describe('UDP relay on loopback', () => {
     while (performance.now() < busyUntil) {
       // the relay's process is stalled for 40 ms with the packet in its socket
     }
+    const stallEnd = wallNow();
     for (let i = 0; i < 100 && echo.oneWay.length === 0; i++) await sleep(5);
     expect(echo.oneWay).toHaveLength(1);
     const stats = relay.stats();
@@ -208,9 +209,12 @@ describe('UDP relay on loopback', () => {
     expect(stats.kernelTimed).toBe(stats.up.packets + stats.down.packets);
     const ingress = seen.find((e) => e.direction === 'up' && e.phase === 'ingress')!;
     const egress = seen.find((e) => e.direction === 'up' && e.phase === 'egress')!;
-    // in as the client sent it; out after the stall: the stall is on the relay's side of the hop
-    expect(ingress.at - sentAt).toBeLessThan(5);
-    expect(egress.at - sentAt).toBeGreaterThan(40);
+    // In when the kernel had it, well before the relay's loop was free to read it (on a busy
+    // machine this process may lose the core between reading the clock and sending); out after
+    // the stall: the stall is on the relay's side of the hop.
+    expect(ingress.at).toBeGreaterThanOrEqual(sentAt - 1);
+    expect(stallEnd - ingress.at).toBeGreaterThan(20);
+    expect(egress.at).toBeGreaterThanOrEqual(stallEnd - 1);
     // and the packet was at the far side as it went out (sent in the call, not after this turn)
     expect(performance.timeOrigin + echo.firstAt! - egress.at).toBeGreaterThanOrEqual(0);
     expect(performance.timeOrigin + echo.firstAt! - egress.at).toBeLessThan(20);
