@@ -380,11 +380,13 @@ export class TrackForwarder {
     // sendRtp has rewritten the header synchronously: the number the subscriber will NACK, and
     // the header it saw (in the clear at the start of the SRTP packet).
     const history = this.history;
-    if (history && sent) {
-      history.add(out.header.sequenceNumber, sent, out.header.serializeSize, out.payload, now);
-    } else if (history) {
-      const raw = out.serialize();
-      history.add(out.header.sequenceNumber, raw, raw.length, NO_BYTES, now);
+    if (history) {
+      if (sent) {
+        history.add(out.header.sequenceNumber, sent, out.header.serializeSize, out.payload, now);
+      } else {
+        const raw = out.serialize();
+        history.add(out.header.sequenceNumber, raw, raw.length, NO_BYTES, now);
+      }
     }
     this.legLoss?.sent(out.header.sequenceNumber, now);
     this.sentMeter.add(packet.payload.length, now);
