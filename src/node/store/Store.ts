@@ -210,7 +210,8 @@ function toSession(r: Row): SessionRecord {
 /**
  * SQLite's page cache per connection, in KiB. SQLite's own default (2 000 KiB) is filled page by
  * page as cases accumulate, and in a soak it was the only native memory found growing with the
- * calls (heaptrack): a 20-minute soak held +2.4 MiB more with it, +0.2 MiB with this bound.
+ * calls (heaptrack). In a 20-minute soak the allocator's memory in use grew +2.4 MiB with
+ * SQLite's default and +0.2 MiB with this bound.
  * The node reads by key (tokens, case ids) and appends events, so its working set is a few dozen
  * pages; anything else is read back from the OS's file cache, which is shared and reclaimable.
  */
